@@ -1,0 +1,62 @@
+"""The ``datadam`` command line: a thin Typer layer over the Python API.
+
+Errors the API raises on purpose (:class:`~datadam.errors.DatadamError`) become one
+line on stderr and exit status 1; a usage error exits 2 (Typer's convention).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from datadam import __version__
+from datadam.cli.data_commands import data_app
+from datadam.errors import DatadamError
+
+
+class _OneLineErrors(TyperGroup):
+    """Turns a :class:`DatadamError` anywhere below into ``error: ...`` and exit 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DatadamError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    name="datadam",
+    cls=_OneLineErrors,
+    help="Condense a labelled image dataset into a few synthetic images per class (DataDAM).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(data_app, name="data")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import torch
+
+        typer.echo(f"datadam {__version__} (torch {torch.__version__}, python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version of datadam, torch and python, then exit."),
+) -> None:
+    """Condense a labelled image dataset into a few synthetic images per class (DataDAM)."""
+
+
+def main() -> None:
+    """Entry point of the ``datadam`` console script and ``python -m datadam``."""
+    app(prog_name="datadam")

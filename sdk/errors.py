@@ -1,0 +1,38 @@
+"""Typed exceptions of the datadam API.
+
+Every error that bad input can cause is a :class:`DatadamError`; the CLI turns it
+into one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class DatadamError(Exception):
+    """Base class of every error datadam raises on purpose."""
+
+
+class UnknownNameError(DatadamError, KeyError):
+    """A registry (datasets, models, methods) was asked for a name it does not hold."""
+
+    def __init__(self, kind: str, name: str, available: list[str]):
+        self.kind, self.name, self.available = kind, name, list(available)
+        super().__init__(f"unknown {kind} {name!r}; available: {', '.join(self.available)}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class DataNotFoundError(DatadamError, FileNotFoundError):
+    """The files of a dataset are not where they were looked for."""
+
+
+class DataFormatError(DatadamError, ValueError):
+    """A dataset's files exist but are malformed; ``problems`` lists every one found."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = list(problems) if problems else [message]
+        super().__init__(message)
+
+
+class ConfigError(DatadamError, ValueError):
+    """An argument is out of range or inconsistent with another (IPC, depth, sizes...)."""
