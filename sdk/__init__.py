@@ -10,6 +10,9 @@ Condense a labelled image dataset into a few synthetic images per class::
 __version__ = "0.1.0"
 
 from datadam import data, models  # noqa: E402
+from datadam.distill import DistillConfig, distill  # noqa: E402
 from datadam.errors import DatadamError  # noqa: E402
+from datadam.synthetic import SyntheticSet  # noqa: E402
 
-__all__ = ["__version__", "data", "models", "DatadamError"]
+__all__ = ["__version__", "data", "models", "distill", "DistillConfig", "DatadamError",
+           "SyntheticSet"]

@@ -36,3 +36,11 @@ class DataFormatError(DatadamError, ValueError):
 
 class ConfigError(DatadamError, ValueError):
     """An argument is out of range or inconsistent with another (IPC, depth, sizes...)."""
+
+
+class DistillationInterrupted(DatadamError):
+    """A run was stopped by Ctrl-C after saving a checkpoint it can resume from."""
+
+
+class DivergenceError(DatadamError, ArithmeticError):
+    """The loss became NaN or infinite; the last good state was kept."""

@@ -17,6 +17,7 @@ import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,6 @@ def _check_options(source: DatasetSource, function: Callable[..., Any], options:
         takes = ", ".join(sorted(accepted)) or "none"
         raise ConfigError(f"dataset {source.name!r} takes no option {', '.join(unknown)} "
                           f"(its options: {takes})")
+    size = options.get("image_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, Integral) or size < 1):
+        raise ConfigError(f"image_size must be a positive integer, not {size!r}")

@@ -20,7 +20,7 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as TF
 
 from datadam.data.base import ImageDataset, channel_stats
-from datadam.errors import DataFormatError, DataNotFoundError
+from datadam.errors import ConfigError, DataFormatError, DataNotFoundError
 
 SPLITS = ("train", "test")
 _SUPPORTED = tuple(e for e in IMG_EXTENSIONS if e in {".png", ".jpg", ".jpeg", ".gif", ".webp"})
@@ -60,6 +60,8 @@ def _decode(path: str, channels: int | None) -> torch.Tensor:
 
 
 def _read(root: Path, split: str, image_size: int | None, channels: int | None):
+    if channels not in (None, 1, 3):
+        raise ConfigError(f"channels must be 1 (grey) or 3 (RGB), not {channels!r}")
     classes, samples = _index(root, split)
     if not samples:
         raise DataFormatError(f"{root / split}: no images")

@@ -56,7 +56,7 @@ def read_annotations(root: Path) -> tuple[pd.DataFrame, list[str]]:
     csv = root / "annotations.csv"
     try:
         table = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise DataFormatError(f"{csv}: cannot parse ({e})") from e
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:

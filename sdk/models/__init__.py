@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from datadam.errors import UnknownNameError
+from datadam.errors import ConfigError, UnknownNameError
 from datadam.models.alexnet import AlexNet
 from datadam.models.convnet import ACTIVATIONS, NORMS, POOLINGS, ConvNet, Features
 from datadam.models.resnet import resnet18
@@ -39,6 +39,8 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
 
 def _convnet_of_depth(depth: int) -> Callable[..., nn.Module]:
     def factory(channel: int, num_classes: int, im_size: tuple[int, int], **kwargs: Any) -> ConvNet:
+        if kwargs.pop("net_depth", depth) != depth:
+            raise ConfigError(f"convnet{depth} has depth {depth}: ask for convnetD to get depth D")
         return ConvNet(channel, num_classes, net_depth=depth, im_size=im_size, **kwargs)
     factory.__doc__ = f"ConvNet of depth {depth}."
     return factory

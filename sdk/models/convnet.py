@@ -44,6 +44,24 @@ def _activation(kind: str) -> nn.Module:
             "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[kind]()
 
 
+def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Training-mode batch norm with separate statistics per contiguous group of the batch.
+
+    Running statistics are left untouched: this serves networks that are only probed.
+    """
+    n, c, h, w = x.shape
+    xg = x.view(groups, n // groups, c, h * w)
+    var, mean = torch.var_mean(xg, dim=(1, 3), keepdim=True, correction=0)
+    scale = torch.rsqrt(var + norm.eps)
+    if norm.affine:
+        scale = scale * norm.weight.view(1, 1, c, 1)
+        shift = norm.bias.view(1, 1, c, 1) - mean * scale
+    else:
+        shift = -mean * scale
+    # One fused pass over the (large) activation instead of four.
+    return torch.addcmul(shift, xg, scale).view(n, c, h, w)
+
+
 class ConvNet(nn.Module):
     """``net_depth`` blocks of Conv3x3 -> norm -> activation -> 2x2 pooling, then a linear classifier.
 
@@ -101,11 +119,27 @@ class ConvNet(nn.Module):
         self.feature_shape = (net_width, h, w)
         self.classifier = nn.Linear(self.embed_dim, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> Features:
-        """Every block's activation and the final embedding, in one forward pass."""
+    def forward_features(self, x: torch.Tensor, groups: int = 1) -> Features:
+        """Every block's activation and the final embedding, in one forward pass.
+
+        Args:
+            x: ``[B, C, H, W]``.
+            groups: split the batch into this many equal, contiguous groups and give
+                each its own BatchNorm statistics (training mode only). Forwarding K
+                classes of B images at once with ``groups=K`` computes exactly what K
+                separate per-class forwards would, in one batched pass.
+        """
+        if x.shape[0] % groups:
+            raise ConfigError(f"batch of {x.shape[0]} does not split into {groups} equal groups")
         activations = []
         for block, pool in zip(self.blocks, self.pools):
-            x = block(x)
+            conv, norm, act = block
+            x = conv(x)
+            if groups > 1 and self.training and isinstance(norm, nn.BatchNorm2d):
+                x = _grouped_batch_norm(norm, x, groups)
+            else:
+                x = norm(x)
+            x = act(x)
             activations.append(x)
             x = pool(x)
         return Features(activations, x.flatten(1))

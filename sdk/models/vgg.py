@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from torchvision.models.vgg import cfgs
 
-from datadam.models.convnet import _norm
+from datadam.errors import ConfigError
+from datadam.models.convnet import NORMS, _norm
 
 
 class VGG(nn.Module):
@@ -27,6 +28,8 @@ class VGG(nn.Module):
     def __init__(self, channel: int, num_classes: int, im_size: tuple[int, int] = (32, 32),
                  cfg: str = "A", net_norm: str = "batchnorm"):
         super().__init__()
+        if net_norm not in NORMS:
+            raise ConfigError(f"net_norm must be one of {', '.join(NORMS)}, not {net_norm!r}")
         layers: list[nn.Module] = []
         h, w = im_size
         in_channels = channel

@@ -1,0 +1,150 @@
+"""The interface every condensation method shares, and its registry."""
+
+from __future__ import annotations
+
+import platform
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from datadam import __version__
+from datadam.data.base import ImageDataset
+from datadam.distill.config import DistillConfig
+from datadam.errors import ConfigError, UnknownNameError
+from datadam.synthetic import SyntheticSet
+
+_METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: make ``cls`` available as ``distill(..., method=cls.name)``."""
+    _METHODS[cls.name] = cls
+    return cls
+
+
+def available_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> type[Method]:
+    try:
+        return _METHODS[name.lower()]
+    except KeyError:
+        raise UnknownNameError("method", name, available_methods()) from None
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; a named device must exist."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ConfigError(f"unknown device {device!r} (use auto, cpu, cuda or mps)") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda requested but no CUDA GPU is available")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                  and torch.backends.mps.is_available()):
+        raise ConfigError("device mps requested but MPS is not available")
+    return dev
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from integers, so every (run seed, iteration, stream) gets its own."""
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+class Method(ABC):
+    """A way of condensing a dataset into ``ipc`` images per class.
+
+    Subclasses set ``name`` and implement :meth:`condense`; :meth:`run` wraps it with
+    validation and the metadata every :class:`SyntheticSet` carries.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, config: DistillConfig, device: torch.device, progress: bool | None = None,
+                 checkpoint: str | Path | None = None, checkpoint_every: int = 500,
+                 resume: bool = False):
+        self.config = config
+        self.device = device
+        self.progress = progress
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+        self.history: list[float] = []
+        self.iterations_done = 0
+
+    @abstractmethod
+    def condense(self, dataset: ImageDataset) -> torch.Tensor:
+        """Synthetic images ``[K * ipc, C, H, W]``, normalised, ``ipc`` per class in class order."""
+
+    def run(self, dataset: ImageDataset) -> SyntheticSet:
+        counts = torch.bincount(dataset.labels, minlength=dataset.num_classes)
+        if int(counts.min()) < self.config.ipc:
+            k = int(counts.argmin())
+            raise ConfigError(f"ipc={self.config.ipc} is larger than class {dataset.classes[k]!r} "
+                              f"of {dataset.name}, which has {int(counts[k])} image(s)")
+        start = time.perf_counter()
+        images = self.condense(dataset).detach().cpu()
+        labels = torch.arange(dataset.num_classes).repeat_interleave(self.config.ipc)
+        metadata = {
+            "kind": "synthetic",
+            "method": self.name,
+            "dataset": dataset.name,
+            "dataset_source": dataset.source,
+            "image_shape": list(dataset.images.shape[1:]),
+            "config": self.config.to_dict(),
+            "seed": self.config.seed,
+            "iterations_done": self.iterations_done,
+            "loss_history": [float(f"{v:.6g}") for v in self.history],
+            "wall_time_s": round(time.perf_counter() - start, 3),
+            "device": str(self.device),
+            "versions": {"datadam": __version__, "torch": torch.__version__,
+                         "python": platform.python_version()},
+        }
+        return SyntheticSet(images, labels, list(dataset.classes), dataset.mean, dataset.std,
+                            metadata)
+
+
+def distill(dataset: ImageDataset, method: str = "datadam", ipc: int = 10, *,
+            device: str | torch.device = "auto", progress: bool | None = None,
+            checkpoint: str | Path | None = None, checkpoint_every: int = 500,
+            resume: bool = False, config: DistillConfig | None = None,
+            **options: Any) -> SyntheticSet:
+    """Condense ``dataset`` into ``ipc`` images per class.
+
+    Args:
+        dataset: the training split (:func:`datadam.data.load`).
+        method: ``datadam`` (default), ``dm``, ``random``, ``herding`` or ``kcenter``.
+        ipc: images per class.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        progress: show a progress bar (None: only on a terminal).
+        checkpoint: file to write the run's state to every ``checkpoint_every``
+            iterations, on Ctrl-C and before stopping on a diverging loss.
+        resume: continue from ``checkpoint``; the result equals an uninterrupted run.
+        config: a full :class:`DistillConfig`; ``options`` override its fields.
+        **options: any :class:`DistillConfig` field (``iterations``, ``batch_real``,
+            ``lr_img``, ``attention_power``, ``task_balance``, ``init``, ``seed``...).
+
+    Returns:
+        A :class:`~datadam.synthetic.SyntheticSet` with images ``[K * ipc, C, H, W]``.
+    """
+    base = config or DistillConfig()
+    cfg = base.replace(method=method, ipc=ipc, **options)
+    cls = get_method(cfg.method)
+    cfg = cfg.resolve(dataset.name, dataset.image_size)
+    runner = cls(cfg, resolve_device(device), progress=progress, checkpoint=checkpoint,
+                 checkpoint_every=checkpoint_every, resume=resume)
+    return runner.run(dataset)

@@ -1,0 +1,304 @@
+"""Distribution-matching methods: DataDAM (attention + last layer) and DM (last layer only)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+from torch import nn
+
+from datadam import models
+from datadam.augment import DSA
+from datadam.data.base import ImageDataset
+from datadam.distill.base import Method, derive_seed, register_method
+from datadam.errors import ConfigError, DistillationInterrupted, DivergenceError
+from datadam.models.convnet import Features
+from datadam.synthetic import load_tensors, save_tensors
+
+# Streams of randomness derived from (seed, iteration, stream): one purpose each.
+_INIT, _BATCH, _NETWORK, _NET_TRAIN = 1, 2, 3, 4
+
+
+def spatial_attention(activation: torch.Tensor, power: float) -> torch.Tensor:
+    """Spatial attention ``[B, H*W]``: ``sum_c |f|^p`` per location, L2-normalised per image."""
+    # ||f||_p^p over channels in one fused reduction: the activation is the largest
+    # tensor of the iteration and every extra elementwise pass over it costs as much.
+    summed = torch.linalg.vector_norm(activation, ord=power, dim=1).pow(power)
+    return F.normalize(summed.flatten(1), p=2, dim=1)
+
+
+def class_means(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """``[groups * n, ...]`` (contiguous groups) -> per-group means ``[groups, ...]``."""
+    return x.view(groups, -1, *x.shape[1:]).mean(dim=1)
+
+
+def matching_targets(features: Features, groups: int, power: float,
+                     attention: bool = True) -> list[torch.Tensor]:
+    """What gets matched, per class: the mean attention map of every block but the last
+    (``[K, H_l * W_l]`` each, only if ``attention``) and the mean embedding ``[K, D]``."""
+    targets = []
+    if attention:
+        targets = [class_means(spatial_attention(a, power), groups)
+                   for a in features.activations[:-1]]
+    return targets + [class_means(features.embedding, groups)]
+
+
+def matching_loss(real: list[torch.Tensor], syn: list[torch.Tensor], sam_weight: float,
+                  task_balance: float, scale: float) -> torch.Tensor:
+    """``scale * (sam_weight * L_SAM + task_balance * L_last)``, squared L2 summed over classes.
+
+    ``real``/``syn`` come from :func:`matching_targets`; the last entry is the embedding.
+    """
+    last = (real[-1] - syn[-1]).pow(2).sum()
+    sam = sum(((r - s).pow(2).sum() for r, s in zip(real[:-1], syn[:-1])),
+              start=torch.zeros((), device=last.device))
+    return scale * (sam_weight * sam + task_balance * last)
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.2f} it/s" if task.speed else "-- it/s", style="progress.data.speed")
+
+
+@contextmanager
+def _stop_on_sigint() -> Iterator[dict]:
+    """First Ctrl-C asks the loop to stop at the next iteration boundary; a second one
+    interrupts at once."""
+    flag = {"stop": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class MatchingMethod(Method):
+    """Learns synthetic images by matching statistics of fresh random networks.
+
+    Subclasses choose what is matched through ``attention`` (DataDAM: spatial attention
+    of the inner blocks plus the last-layer mean; DM: the last-layer mean only).
+    """
+
+    attention: ClassVar[bool] = True
+
+    def condense(self, dataset: ImageDataset) -> torch.Tensor:
+        cfg, dev = self.config, self.device
+        k = dataset.num_classes
+        by_class = [dataset.indices_of(c) for c in range(k)]
+        per_class = min(cfg.batch_real, min(len(i) for i in by_class))
+        mean = torch.tensor(dataset.mean, device=dev).view(1, -1, 1, 1)
+        std = torch.tensor(dataset.std, device=dev).view(1, -1, 1, 1)
+
+        def real_images(idx: torch.Tensor) -> torch.Tensor:
+            x = dataset.images[idx].to(dev, non_blocking=True).float()
+            return (x.div_(255.0) if dataset.images.dtype == torch.uint8 else x).sub_(mean).div_(std)
+
+        syn = self._initial_images(dataset, by_class, real_images).requires_grad_(True)
+        optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
+        dsa = DSA.from_name(cfg.augmentation)
+        real_groups = torch.arange(k, device=dev).repeat_interleave(per_class)
+        syn_groups = torch.arange(k, device=dev).repeat_interleave(cfg.ipc)
+        net, net_window = None, -1
+        start = 0
+        if self.resume:
+            start, net = self._load_checkpoint(dataset, syn, optimizer)
+            # A restored network belongs to the window of the last finished iteration.
+            net_window = (start - 1) // cfg.net_keep if net is not None else -1
+        self.iterations_done = start
+
+        with self._progress() as progress, _stop_on_sigint() as sigint:
+            task = progress.add_task(f"{self.name} ipc={cfg.ipc}", total=cfg.iterations,
+                                     completed=start, loss=float("nan"))
+            for it in range(start, cfg.iterations):
+                if sigint["stop"]:
+                    where = self._save_checkpoint(dataset, syn, optimizer, net, it)
+                    raise DistillationInterrupted(
+                        f"interrupted at iteration {it}/{cfg.iterations}; "
+                        + (f"checkpoint saved to {where}; continue with --resume" if where
+                           else "no checkpoint file was set, progress is lost"))
+                if it // cfg.net_keep != net_window:
+                    net_window = it // cfg.net_keep
+                    net = self._network(dataset, derive_seed(cfg.seed, net_window, _NETWORK))
+                g = torch.Generator().manual_seed(derive_seed(cfg.seed, it, _BATCH))
+                idx = torch.cat([i[torch.randperm(len(i), generator=g)[:per_class]]
+                                 for i in by_class])
+                real = real_images(idx)
+                syn_in = syn
+                if dsa.enabled:
+                    params = dsa.sample(k, g, dataset.image_size)
+                    real = dsa.apply(real, params, real_groups)
+                    syn_in = dsa.apply(syn, params, syn_groups)
+                loss = self.loss(net, real, syn_in, k)
+                if not torch.isfinite(loss):
+                    where = self._save_checkpoint(dataset, syn, optimizer, net, it)
+                    raise DivergenceError(
+                        f"loss became {loss.item()} at iteration {it}; stopped"
+                        + (f", last good state kept in {where}" if where else "")
+                        + "; try a smaller --lr-img")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                self.history.append(loss.item())
+                self.iterations_done = it + 1
+                if cfg.net_steps:
+                    self._train_network(net, dataset, real_images, it)
+                if self.checkpoint and self.iterations_done % self.checkpoint_every == 0:
+                    self._save_checkpoint(dataset, syn, optimizer, net, self.iterations_done)
+                progress.update(task, advance=1, loss=self.history[-1])
+        return syn.detach()
+
+    def loss(self, net: nn.Module, real: torch.Tensor, syn: torch.Tensor, classes: int) -> torch.Tensor:
+        """The matching loss of one iteration; ``real`` and ``syn`` are grouped by class."""
+        cfg = self.config
+        with torch.no_grad():
+            real_targets = matching_targets(net.forward_features(real, groups=classes), classes,
+                                            cfg.attention_power, self.attention)
+        syn_targets = matching_targets(net.forward_features(syn, groups=classes), classes,
+                                       cfg.attention_power, self.attention)
+        return matching_loss(real_targets, syn_targets, cfg.sam_weight if self.attention else 0.0,
+                             cfg.task_balance, cfg.loss_scale)
+
+    # -- pieces of the loop ------------------------------------------------------------
+
+    def _initial_images(self, dataset, by_class, real_images) -> torch.Tensor:
+        cfg = self.config
+        g = torch.Generator().manual_seed(derive_seed(cfg.seed, 0, _INIT))
+        if cfg.init == "noise":
+            shape = (dataset.num_classes * cfg.ipc, dataset.channels, *dataset.image_size)
+            return torch.randn(shape, generator=g).to(self.device)
+        idx = torch.cat([i[torch.randperm(len(i), generator=g)[:cfg.ipc]] for i in by_class])
+        return real_images(idx).clone()
+
+    def _network(self, dataset: ImageDataset, seed: int) -> nn.Module:
+        cfg = self.config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = models.create(cfg.model, dataset.channels, dataset.num_classes,
+                                dataset.image_size, **cfg.model_options)
+        if not hasattr(net, "forward_features"):
+            raise ConfigError(f"model {cfg.model!r} has no forward_features(); "
+                              "distill with a ConvNet (convnet1-convnet8)")
+        net = net.to(self.device).train()
+        if not cfg.net_steps:
+            net.requires_grad_(False)
+        return net
+
+    def _train_network(self, net: nn.Module, dataset, real_images, it: int) -> None:
+        """Handout variant: plain SGD steps on real minibatches between image updates."""
+        cfg = self.config
+        g = torch.Generator().manual_seed(derive_seed(cfg.seed, it, _NET_TRAIN))
+        params = [p for p in net.parameters() if p.requires_grad]
+        for _ in range(cfg.net_steps):
+            idx = torch.randint(len(dataset), (min(cfg.net_batch, len(dataset)),), generator=g)
+            x, y = real_images(idx), dataset.labels[idx].to(self.device)
+            loss = F.cross_entropy(net(x), y)
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                for p, grad in zip(params, grads):
+                    p.sub_(cfg.net_lr * grad)
+
+    def _progress(self) -> Progress:
+        progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4g}"), _RateColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            disable=False if self.progress else self.progress is not None,
+        )
+        if self.progress is None and not progress.console.is_terminal:
+            progress.disable = True
+        return progress
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def _fingerprint(self, dataset: ImageDataset) -> dict:
+        return {"name": dataset.name, "n": len(dataset), "classes": list(dataset.classes),
+                "shape": list(dataset.images.shape[1:])}
+
+    def _save_checkpoint(self, dataset, syn, optimizer, net, iteration: int) -> Path | None:
+        if not self.checkpoint:
+            return None
+        state = optimizer.state.get(syn, {})
+        tensors = {"syn": syn.detach(),
+                   "momentum": state.get("momentum_buffer", torch.zeros(0))}
+        if self.config.net_steps and net is not None:
+            tensors.update({f"net.{k}": v for k, v in net.state_dict().items()})
+        save_tensors(self.checkpoint, tensors, {
+            "kind": "checkpoint", "method": self.name, "config": self.config.to_dict(),
+            "iteration": iteration, "loss_history": self.history[:iteration],
+            "dataset": self._fingerprint(dataset), "saved_at": time.time(),
+        })
+        return self.checkpoint
+
+    def _load_checkpoint(self, dataset, syn, optimizer) -> tuple[int, nn.Module | None]:
+        if not self.checkpoint or not self.checkpoint.is_file():
+            raise ConfigError(f"cannot resume: no checkpoint at {self.checkpoint}")
+        tensors, meta = load_tensors(self.checkpoint)
+        if meta.get("kind") != "checkpoint":
+            raise ConfigError(f"{self.checkpoint}: not a datadam checkpoint")
+        saved = dict(meta["config"], iterations=None)
+        mine = dict(self.config.to_dict(), iterations=None)
+        differ = sorted(k for k in mine if saved.get(k) != mine[k])
+        if differ:
+            raise ConfigError(f"cannot resume from {self.checkpoint}: settings differ "
+                              f"({', '.join(differ)})")
+        if meta["dataset"] != self._fingerprint(dataset):
+            raise ConfigError(f"cannot resume from {self.checkpoint}: it was made on other data")
+        iteration = int(meta["iteration"])
+        with torch.no_grad():
+            syn.copy_(tensors["syn"].to(syn.device))
+        if tensors["momentum"].numel():
+            optimizer.state[syn]["momentum_buffer"] = tensors["momentum"].to(syn.device).clone()
+        self.history = list(meta["loss_history"])
+        net = None
+        if self.config.net_steps and any(k.startswith("net.") for k in tensors):
+            net = self._network(dataset, derive_seed(self.config.seed,
+                                                     iteration // self.config.net_keep, _NETWORK))
+            net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        return iteration, net
+
+
+@register_method
+class DataDAM(MatchingMethod):
+    """DataDAM (ICCV 2023): spatial attention matching on the inner blocks plus
+    last-layer mean matching, on a fresh random ConvNet every iteration."""
+
+    name = "datadam"
+    attention = True
+
+
+@register_method
+class DM(MatchingMethod):
+    """Distribution matching (Zhao & Bilen, 2023): last-layer mean matching only."""
+
+    name = "dm"
+    attention = False
+
+
+__all__ = ["DM", "DataDAM", "MatchingMethod", "class_means", "matching_loss", "matching_targets",
+           "spatial_attention"]

@@ -1,0 +1,205 @@
+"""SyntheticSet: a condensed dataset and everything needed to trust and reuse it.
+
+Stored as one safetensors file: tensors ``images`` (float32 ``[N, C, H, W]``,
+normalised with the source's training mean/std) and ``labels`` (int64 ``[N]``), and
+a ``datadam`` JSON metadata entry with the class names, the normalisation, the
+method, every hyperparameter, the seed, the iterations done, the loss history and
+the versions. Loading runs no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from datadam.errors import DatadamError
+
+FORMAT = "datadam.synthetic/1"
+
+
+class SyntheticSetFormatError(DatadamError, ValueError):
+    """A file is not a readable datadam synthetic set (or official ``.pt`` result)."""
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
+    """Write tensors and JSON metadata to a safetensors file atomically."""
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
+                  metadata={"format": FORMAT, "datadam": json.dumps(metadata)})
+
+
+def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a file written by :func:`save_tensors`; :class:`SyntheticSetFormatError` otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise SyntheticSetFormatError(f"{path}: no such file")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SyntheticSetFormatError(f"{path}: not a safetensors file ({e})") from None
+    if header.get("format") != FORMAT:
+        raise SyntheticSetFormatError(f"{path}: a safetensors file, but not a datadam synthetic set")
+    try:
+        return tensors, json.loads(header["datadam"])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise SyntheticSetFormatError(f"{path}: damaged datadam metadata ({e})") from None
+
+
+@dataclass(eq=False)
+class SyntheticSet:
+    """A condensed dataset.
+
+    Attributes:
+        images: float32 ``[N, C, H, W]``, normalised with ``mean``/``std``.
+        labels: int64 ``[N]``, sorted by class, ``ipc`` images per class.
+        classes: class names of the source dataset.
+        mean, std: per-channel normalisation of the source's training split.
+        metadata: method, dataset, every hyperparameter, seed, iterations done, loss
+            history, versions, wall time.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def ipc(self) -> int:
+        """Images per class (of the smallest class, should they differ)."""
+        return int(torch.bincount(self.labels, minlength=len(self.classes)).min())
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def denormalized(self) -> torch.Tensor:
+        """Images ``[N, C, H, W]`` on the ``[0, 1]`` scale, clipped."""
+        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.std).view(1, -1, 1, 1)
+        return (self.images.detach().cpu().float() * std + mean).clamp_(0, 1)
+
+    def save(self, path: str | Path) -> Path:
+        """Write one safetensors file (atomically: a crash leaves no half-written file)."""
+        meta = dict(self.metadata, classes=list(self.classes), mean=list(self.mean),
+                    std=list(self.std))
+        save_tensors(path, {"images": self.images.float(), "labels": self.labels.long()}, meta)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SyntheticSet:
+        """Read a file written by :meth:`save` (no pickle involved)."""
+        tensors, meta = load_tensors(path)
+        try:
+            images, labels = tensors["images"], tensors["labels"]
+            classes, mean, std = meta.pop("classes"), meta.pop("mean"), meta.pop("std")
+        except KeyError as e:
+            raise SyntheticSetFormatError(f"{path}: missing {e} in a datadam file") from None
+        if "kind" in meta and meta["kind"] != "synthetic":
+            raise SyntheticSetFormatError(f"{path}: a datadam {meta['kind']}, not a synthetic set")
+        return cls(images, labels, classes, tuple(mean), tuple(std), meta)
+
+    @classmethod
+    def from_official(cls, path: str | Path, classes: list[str], mean: tuple[float, ...],
+                      std: tuple[float, ...], experiment: int = -1) -> SyntheticSet:
+        """Import a ``.pt`` result of the official DataDAM / DC / DM code.
+
+        Those files hold ``{'data': [[images, labels], ...], ...}`` (one pair per
+        experiment), images normalised with the dataset's mean/std. Read with
+        ``torch.load(weights_only=True)``: no code from the file runs.
+        """
+        try:
+            blob = torch.load(str(path), map_location="cpu", weights_only=True)
+            images, labels = blob["data"][experiment][:2]
+        except FileNotFoundError:
+            raise SyntheticSetFormatError(f"{path}: no such file") from None
+        except Exception as e:  # noqa: BLE001 - any unpickling failure means "not such a file"
+            raise SyntheticSetFormatError(
+                f"{path}: not an official DataDAM/DC/DM result ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        if images.ndim != 4 or labels.shape != (images.shape[0],) or images.shape[1] != len(mean):
+            raise SyntheticSetFormatError(f"{path}: images {tuple(images.shape)} and labels "
+                                          f"{tuple(labels.shape)} do not fit {len(mean)} channels")
+        order = torch.argsort(labels, stable=True)
+        return cls(images[order].float(), labels[order].long(), list(classes), tuple(mean),
+                   tuple(std), {"method": "imported", "source_file": str(path)})
+
+    def save_grid(self, path: str | Path, pad: int = 2) -> Path:
+        """A PNG with one row per class, de-normalised and clipped to ``[0, 1]``."""
+        from torchvision.utils import make_grid, save_image
+
+        order = torch.argsort(self.labels, stable=True)
+        counts = torch.bincount(self.labels, minlength=len(self.classes))
+        grid = make_grid(self.denormalized()[order], nrow=max(int(counts.max()), 1),
+                         padding=pad, pad_value=1.0)
+        with atomic_path(Path(path)) as tmp:
+            save_image(grid, str(tmp), format="png")
+        return Path(path)
+
+    def export_folder(self, root: str | Path) -> Path:
+        """Write ``root/<class>/<index>.png`` (an ImageFolder tree), all or nothing."""
+        from torchvision.utils import save_image
+
+        root = Path(root)
+        if root.exists() and any(root.iterdir()):
+            raise DatadamError(f"{root}: folder exists and is not empty")
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+        try:
+            images = self.denormalized()
+            for i, (image, label) in enumerate(zip(images, self.labels.tolist())):
+                folder = tmp / _safe_name(self.classes[label])
+                folder.mkdir(exist_ok=True)
+                save_image(image, str(folder / f"{i:05d}.png"), format="png")
+            if root.exists():
+                root.rmdir()
+            os.replace(tmp, root)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return root
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(s) for s in self.image_shape)
+        return (f"SyntheticSet(method={self.metadata.get('method')!r}, "
+                f"dataset={self.metadata.get('dataset')!r}, n={len(self)}, ipc={self.ipc}, "
+                f"shape={shape})")
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_. " else "_" for c in name).strip() or "class"
