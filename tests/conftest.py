@@ -77,3 +77,14 @@ def make_folder(tmp_path: Path) -> Callable[..., Path]:
     def make(name: str = "folder", **kwargs) -> Path:
         return write_folder(tmp_path / name, **kwargs)
     return make
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Under pytest-xdist each worker gets one of the two cores: two threads per worker
+    # would oversubscribe the machine and slow every test down.
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)

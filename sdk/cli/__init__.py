@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from datadam import __version__
+from datadam.cli import distill_commands
 from datadam.cli.data_commands import data_app
 from datadam.errors import DatadamError
 
@@ -39,6 +40,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(data_app, name="data")
+app.command("distill")(distill_commands.distill_command)
+app.command("evaluate")(distill_commands.evaluate_command)
+app.command("show")(distill_commands.show_command)
+app.command("convert")(distill_commands.convert_command)
 
 
 def _print_version(value: bool) -> None:

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from datadam import data
+from datadam.cli.options import IMAGE_SIZE, ROOT, dataset_options
 
 data_app = typer.Typer(help="List, inspect and validate datasets.", no_args_is_help=True)
 
 NAME = typer.Argument(..., help="Dataset name: mnist, mhist or folder (see `datadam data list`).")
-ROOT = typer.Option(None, "--root", "-r", help="Data folder [default: $DATADAM_DATA or ./data].",
-                    show_default=False)
-IMAGE_SIZE = typer.Option(None, "--image-size", min=1,
-                          help="Resize to SIZE x SIZE on load (mhist, folder).")
 CHANNELS = typer.Option(None, "--channels", min=1, max=3,
                         help="1 (grey) or 3 (RGB) for folder datasets [default: as the first image].")
-
-
-def _options(image_size: int | None, channels: int | None) -> dict[str, Any]:
-    return {k: v for k, v in {"image_size": image_size, "channels": channels}.items() if v is not None}
 
 
 @data_app.command("list")
@@ -43,7 +35,7 @@ def info(
     channels: int | None = CHANNELS,
 ) -> None:
     """Show images per class and split, the image shape and the training mean/std."""
-    options = _options(image_size, channels)
+    options = dataset_options(image_size, channels)
     train = data.load(name, root, "train", **options)
     test = data.load(name, root, "test", **options)
     console = Console()
@@ -69,7 +61,7 @@ def check(
     channels: int | None = CHANNELS,
 ) -> None:
     """Validate a dataset and report every problem found; exit 1 if there is any."""
-    problems = data.check(name, root, **_options(image_size, channels))
+    problems = data.check(name, root, **dataset_options(image_size, channels))
     for problem in problems:
         typer.echo(problem, err=True)
     if problems:

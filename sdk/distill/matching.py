@@ -107,6 +107,12 @@ class MatchingMethod(Method):
 
     attention: ClassVar[bool] = True
 
+    @property
+    def memory_format(self) -> torch.memory_format:
+        # oneDNN convolutions on the CPU run about 1.5x faster in NHWC (measured on the
+        # 2-core CI machine: 0.99 s vs 1.5 s for the 640-image real forward of ConvNet-3).
+        return torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+
     def condense(self, dataset: ImageDataset) -> torch.Tensor:
         cfg, dev = self.config, self.device
         k = dataset.num_classes
@@ -117,7 +123,8 @@ class MatchingMethod(Method):
 
         def real_images(idx: torch.Tensor) -> torch.Tensor:
             x = dataset.images[idx].to(dev, non_blocking=True).float()
-            return (x.div_(255.0) if dataset.images.dtype == torch.uint8 else x).sub_(mean).div_(std)
+            x = (x.div_(255.0) if dataset.images.dtype == torch.uint8 else x).sub_(mean).div_(std)
+            return x.contiguous(memory_format=self.memory_format)
 
         syn = self._initial_images(dataset, by_class, real_images).requires_grad_(True)
         optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
@@ -156,14 +163,12 @@ class MatchingMethod(Method):
                     syn_in = dsa.apply(syn, params, syn_groups)
                 loss = self.loss(net, real, syn_in, k)
                 if not torch.isfinite(loss):
-                    where = self._save_checkpoint(dataset, syn, optimizer, net, it)
-                    raise DivergenceError(
-                        f"loss became {loss.item()} at iteration {it}; stopped"
-                        + (f", last good state kept in {where}" if where else "")
-                        + "; try a smaller --lr-img")
+                    self._diverged(f"loss became {loss.item()} at iteration {it}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if not torch.isfinite(syn).all():
+                    self._diverged(f"synthetic images became non-finite at iteration {it}")
                 self.history.append(loss.item())
                 self.iterations_done = it + 1
                 if cfg.net_steps:
@@ -204,7 +209,7 @@ class MatchingMethod(Method):
         if not hasattr(net, "forward_features"):
             raise ConfigError(f"model {cfg.model!r} has no forward_features(); "
                               "distill with a ConvNet (convnet1-convnet8)")
-        net = net.to(self.device).train()
+        net = net.to(self.device, memory_format=self.memory_format).train()
         if not cfg.net_steps:
             net.requires_grad_(False)
         return net
@@ -222,6 +227,13 @@ class MatchingMethod(Method):
             with torch.no_grad():
                 for p, grad in zip(params, grads):
                     p.sub_(cfg.net_lr * grad)
+
+    def _diverged(self, what: str) -> None:
+        """Stop without touching the checkpoint: it holds the last good state."""
+        kept = ""
+        if self.checkpoint and self.checkpoint.is_file():
+            kept = f"; the last good state is in {self.checkpoint}"
+        raise DivergenceError(f"{what}; stopped{kept}; try a smaller --lr-img")
 
     def _progress(self) -> Progress:
         progress = Progress(

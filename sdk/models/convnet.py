@@ -58,8 +58,10 @@ def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int) -> t
         shift = norm.bias.view(1, 1, c, 1) - mean * scale
     else:
         shift = -mean * scale
-    # One fused pass over the (large) activation instead of four.
-    return torch.addcmul(shift, xg, scale).view(n, c, h, w)
+    # One fused pass over the (large) activation instead of four; written in place when
+    # no gradient is needed, which saves allocating (and page-faulting) a tensor as big.
+    inplace = not (torch.is_grad_enabled() and x.requires_grad)
+    return torch.addcmul(shift, xg, scale, out=xg if inplace else None).view(n, c, h, w)
 
 
 class ConvNet(nn.Module):
@@ -139,7 +141,7 @@ class ConvNet(nn.Module):
                 x = _grouped_batch_norm(norm, x, groups)
             else:
                 x = norm(x)
-            x = act(x)
+            x = act(x) if torch.is_grad_enabled() or not isinstance(act, nn.ReLU) else x.relu_()
             activations.append(x)
             x = pool(x)
         return Features(activations, x.flatten(1))

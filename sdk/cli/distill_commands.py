@@ -1,0 +1,202 @@
+"""``datadam distill``, ``evaluate``, ``show`` and ``convert``: make a synthetic set and judge it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from datadam import data
+from datadam.cli.options import DEVICE, IMAGE_SIZE, PROGRESS, ROOT, SEED, dataset_options, parse_list
+from datadam.distill import DistillConfig, available_methods, distill
+from datadam.errors import ConfigError
+from datadam.evaluate import EvaluationResult, TrainConfig, evaluate, evaluate_full_data
+from datadam.synthetic import SyntheticSet, atomic_path
+
+_DEFAULTS = DistillConfig()
+
+
+def distill_command(
+    dataset: str = typer.Argument(..., help="Dataset to condense: mnist, mhist or folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Synthetic set to write (.safetensors)."),
+    method: str = typer.Option("datadam", "--method", "-m",
+                               help=f"Condensation method: {', '.join(available_methods())}."),
+    ipc: int = typer.Option(10, "--ipc", min=1, help="Synthetic images per class."),
+    iterations: int = typer.Option(_DEFAULTS.iterations, "--iterations", "-n", min=0,
+                                   help="Image updates (official code: 20,000)."),
+    batch_real: int = typer.Option(_DEFAULTS.batch_real, "--batch-real", min=1,
+                                   help="Real images per class per iteration."),
+    lr_img: float | None = typer.Option(None, "--lr-img",
+                                        help="Image learning rate [default: 1.0, or 10.0 above IPC 50]."),
+    momentum: float = typer.Option(_DEFAULTS.momentum, "--momentum", help="Image SGD momentum."),
+    power: float = typer.Option(_DEFAULTS.attention_power, "--power", "-p",
+                                help="Attention power p (paper 4, official code 1)."),
+    task_balance: float | None = typer.Option(
+        None, "--task-balance", help="Lambda of the last-layer term [default: 0.01, 0.02 above 64 px]."),
+    sam_weight: float = typer.Option(_DEFAULTS.sam_weight, "--sam-weight",
+                                     help="Weight of the attention term (0 = ablation without SAM)."),
+    model: str | None = typer.Option(
+        None, "--model", help="Distillation network [default: convnet3, deeper for large images]."),
+    init: str = typer.Option(_DEFAULTS.init, "--init", help="Initialisation: real or noise."),
+    augmentation: str | None = typer.Option(
+        None, "--augmentation", help="DSA preset (digits, natural, none) or families joined by _ "
+                                     "[default: digits for mnist, natural otherwise]."),
+    net_steps: int = typer.Option(0, "--net-steps", min=0,
+                                  help="Handout variant: train the sampled network this many steps "
+                                       "between image updates (0 = published method)."),
+    net_lr: float = typer.Option(_DEFAULTS.net_lr, "--net-lr", help="Learning rate of those steps."),
+    net_keep: int = typer.Option(1, "--net-keep", min=1,
+                                 help="Keep a sampled network for this many iterations."),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1,
+                                         help="Write a checkpoint every N iterations."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint."),
+    root: Path | None = ROOT,
+    image_size: int | None = IMAGE_SIZE,
+    device: str = DEVICE,
+    seed: int = SEED,
+    progress: bool | None = PROGRESS,
+) -> None:
+    """Condense DATASET into IPC synthetic images per class and save them to OUT.
+
+    A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it and gives the same result as an uninterrupted run.
+    """
+    train = data.load(dataset, root, "train", **dataset_options(image_size))
+    checkpoint = out.with_name(out.stem + ".ckpt" + (out.suffix or ".safetensors"))
+    syn = distill(
+        train, method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
+        momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
+        model=model, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
+        net_keep=net_keep, seed=seed, device=device, progress=progress, checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every, resume=resume,
+    )
+    syn.save(out)
+    checkpoint.unlink(missing_ok=True)
+    meta = syn.metadata
+    final = f", final loss {meta['loss_history'][-1]:.4g}" if meta["loss_history"] else ""
+    typer.echo(f"wrote {out}: {len(syn)} images ({syn.ipc} per class) by {meta['method']}, "
+               f"{meta['iterations_done']} iterations in {meta['wall_time_s']:.1f} s{final}")
+
+
+def _test_split(syn: SyntheticSet, dataset: str | None, root: Path | None) -> data.ImageDataset:
+    name = dataset or syn.metadata.get("dataset")
+    if not name or name == "imported":
+        raise ConfigError("the synthetic set does not say its dataset: pass --dataset")
+    options = {}
+    if name != "mnist" and syn.image_shape[1] != 224:
+        options["image_size"] = syn.image_shape[1]
+    return data.load(name, root, "test", **options), name, options
+
+
+def print_evaluation(result: EvaluationResult, console: Console, title: str) -> None:
+    table = Table("model", "runs", "accuracy %", "balanced %", "train s", title=title)
+    for name, s in result.summary.items():
+        table.add_row(name, str(len(result.runs[name])),
+                      f"{100 * s['accuracy_mean']:.2f} ± {100 * s['accuracy_std']:.2f}",
+                      f"{100 * s['balanced_accuracy_mean']:.2f} ± {100 * s['balanced_accuracy_std']:.2f}",
+                      f"{s['train_seconds_mean']:.1f}")
+    console.print(table)
+
+
+def evaluate_command(
+    synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors) to evaluate."),
+    models: str = typer.Option(
+        "convnet3", "--models", help="Comma-separated networks, e.g. convnet3,alexnet,vgg11,resnet18."),
+    runs: int = typer.Option(5, "--runs", min=1, help="Fresh networks per model (mean ± std reported)."),
+    epochs: int = typer.Option(1000, "--epochs", min=1, help="Training epochs (protocol: 1000)."),
+    batch: int = typer.Option(256, "--batch", min=1, help="Training minibatch."),
+    lr: float = typer.Option(0.01, "--lr", help="SGD learning rate (x0.1 at half the epochs)."),
+    augmentation: str | None = typer.Option(None, "--augmentation",
+                                            help="DSA during training [default: as distilled]."),
+    full_data: bool = typer.Option(False, "--full-data", help="Also train on the whole training "
+                                   "split (SGD, cosine, 20 epochs) for the upper bound and cost."),
+    full_epochs: int = typer.Option(20, "--full-epochs", min=1, help="Epochs of the full-data run."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Test dataset [default: the set's own]."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write every number and setting here."),
+    root: Path | None = ROOT,
+    device: str = DEVICE,
+    seed: int = SEED,
+    progress: bool | None = PROGRESS,
+) -> None:
+    """Train fresh networks on a synthetic set and test them on the real test split."""
+    syn = SyntheticSet.load(synthetic)
+    test, name, options = _test_split(syn, dataset, root)
+    train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation)
+    result = evaluate(syn, test, parse_list(models), runs=runs, train=train_cfg, seed=seed,
+                      device=device, progress=progress)
+    console = Console()
+    print_evaluation(result, console, f"{synthetic.name}: {syn.metadata.get('method')} "
+                                      f"ipc {syn.ipc} on {name} test ({len(test)} images)")
+    report = result.to_dict()
+    if full_data:
+        train = data.load(name, root, "train", **options)
+        full = evaluate_full_data(train, test, parse_list(models)[0], seed=seed, device=device,
+                                  progress=progress,
+                                  train=TrainConfig(epochs=full_epochs, schedule="cosine",
+                                                    augmentation="none"))
+        report["full_data"] = full
+        syn_s = result.summary[parse_list(models)[0]]
+        console.print(
+            f"full data ({len(train)} images, {full_epochs} epochs): {100 * full['accuracy']:.2f}% in "
+            f"{full['train_seconds']:.1f} s, {full['train_flops'] / 1e12:.2f} TFLOP | synthetic "
+            f"({len(syn)} images): {100 * syn_s['accuracy_mean']:.2f}% in "
+            f"{syn_s['train_seconds_mean']:.1f} s, {syn_s['train_flops'] / 1e12:.2f} TFLOP "
+            f"({full['train_flops'] / max(syn_s['train_flops'], 1):.1f}x fewer FLOPs)")
+    if json_out:
+        with atomic_path(json_out) as tmp:
+            tmp.write_text(json.dumps(report, indent=2))
+        typer.echo(f"wrote {json_out}")
+
+
+def show_command(
+    synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="PNG grid, one row per class."),
+    folder: Path | None = typer.Option(None, "--folder", help="Also export an ImageFolder tree here."),
+    loss: Path | None = typer.Option(None, "--loss", help="Plot the loss curve to this PNG."),
+) -> None:
+    """Describe a synthetic set and draw its images (and loss curve)."""
+    syn = SyntheticSet.load(synthetic)
+    meta = syn.metadata
+    console = Console()
+    table = Table(show_header=False, title=str(synthetic))
+    cfg = meta.get("config", {})
+    for key, value in [("method", meta.get("method")), ("dataset", meta.get("dataset")),
+                       ("images", f"{len(syn)} ({syn.ipc} per class, {len(syn.classes)} classes)"),
+                       ("shape", "x".join(map(str, syn.image_shape))),
+                       ("iterations", meta.get("iterations_done")), ("seed", meta.get("seed")),
+                       ("wall time", f"{meta.get('wall_time_s', 0):.1f} s"),
+                       ("settings", ", ".join(f"{k}={v}" for k, v in cfg.items()
+                                              if k not in ("method", "ipc", "seed")))]:
+        table.add_row(key, str(value))
+    console.print(table)
+    if out:
+        syn.save_grid(out)
+        typer.echo(f"wrote {out}")
+    if folder:
+        syn.export_folder(folder)
+        typer.echo(f"wrote {folder}")
+    if loss:
+        history = meta.get("loss_history") or []
+        if not history:
+            raise ConfigError(f"{synthetic}: no loss history (method {meta.get('method')})")
+        from datadam.plots import plot_loss
+
+        plot_loss(history, loss, title=f"{meta.get('method')} ipc {syn.ipc} on {meta.get('dataset')}")
+        typer.echo(f"wrote {loss}")
+
+
+def convert_command(
+    official: Path = typer.Argument(..., help="A .pt result of the official DataDAM/DC/DM code."),
+    dataset: str = typer.Option(..., "--dataset", help="The dataset it was distilled from (mnist...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Synthetic set to write (.safetensors)."),
+    root: Path | None = ROOT,
+    image_size: int | None = IMAGE_SIZE,
+) -> None:
+    """Import an official-code .pt file (read with weights_only=True) as a synthetic set."""
+    test = data.load(dataset, root, "test", **dataset_options(image_size))
+    syn = SyntheticSet.from_official(official, test.classes, test.mean, test.std)
+    syn.metadata["dataset"] = dataset
+    syn.save(out)
+    typer.echo(f"wrote {out}: {len(syn)} images")

