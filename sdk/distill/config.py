@@ -85,7 +85,19 @@ class DistillConfig:
             changes["model"] = default_model(image_size)
         if self.augmentation is None:
             changes["augmentation"] = preset_for(dataset_name)
-        return self.replace(**changes) if changes else self
+        resolved = self.replace(**changes) if changes else self
+        resolved.validate()
+        return resolved
+
+    def validate(self) -> None:
+        """Fail early, before any data is touched, on names that do not exist."""
+        from datadam import models
+        from datadam.augment import DSA
+
+        if self.augmentation is not None:
+            DSA.from_name(self.augmentation)
+        if self.model is not None and self.model.lower() not in models.available():
+            models.create(self.model, 1, 2)  # raises UnknownNameError listing the names
 
     def replace(self, **changes: Any) -> DistillConfig:
         unknown = set(changes) - {f.name for f in fields(self)}

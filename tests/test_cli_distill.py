@@ -1,0 +1,115 @@
+"""datadam distill / evaluate / show / convert from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from datadam.cli import app
+from datadam.synthetic import SyntheticSet
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_distill_show_evaluate(mnist_idx_root, tmp_path):
+    out = tmp_path / "s.safetensors"
+    r = run("distill", "mnist", "--root", mnist_idx_root, "--ipc", 2, "--iterations", 3,
+            "--batch-real", 4, "--out", out, "--device", "cpu", "--seed", 7, "--power", 1)
+    assert r.exit_code == 0, r.output
+    assert "wrote" in r.output and "3 iterations" in r.output
+    syn = SyntheticSet.load(out)
+    assert syn.metadata["seed"] == 7 and syn.metadata["config"]["attention_power"] == 1.0
+    assert not (tmp_path / "s.ckpt.safetensors").exists()  # removed once the set is written
+
+    r = run("show", out, "--out", tmp_path / "g.png", "--loss", tmp_path / "l.png",
+            "--folder", tmp_path / "f")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "g.png").stat().st_size > 0 and (tmp_path / "l.png").stat().st_size > 0
+    assert len(list((tmp_path / "f").iterdir())) == 10
+
+    r = run("evaluate", out, "--root", mnist_idx_root, "--runs", 2, "--epochs", 2,
+            "--models", "convnet3,alexnet", "--json", tmp_path / "e.json", "--full-data",
+            "--full-epochs", 1)
+    assert r.exit_code == 0, r.output
+    assert "convnet3" in r.output and "alexnet" in r.output and "full data" in r.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert len(report["runs"]["alexnet"]) == 2 and "full_data" in report
+
+
+@pytest.mark.parametrize("args, message", [
+    (["distill", "cifar", "--out", "x.safetensors"], "unknown dataset 'cifar'"),
+    (["distill", "mnist", "--method", "dc", "--out", "x.safetensors"], "unknown method 'dc'"),
+    (["distill", "mnist", "--ipc", "9", "--out", "x.safetensors"], "larger than class"),
+    (["distill", "mnist", "--init", "zeros", "--out", "x.safetensors"], "init must be"),
+    (["distill", "mnist", "--augmentation", "blur", "--out", "x.safetensors"], "unknown augmentation"),
+    (["distill", "mnist", "--device", "cuda:7", "--out", "x.safetensors"], "cuda"),
+    (["distill", "mnist", "--model", "lenet", "--out", "x.safetensors"], "unknown model 'lenet'"),
+])
+def test_distill_errors_are_one_line(mnist_idx_root, tmp_path, args, message):
+    os.chdir(tmp_path)
+    extra = [] if "--ipc" in args else ["--ipc", "1"]
+    r = runner.invoke(app, args + extra + ["--root", str(mnist_idx_root), "--iterations", "1"])
+    assert r.exit_code == 1, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert not list(tmp_path.glob("x*.safetensors"))
+
+
+def test_evaluate_errors(mnist_idx_root, tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    r = run("evaluate", bad, "--root", mnist_idx_root)
+    assert r.exit_code == 1 and "not a safetensors file" in r.output
+    other = tmp_path / "other.safetensors"
+    SyntheticSet(torch.zeros(3, 1, 28, 28), torch.arange(3), ["a", "b", "c"], (0.1,), (0.3,),
+                 {"dataset": "mnist"}).save(other)
+    r = run("evaluate", other, "--root", mnist_idx_root, "--epochs", 1, "--runs", 1)
+    assert r.exit_code == 1 and "not the same dataset" in r.output
+
+
+def test_convert_official_pt(mnist_idx_root, tmp_path):
+    pt = tmp_path / "res.pt"
+    torch.save({"data": [[torch.randn(10, 1, 28, 28), torch.arange(10)]]}, pt)
+    r = run("convert", pt, "--dataset", "mnist", "--root", mnist_idx_root, "--out", tmp_path / "c.safetensors")
+    assert r.exit_code == 0, r.output
+    assert SyntheticSet.load(tmp_path / "c.safetensors").metadata["dataset"] == "mnist"
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(mnist_idx_root, tmp_path):
+    out = tmp_path / "s.safetensors"
+    ckpt = tmp_path / "s.ckpt.safetensors"
+    cmd = [sys.executable, "-m", "datadam", "distill", "mnist", "--root", str(mnist_idx_root),
+           "--ipc", "1", "--batch-real", "4", "--iterations", "100000", "--checkpoint-every", "5",
+           "--out", str(out), "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert ckpt.exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "interrupted at iteration" in err and "--resume" in err and "Traceback" not in err
+    assert not out.exists()
+    saved = SyntheticSet  # the checkpoint is not a synthetic set, but it is a datadam file
+    from datadam.synthetic import load_tensors
+    _, meta = load_tensors(ckpt)
+    done = meta["iteration"]
+    assert done >= 5
+    r = run("distill", "mnist", "--root", mnist_idx_root, "--ipc", 1, "--batch-real", 4,
+            "--iterations", done + 2, "--checkpoint-every", 5, "--out", out, "--device", "cpu",
+            "--resume")
+    assert r.exit_code == 0, r.output
+    assert saved.load(out).metadata["iterations_done"] == done + 2

@@ -1,0 +1,71 @@
+"""The evaluation protocol: metrics, compatibility checks, results."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from datadam import data, distill
+from datadam.errors import ConfigError, UnknownNameError
+from datadam.evaluate import TrainConfig, binary_auc, evaluate, evaluate_full_data
+from datadam.synthetic import SyntheticSet
+
+
+def test_binary_auc_matches_definition():
+    assert binary_auc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1])) == 0.75
+    assert binary_auc(torch.tensor([0.5, 0.5]), torch.tensor([0, 1])) == 0.5
+    assert binary_auc(torch.tensor([0.2, 0.9]), torch.tensor([0, 1])) == 1.0
+
+
+def test_evaluate_reports_every_run_and_settings(mnist_idx_root):
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(train, "random", ipc=2, progress=False)
+    result = evaluate(syn, test, ["convnet3", "alexnet"], runs=2, train=TrainConfig(epochs=2),
+                      progress=False, device="cpu")
+    assert set(result.runs) == {"convnet3", "alexnet"} and len(result.runs["convnet3"]) == 2
+    run = result.runs["convnet3"][0]
+    assert 0 <= run["accuracy"] <= 1 and len(run["per_class_accuracy"]) == 10
+    assert run["train_flops"] > 0
+    s = result.summary["convnet3"]
+    accs = torch.tensor([r["accuracy"] for r in result.runs["convnet3"]], dtype=torch.float64)
+    assert s["accuracy_mean"] == pytest.approx(float(accs.mean()))
+    assert result.settings["runs"] == 2 and result.settings["train"]["epochs"] == 2
+    assert result.settings["synthetic"]["method"] == "random"
+    # reproducible: the same seed trains the same networks
+    again = evaluate(syn, test, ["convnet3"], runs=2, train=TrainConfig(epochs=2), progress=False)
+    assert [r["accuracy"] for r in again.runs["convnet3"]] == [r["accuracy"] for r in result.runs["convnet3"]]
+
+
+def test_evaluate_refuses_other_classes_or_shapes(mnist_idx_root, make_folder):
+    test = data.load("mnist", mnist_idx_root, split="test")
+    other = SyntheticSet(torch.zeros(3, 1, 28, 28), torch.arange(3), ["a", "b", "c"], (0.1,), (0.3,))
+    with pytest.raises(ConfigError, match="not the same dataset"):
+        evaluate(other, test, runs=1, train=TrainConfig(epochs=1), progress=False)
+    shaped = SyntheticSet(torch.zeros(10, 1, 32, 32), torch.arange(10), test.classes, (0.1,), (0.3,))
+    with pytest.raises(ConfigError, match="1x32x32"):
+        evaluate(shaped, test, runs=1, train=TrainConfig(epochs=1), progress=False)
+    ok = SyntheticSet(torch.zeros(10, 1, 28, 28), torch.arange(10), test.classes, (0.1,), (0.3,))
+    with pytest.raises(UnknownNameError):
+        evaluate(ok, test, ["lenet9"], runs=1, train=TrainConfig(epochs=1), progress=False)
+
+
+def test_mhist_pipeline_end_to_end_reports_balanced_accuracy_and_auc(mhist_root):
+    train = data.load("mhist", mhist_root, image_size=32)
+    test = data.load("mhist", mhist_root, split="test", image_size=32)
+    syn = distill(train, "datadam", ipc=2, iterations=3, batch_real=4, progress=False, device="cpu")
+    assert syn.images.shape == (4, 3, 32, 32)
+    assert syn.metadata["config"]["augmentation"] == "natural"
+    assert syn.metadata["config"]["task_balance"] == 0.01
+    result = evaluate(syn, test, runs=1, train=TrainConfig(epochs=3), progress=False)
+    run = result.runs["convnet3"][0]
+    assert {"accuracy", "balanced_accuracy", "auc"} <= set(run)
+
+
+def test_full_data_upper_bound_reports_cost(mnist_idx_root):
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    out = evaluate_full_data(train, test, train=TrainConfig(epochs=1, schedule="cosine",
+                                                            augmentation="none"), progress=False)
+    assert out["train_images"] == 50 and out["train_flops"] > 0 and out["train_seconds"] >= 0
+    assert 0 <= out["accuracy"] <= 1
