@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -23,7 +22,9 @@ from datadam import models as model_registry
 from datadam.augment import DSA, preset_for
 from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed, resolve_device
+from datadam.distill.config import default_model
 from datadam.errors import ConfigError
+from datadam.progress import progress_bar
 from datadam.synthetic import SyntheticSet
 
 
@@ -188,9 +189,10 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
     Args:
         synthetic: the condensed set.
         test: the real test split (normalised with the synthetic set's mean/std).
-        models: registry names (default ``["convnet3"]``, the standard evaluation
-            ConvNet with instance norm); ``alexnet``, ``vgg11``, ``resnet18`` give the
-            cross-architecture numbers.
+        models: registry names (default: the ConvNet of the distillation's depth for
+            the image size, ``convnet3`` up to 32 px, with the standard evaluation
+            settings: instance norm, average pooling); ``alexnet``, ``vgg11``,
+            ``resnet18`` give the cross-architecture numbers.
         runs: fresh networks per model; the summary is mean and std of their *final*
             accuracy (never a maximum over checkpoints).
         train: the training protocol (:class:`TrainConfig`).
@@ -200,7 +202,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
         :class:`EvaluationResult` with accuracy, balanced accuracy, per-class accuracy
         (and AUC for two classes) of every run, and their mean and std.
     """
-    names = list(models or ["convnet3"])
+    names = list(models or [default_model(tuple(synthetic.image_shape[1:]))])
     for name in names:
         if name.lower() not in model_registry.available():
             model_registry.create(name, 1, 2)  # raises UnknownNameError with the list
@@ -215,10 +217,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
     test_y = test.labels.to(dev)
     options = model_options or {}
     out: dict[str, list[dict[str, Any]]] = {}
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), disable=not progress if progress is not None else False)
-    if progress is None and not bar.console.is_terminal:
-        bar.disable = True
+    bar = progress_bar(progress)
     with bar:
         for name in names:
             task = bar.add_task(f"evaluate {name}", total=runs * train.epochs)
@@ -262,10 +261,7 @@ def evaluate_full_data(train_data: ImageDataset, test: ImageDataset, model: str 
     images = _normalise(train_data, train_data.mean, train_data.std).to(dev)
     flops = training_flops(net, tuple(images.shape[1:]), train_data.num_classes,
                            len(images) * train.epochs)
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), disable=not progress if progress is not None else False)
-    if progress is None and not bar.console.is_terminal:
-        bar.disable = True
+    bar = progress_bar(progress)
     with bar:
         task = bar.add_task(f"full data {model}", total=train.epochs)
         start = time.perf_counter()

@@ -91,19 +91,23 @@ def _test_split(syn: SyntheticSet, dataset: str | None, root: Path | None) -> da
 
 
 def print_evaluation(result: EvaluationResult, console: Console, title: str) -> None:
-    table = Table("model", "runs", "accuracy %", "balanced %", "train s", title=title)
+    with_auc = any("auc_mean" in s for s in result.summary.values())
+    table = Table("model", "runs", "accuracy %", "balanced %", *(["AUC"] if with_auc else []),
+                  "train s", title=title)
     for name, s in result.summary.items():
+        auc = [f"{s['auc_mean']:.3f} ± {s['auc_std']:.3f}"] if with_auc else []
         table.add_row(name, str(len(result.runs[name])),
                       f"{100 * s['accuracy_mean']:.2f} ± {100 * s['accuracy_std']:.2f}",
                       f"{100 * s['balanced_accuracy_mean']:.2f} ± {100 * s['balanced_accuracy_std']:.2f}",
-                      f"{s['train_seconds_mean']:.1f}")
+                      *auc, f"{s['train_seconds_mean']:.1f}")
     console.print(table)
 
 
 def evaluate_command(
     synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors) to evaluate."),
     models: str = typer.Option(
-        "convnet3", "--models", help="Comma-separated networks, e.g. convnet3,alexnet,vgg11,resnet18."),
+        "auto", "--models", help="Comma-separated networks, e.g. convnet3,alexnet,vgg11,resnet18 "
+                                 "[auto: the ConvNet of the image size, convnet3 for MNIST]."),
     runs: int = typer.Option(5, "--runs", min=1, help="Fresh networks per model (mean ± std reported)."),
     epochs: int = typer.Option(1000, "--epochs", min=1, help="Training epochs (protocol: 1000)."),
     batch: int = typer.Option(256, "--batch", min=1, help="Training minibatch."),
@@ -124,7 +128,8 @@ def evaluate_command(
     syn = SyntheticSet.load(synthetic)
     test, name, options = _test_split(syn, dataset, root)
     train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation)
-    result = evaluate(syn, test, parse_list(models), runs=runs, train=train_cfg, seed=seed,
+    names = None if models == "auto" else parse_list(models)
+    result = evaluate(syn, test, names, runs=runs, train=train_cfg, seed=seed,
                       device=device, progress=progress)
     console = Console()
     print_evaluation(result, console, f"{synthetic.name}: {syn.metadata.get('method')} "
@@ -132,12 +137,13 @@ def evaluate_command(
     report = result.to_dict()
     if full_data:
         train = data.load(name, root, "train", **options)
-        full = evaluate_full_data(train, test, parse_list(models)[0], seed=seed, device=device,
+        first = next(iter(result.summary))
+        full = evaluate_full_data(train, test, first, seed=seed, device=device,
                                   progress=progress,
                                   train=TrainConfig(epochs=full_epochs, schedule="cosine",
                                                     augmentation="none"))
         report["full_data"] = full
-        syn_s = result.summary[parse_list(models)[0]]
+        syn_s = result.summary[first]
         console.print(
             f"full data ({len(train)} images, {full_epochs} epochs): {100 * full['accuracy']:.2f}% in "
             f"{full['train_seconds']:.1f} s, {full['train_flops'] / 1e12:.2f} TFLOP | synthetic "

@@ -12,16 +12,7 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+from rich.progress import TextColumn
 from torch import nn
 
 from datadam import models
@@ -30,6 +21,7 @@ from datadam.data.base import ImageDataset
 from datadam.distill.base import Method, derive_seed, register_method
 from datadam.errors import ConfigError, DistillationInterrupted, DivergenceError
 from datadam.models.convnet import Features
+from datadam.progress import progress_bar
 from datadam.synthetic import load_tensors, save_tensors
 
 # Streams of randomness derived from (seed, iteration, stream): one purpose each.
@@ -70,11 +62,6 @@ def matching_loss(real: list[torch.Tensor], syn: list[torch.Tensor], sam_weight:
     sam = sum(((r - s).pow(2).sum() for r, s in zip(real[:-1], syn[:-1])),
               start=torch.zeros((), device=last.device))
     return scale * (sam_weight * sam + task_balance * last)
-
-
-class _RateColumn(ProgressColumn):
-    def render(self, task) -> Text:
-        return Text(f"{task.speed:.2f} it/s" if task.speed else "-- it/s", style="progress.data.speed")
 
 
 @contextmanager
@@ -139,7 +126,8 @@ class MatchingMethod(Method):
             net_window = (start - 1) // cfg.net_keep if net is not None else -1
         self.iterations_done = start
 
-        with self._progress() as progress, _stop_on_sigint() as sigint:
+        bar = progress_bar(self.progress, TextColumn("loss {task.fields[loss]:.4g}"))
+        with bar as progress, _stop_on_sigint() as sigint:
             task = progress.add_task(f"{self.name} ipc={cfg.ipc}", total=cfg.iterations,
                                      completed=start, loss=float("nan"))
             for it in range(start, cfg.iterations):
@@ -234,17 +222,6 @@ class MatchingMethod(Method):
         if self.checkpoint and self.checkpoint.is_file():
             kept = f"; the last good state is in {self.checkpoint}"
         raise DivergenceError(f"{what}; stopped{kept}; try a smaller --lr-img")
-
-    def _progress(self) -> Progress:
-        progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4g}"), _RateColumn(),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            disable=False if self.progress else self.progress is not None,
-        )
-        if self.progress is None and not progress.console.is_terminal:
-            progress.disable = True
-        return progress
 
     # -- checkpoints ---------------------------------------------------------------------
 
