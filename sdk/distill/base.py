@@ -118,7 +118,7 @@ class Method(ABC):
                             metadata)
 
 
-def distill(dataset: ImageDataset, method: str = "datadam", ipc: int = 10, *,
+def distill(dataset: ImageDataset, method: str | None = None, ipc: int | None = None, *,
             device: str | torch.device = "auto", progress: bool | None = None,
             checkpoint: str | Path | None = None, checkpoint_every: int = 500,
             resume: bool = False, config: DistillConfig | None = None,
@@ -128,7 +128,7 @@ def distill(dataset: ImageDataset, method: str = "datadam", ipc: int = 10, *,
     Args:
         dataset: the training split (:func:`datadam.data.load`).
         method: ``datadam`` (default), ``dm``, ``random``, ``herding`` or ``kcenter``.
-        ipc: images per class.
+        ipc: images per class (default 10).
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
         progress: show a progress bar (None: only on a terminal).
         checkpoint: file to write the run's state to every ``checkpoint_every``
@@ -141,8 +141,8 @@ def distill(dataset: ImageDataset, method: str = "datadam", ipc: int = 10, *,
     Returns:
         A :class:`~datadam.synthetic.SyntheticSet` with images ``[K * ipc, C, H, W]``.
     """
-    base = config or DistillConfig()
-    cfg = base.replace(method=method, ipc=ipc, **options)
+    given = {k: v for k, v in (("method", method), ("ipc", ipc)) if v is not None}
+    cfg = (config or DistillConfig()).replace(**given, **options)
     cls = get_method(cfg.method)
     cfg = cfg.resolve(dataset.name, dataset.image_size)
     runner = cls(cfg, resolve_device(device), progress=progress, checkpoint=checkpoint,
