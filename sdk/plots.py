@@ -19,9 +19,11 @@ def plot_loss(history: list[float], path: str | Path, title: str = "") -> Path:
     window = max(1, len(values) // 50)
     smooth = np.convolve(values, np.ones(window) / window, mode="valid")
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    ax.plot(np.arange(1, len(values) + 1), values, color="0.75", lw=0.8, label="per iteration")
-    ax.plot(np.arange(window, len(values) + 1), smooth, color="C0", lw=1.6,
-            label=f"mean of {window}")
+    ax.plot(np.arange(1, len(values) + 1), values, color="0.75" if window > 1 else "C0",
+            lw=0.8 if window > 1 else 1.6, label="per iteration")
+    if window > 1:  # a moving average only helps once there are many iterations
+        ax.plot(np.arange(window, len(values) + 1), smooth, color="C0", lw=1.6,
+                label=f"mean of {window} iterations")
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("matching loss")

@@ -114,3 +114,11 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(mnist_idx_root, tmp_path)
             "--resume")
     assert r.exit_code == 0, r.output
     assert saved.load(out).metadata["iterations_done"] == done + 2
+
+
+def test_unwritable_output_is_one_line(mnist_idx_root, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = run("distill", "mnist", "--root", mnist_idx_root, "--ipc", 1, "--iterations", 1,
+            "--batch-real", 2, "--method", "random", "--out", blocker / "sub" / "s.safetensors")
+    assert r.exit_code == 1 and r.output.startswith("error: ") and "Traceback" not in r.output

@@ -18,13 +18,17 @@ from datadam.errors import DatadamError
 
 
 class _OneLineErrors(TyperGroup):
-    """Turns a :class:`DatadamError` anywhere below into ``error: ...`` and exit 1."""
+    """Turns a :class:`DatadamError` (or an OS error such as an unwritable output) anywhere
+    below into ``error: ...`` and exit 1; Ctrl-C outside a distillation exits 130."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except DatadamError as e:
             typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+        except OSError as e:  # unwritable output, full disk...: the OS's words, one line
+            typer.echo(f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
