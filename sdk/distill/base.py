@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import statistics
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -84,6 +85,7 @@ class Method(ABC):
         self.checkpoint_every = checkpoint_every
         self.resume = resume
         self.history: list[float] = []
+        self.iteration_seconds: list[float] = []
         self.iterations_done = 0
 
     @abstractmethod
@@ -110,6 +112,9 @@ class Method(ABC):
             "iterations_done": self.iterations_done,
             "loss_history": [float(f"{v:.6g}") for v in self.history],
             "wall_time_s": round(time.perf_counter() - start, 3),
+            # the median ignores the first iteration (warm-up: allocations, oneDNN plans)
+            "seconds_per_iteration": (round(statistics.median(self.iteration_seconds[1:]), 4)
+                                      if len(self.iteration_seconds) > 1 else None),
             "device": str(self.device),
             "versions": {"datadam": __version__, "torch": torch.__version__,
                          "python": platform.python_version()},

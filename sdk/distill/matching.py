@@ -131,6 +131,7 @@ class MatchingMethod(Method):
             task = progress.add_task(f"{self.name} ipc={cfg.ipc}", total=cfg.iterations,
                                      completed=start, loss=float("nan"))
             for it in range(start, cfg.iterations):
+                tick = time.perf_counter()
                 if sigint["stop"]:
                     where = self._save_checkpoint(dataset, syn, optimizer, net, it)
                     raise DistillationInterrupted(
@@ -163,6 +164,7 @@ class MatchingMethod(Method):
                     self._train_network(net, dataset, real_images, it)
                 if self.checkpoint and self.iterations_done % self.checkpoint_every == 0:
                     self._save_checkpoint(dataset, syn, optimizer, net, self.iterations_done)
+                self.iteration_seconds.append(time.perf_counter() - tick)
                 progress.update(task, advance=1, loss=self.history[-1])
         return syn.detach()
 
