@@ -221,3 +221,17 @@ def test_short_distillation_beats_its_own_initialisation_on_real_mnist():
     print("init", before["accuracy_mean"], "learned", after["accuracy_mean"])
     assert after["accuracy_mean"] > before["accuracy_mean"] + 0.03
     assert after["accuracy_mean"] > 0.5
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0, 4.0, 3.0])
+def test_fast_channels_last_path_equals_plain_reference(power):
+    """The chunked, in-place no-grad path (channels-last) computes what the plain one does."""
+    net = models.create("convnet3", 1, 10, (28, 28), net_norm="batchnorm").train().requires_grad_(False)
+    x = torch.randn(10 * 6, 1, 28, 28)
+    with torch.no_grad():
+        plain = matching_targets(net.forward_features(x, groups=10), 10, power)
+        net_cl = net.to(memory_format=torch.channels_last)
+        fast = matching_targets(net_cl.forward_features(x.contiguous(memory_format=torch.channels_last),
+                                                        groups=10), 10, power)
+    for a, b in zip(plain, fast):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)

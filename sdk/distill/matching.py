@@ -30,10 +30,32 @@ _INIT, _BATCH, _NETWORK, _NET_TRAIN = 1, 2, 3, 4
 
 def spatial_attention(activation: torch.Tensor, power: float) -> torch.Tensor:
     """Spatial attention ``[B, H*W]``: ``sum_c |f|^p`` per location, L2-normalised per image."""
-    # ||f||_p^p over channels in one fused reduction: the activation is the largest
-    # tensor of the iteration and every extra elementwise pass over it costs as much.
-    summed = torch.linalg.vector_norm(activation, ord=power, dim=1).pow(power)
+    if not (torch.is_grad_enabled() and activation.requires_grad) and \
+            activation.is_contiguous(memory_format=torch.channels_last):
+        summed = _channel_power_sum(activation, power)
+    else:
+        summed = activation.abs().pow(power).sum(dim=1)
     return F.normalize(summed.flatten(1), p=2, dim=1)
+
+
+def _channel_power_sum(activation: torch.Tensor, power: float, chunk_elements: int = 1 << 21) -> torch.Tensor:
+    """``sum_c |f|^p`` of a channels-last ``[B, C, H, W]`` in chunks of rows: on a CPU the
+    whole-tensor expression allocates (and page-faults) temporaries as large as the
+    activation, the largest tensor of an iteration, which costs more than the arithmetic."""
+    b, c, h, w = activation.shape
+    rows = activation.permute(0, 2, 3, 1).reshape(-1, c)  # a view for channels-last
+    out = torch.empty(rows.shape[0], dtype=activation.dtype, device=activation.device)
+    step = max(1, chunk_elements // c)
+    for start in range(0, rows.shape[0], step):
+        part = rows[start:start + step]
+        if power == 4:
+            part = part.square().square_()
+        elif power == 2:
+            part = part.square()
+        else:
+            part = part.abs().pow_(power)
+        torch.sum(part, dim=1, out=out[start:start + step])
+    return out.view(b, h, w)
 
 
 def class_means(x: torch.Tensor, groups: int) -> torch.Tensor:
