@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from datadam.errors import ConfigError
@@ -71,10 +72,9 @@ def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int) -> t
         scale, shift = _affine(norm, mean, var)
         torch.addcmul(shift.unsqueeze(1), rows, scale.unsqueeze(1), out=rows)
         return x
-    xg = x.view(groups, n // groups, c, h * w)
-    var, mean = torch.var_mean(xg, dim=(1, 3), correction=0)
-    scale, shift = _affine(norm, mean, var)
-    return torch.addcmul(shift.view(groups, 1, c, 1), xg, scale.view(groups, 1, c, 1)).view(n, c, h, w)
+    # With autograd: the native batch-norm kernels (fused forward and backward) per group.
+    return torch.cat([F.batch_norm(part, None, None, norm.weight, norm.bias, training=True, eps=norm.eps)
+                      for part in x.chunk(groups)])
 
 
 def _affine(norm: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor):
