@@ -163,11 +163,6 @@ def _fresh_network(name: str, seed: int, image_shape: tuple[int, ...], num_class
                                      **options)
 
 
-def _normalise(data: ImageDataset, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    x = data.as_float()
-    return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
-
-
 def _summary(runs: list[dict[str, Any]]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key in ("accuracy", "balanced_accuracy", "auc"):
@@ -213,7 +208,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
         or preset_for(test.name)
     dsa = DSA.from_name(aug)
     images, labels = synthetic.images.float().to(dev), synthetic.labels.to(dev)
-    test_x = _normalise(test, synthetic.mean, synthetic.std).to(dev)
+    test_x = test.normalized(mean=synthetic.mean, std=synthetic.std).to(dev)
     test_y = test.labels.to(dev)
     options = model_options or {}
     out: dict[str, list[dict[str, Any]]] = {}
@@ -258,7 +253,7 @@ def evaluate_full_data(train_data: ImageDataset, test: ImageDataset, model: str 
     dev = resolve_device(device)
     net = _fresh_network(model, seed, tuple(train_data.images.shape[1:]), train_data.num_classes,
                          model_options or {}).to(dev)
-    images = _normalise(train_data, train_data.mean, train_data.std).to(dev)
+    images = train_data.normalized().to(dev)
     flops = training_flops(net, tuple(images.shape[1:]), train_data.num_classes,
                            len(images) * train.epochs)
     bar = progress_bar(progress)
@@ -269,7 +264,7 @@ def evaluate_full_data(train_data: ImageDataset, test: ImageDataset, model: str 
                       DSA.from_name(train.augmentation or "none"), seed,
                       progress=lambda: bar.advance(task))
         seconds = time.perf_counter() - start
-    test_x = _normalise(test, train_data.mean, train_data.std).to(dev)
+    test_x = test.normalized(mean=train_data.mean, std=train_data.std).to(dev)
     record = _metrics(predict(net, test_x).cpu(), test.labels, test.num_classes)
     record.update(model=model, train_seconds=round(seconds, 3), train_flops=flops,
                   train_images=len(images), train=asdict(train), seed=seed, device=str(dev))

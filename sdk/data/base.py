@@ -83,12 +83,14 @@ class ImageDataset(Dataset):
         x = self.images[index]
         return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
 
-    def normalized(self, index: Any = slice(None)) -> torch.Tensor:
-        """Images ``[n, C, H, W]`` as float32, normalised with the training ``mean``/``std``."""
+    def normalized(self, index: Any = slice(None), mean: tuple[float, ...] | None = None,
+                   std: tuple[float, ...] | None = None) -> torch.Tensor:
+        """Images ``[n, C, H, W]`` as float32, normalised with the training ``mean``/``std``
+        (or with the ``mean``/``std`` given, e.g. a synthetic set's)."""
         x = self.as_float(index)
-        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype).view(1, -1, 1, 1)
-        return (x - mean) / std
+        mean_t = torch.tensor(self.mean if mean is None else mean, dtype=x.dtype).view(1, -1, 1, 1)
+        std_t = torch.tensor(self.std if std is None else std, dtype=x.dtype).view(1, -1, 1, 1)
+        return (x - mean_t) / std_t
 
     def subset(self, indices: torch.Tensor | list[int]) -> ImageDataset:
         """A new dataset holding only ``indices`` (same classes and statistics)."""
