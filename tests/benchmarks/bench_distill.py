@@ -53,21 +53,25 @@ def machine() -> str:
 
 def table(results: dict) -> str:
     s = results["settings"]
+    entries = results["entries"]
+    variants = list(dict.fromkeys([e["variant"] for e in entries.values()] + s["variants"]))
+    ipcs = sorted({e["ipc"] for e in entries.values()} | set(s["ipcs"]))
+    commands = results.get("commands", [s["command"]])
     lines = [
         "# MNIST distillation benchmark",
         "",
-        f"Command: `{s['command']}`  ",
+        *[f"Command: `{c}`  " for c in commands],
         f"Machine: {s['machine']}  ",
         f"Budget: {s['iterations']} distillation iterations; evaluation {s['eval_runs']} ConvNet-3 "
         f"networks x {s['eval_epochs']} epochs each (protocol: 20,000 iterations, 1,000 epochs)  ",
         "Accuracy: mean ± std of the final test accuracy over the evaluation networks (10,000 test images).",
         "",
-        "| method | " + " | ".join(f"IPC {i}" for i in s["ipcs"]) + " |",
-        "|---|" + "---|" * len(s["ipcs"]),
+        "| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |",
+        "|---|" + "---|" * len(ipcs),
     ]
-    for variant in s["variants"]:
+    for variant in variants:
         cells = []
-        for ipc in s["ipcs"]:
+        for ipc in ipcs:
             r = results["entries"].get(f"{variant}/ipc{ipc}")
             if r is None:
                 cells.append("not run")
@@ -75,7 +79,9 @@ def table(results: dict) -> str:
             m = r["evaluation"]["summary"]["convnet3"]
             cells.append(f"{100 * m['accuracy_mean']:.2f} ± {100 * m['accuracy_std']:.2f}")
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    lines += ["", "Distillation seconds per iteration (median over the run):", ""]
+    lines += ["", "Variants: " + "; ".join(f"{v} = {VARIANTS[v][0]} {VARIANTS[v][1] or ''}".strip()
+                                        for v in variants),
+              "", "Distillation seconds per iteration (as recorded by each run):", ""]
     for key, r in results["entries"].items():
         if r.get("seconds_per_iteration"):
             lines.append(f"- {key}: {r['seconds_per_iteration']:.3f} s/it")
@@ -98,8 +104,15 @@ def main() -> None:
     variants = args.variants.split(",")
     json_path, md_path = Path(args.out + ".json"), Path(args.out + ".md")
     results = json.loads(json_path.read_text()) if json_path.exists() else {"entries": {}}
+    command = "python " + " ".join(sys.argv)
+    if "settings" in results:
+        previous = results.get("commands", [results["settings"]["command"]])
+        if (results["settings"]["iterations"], results["settings"]["eval_runs"],
+                results["settings"]["eval_epochs"]) != (args.iterations, args.eval_runs, args.eval_epochs):
+            sys.exit("this JSON holds another budget: write to another --out")
+        results["commands"] = list(dict.fromkeys(previous + [command]))
     results["settings"] = {
-        "command": "python " + " ".join(sys.argv), "machine": machine(), "ipcs": ipcs,
+        "command": command, "machine": machine(), "ipcs": ipcs,
         "variants": variants, "iterations": args.iterations, "eval_runs": args.eval_runs,
         "eval_epochs": args.eval_epochs, "seed": args.seed, "datadam": datadam.__version__,
     }
