@@ -155,14 +155,6 @@ def _name_code(name: str) -> int:
     return int.from_bytes(name.lower().encode()[:8].ljust(8, b"\0"), "little")
 
 
-def _fresh_network(name: str, seed: int, image_shape: tuple[int, ...], num_classes: int,
-                   options: dict[str, Any]) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return model_registry.create(name, image_shape[0], num_classes, tuple(image_shape[1:]),
-                                     **options)
-
-
 def _summary(runs: list[dict[str, Any]]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key in ("accuracy", "balanced_accuracy", "auc"):
@@ -199,8 +191,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
     """
     names = list(models or [default_model(tuple(synthetic.image_shape[1:]))])
     for name in names:
-        if name.lower() not in model_registry.available():
-            model_registry.create(name, 1, 2)  # raises UnknownNameError with the list
+        model_registry.get_factory(name)  # unknown names fail before any training
     train = train or TrainConfig()
     check_compatible(synthetic, test)
     dev = resolve_device(device)
@@ -219,8 +210,9 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             out[name] = []
             for run in range(runs):
                 net_seed = derive_seed(seed, run, _name_code(name))
-                net = _fresh_network(name, net_seed, synthetic.image_shape, len(synthetic.classes),
-                                     options.get(name, {})).to(dev)
+                net = model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
+                                            synthetic.image_shape[1:], seed=net_seed,
+                                            **options.get(name, {})).to(dev)
                 flops = training_flops(net, synthetic.image_shape, len(synthetic.classes),
                                        len(images) * train.epochs)
                 start = time.perf_counter()
@@ -251,8 +243,8 @@ def evaluate_full_data(train_data: ImageDataset, test: ImageDataset, model: str 
     the wall time and FLOPs of training, to set against a synthetic set's."""
     train = train or TrainConfig(epochs=20, schedule="cosine", augmentation="none")
     dev = resolve_device(device)
-    net = _fresh_network(model, seed, tuple(train_data.images.shape[1:]), train_data.num_classes,
-                         model_options or {}).to(dev)
+    net = model_registry.create(model, train_data.channels, train_data.num_classes, train_data.image_size,
+                                seed=seed, **(model_options or {})).to(dev)
     images = train_data.normalized().to(dev)
     flops = training_flops(net, tuple(images.shape[1:]), train_data.num_classes,
                            len(images) * train.epochs)

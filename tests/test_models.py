@@ -252,3 +252,25 @@ def test_register_model(monkeypatch):
     assert "tiny" in models.available()
     net = models.create("tiny", channel=1, num_classes=3, im_size=[4, 4])
     assert net(torch.zeros(2, 1, 4, 4)).shape == (2, 3)
+
+
+def test_create_with_seed_is_reproducible_and_leaves_the_global_rng_alone():
+    import torch
+
+    from datadam import models as registry
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    a = registry.create("convnet3", 1, 10, (28, 28), seed=5)
+    assert torch.equal(torch.rand(1), expected_next)  # global RNG state untouched
+    b = registry.create("convnet3", 1, 10, (28, 28), seed=5)
+    c = registry.create("convnet3", 1, 10, (28, 28), seed=6)
+    wa, wb, wc = (m.classifier.weight for m in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_get_factory_names_the_unknown_model():
+    from datadam import models as registry
+    from datadam.errors import UnknownNameError
+    with pytest.raises(UnknownNameError, match="unknown model 'lenet'"):
+        registry.get_factory("lenet")

@@ -96,8 +96,8 @@ class DistillConfig:
 
         if self.augmentation is not None:
             DSA.from_name(self.augmentation)
-        if self.model is not None and self.model.lower() not in models.available():
-            models.create(self.model, 1, 2)  # raises UnknownNameError listing the names
+        if self.model is not None:
+            models.get_factory(self.model)
 
     def replace(self, **changes: Any) -> DistillConfig:
         unknown = set(changes) - {f.name for f in fields(self)}

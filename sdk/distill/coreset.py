@@ -37,11 +37,9 @@ class CoresetMethod(Method):
 
     def _embedder(self, dataset: ImageDataset):
         cfg = self.config
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(cfg.seed, 1, _SELECT))
-            options = dict(cfg.model_options, net_norm="instancenorm")
-            net = models.create(cfg.model, dataset.channels, dataset.num_classes,
-                                dataset.image_size, **options)
+        options = dict(cfg.model_options, net_norm="instancenorm")
+        net = models.create(cfg.model, dataset.channels, dataset.num_classes, dataset.image_size,
+                            seed=derive_seed(cfg.seed, 1, _SELECT), **options)
         return net.to(self.device).eval().requires_grad_(False)
 
     @torch.no_grad()

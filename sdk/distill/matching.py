@@ -220,10 +220,8 @@ class MatchingMethod(Method):
 
     def _network(self, dataset: ImageDataset, seed: int) -> nn.Module:
         cfg = self.config
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = models.create(cfg.model, dataset.channels, dataset.num_classes,
-                                dataset.image_size, **cfg.model_options)
+        net = models.create(cfg.model, dataset.channels, dataset.num_classes, dataset.image_size,
+                            seed=seed, **cfg.model_options)
         if not hasattr(net, "forward_features"):
             raise ConfigError(f"model {cfg.model!r} has no forward_features(); "
                               "distill with a ConvNet (convnet1-convnet8)")

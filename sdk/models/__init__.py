@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from datadam.errors import ConfigError, UnknownNameError
@@ -24,7 +25,7 @@ from datadam.models.resnet import resnet18
 from datadam.models.vgg import VGG
 
 __all__ = ["ACTIVATIONS", "NORMS", "POOLINGS", "AlexNet", "ConvNet", "Features", "VGG",
-           "available", "create", "register_model", "resnet18"]
+           "available", "create", "get_factory", "register_model", "resnet18"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -59,14 +60,24 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create(name: str, channel: int, num_classes: int, im_size: tuple[int, int] = (32, 32),
-           **kwargs: Any) -> nn.Module:
-    """Build the model registered as ``name`` for ``channel x im_size`` inputs.
-
-    Raises :class:`~datadam.errors.UnknownNameError` for a name not in :func:`available`.
-    """
+def get_factory(name: str) -> Callable[..., nn.Module]:
+    """The factory registered as ``name``; :class:`~datadam.errors.UnknownNameError` otherwise."""
     try:
-        factory = _REGISTRY[name.lower()]
+        return _REGISTRY[name.lower()]
     except KeyError:
         raise UnknownNameError("model", name, available()) from None
-    return factory(channel, num_classes, im_size=tuple(im_size), **kwargs)
+
+
+def create(name: str, channel: int, num_classes: int, im_size: tuple[int, int] = (32, 32),
+           seed: int | None = None, **kwargs: Any) -> nn.Module:
+    """Build the model registered as ``name`` for ``channel x im_size`` inputs.
+
+    With ``seed`` the initial weights depend on it alone (the global RNG is left as it
+    was). Raises :class:`~datadam.errors.UnknownNameError` for a name not in :func:`available`.
+    """
+    factory = get_factory(name)
+    if seed is None:
+        return factory(channel, num_classes, im_size=tuple(im_size), **kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory(channel, num_classes, im_size=tuple(im_size), **kwargs)
