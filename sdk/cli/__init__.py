@@ -2,11 +2,15 @@
 
 Errors the API raises on purpose (:class:`~datadam.errors.DatadamError`) become one
 line on stderr and exit status 1; a usage error exits 2 (Typer's convention).
+
+Applications add their own command groups through the ``datadam.commands`` entry-point
+group (name -> a :class:`typer.Typer`), so the core never imports an application.
 """
 
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 import typer
 from typer.core import TyperGroup
@@ -48,6 +52,16 @@ app.command("distill")(distill_commands.distill_command)
 app.command("evaluate")(distill_commands.evaluate_command)
 app.command("show")(distill_commands.show_command)
 app.command("convert")(distill_commands.convert_command)
+
+
+def _add_application_commands(root: typer.Typer) -> None:
+    # An application's Typer module imports only typer and the core; its heavy
+    # dependencies (avalanche, nni) load inside its commands, so `datadam --help` stays fast.
+    for entry in sorted(entry_points(group="datadam.commands"), key=lambda e: e.name):
+        root.add_typer(entry.load(), name=entry.name)
+
+
+_add_application_commands(app)
 
 
 def _print_version(value: bool) -> None:
