@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 from PIL import Image
 
 from datadam.errors import DatadamError
-from datadam.synthetic import SyntheticSet, SyntheticSetFormatError
+from datadam.synthetic import SyntheticSet, SyntheticSetFormatError, atomic_path
 
 CLASSES = ["a", "b", "c"]
 
@@ -109,3 +110,14 @@ def test_import_refuses_pickled_code(tmp_path, capsys):
     with pytest.raises(SyntheticSetFormatError, match="not an official"):
         SyntheticSet.from_official(path, CLASSES, (0.1,), (0.3,))
     assert "pwned" not in capsys.readouterr().out
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "r.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

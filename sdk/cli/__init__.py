@@ -4,7 +4,8 @@ Errors the API raises on purpose (:class:`~datadam.errors.DatadamError`) become 
 line on stderr and exit status 1; a usage error exits 2 (Typer's convention).
 
 Applications add their own command groups through the ``datadam.commands`` entry-point
-group (name -> a :class:`typer.Typer`), so the core never imports an application.
+group (name -> a :class:`typer.Typer` group or a command function), so the core never
+imports an application.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ app = typer.Typer(
     help="Condense a labelled image dataset into a few synthetic images per class (DataDAM).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts say "[default: ...]" literally; rich would eat it as a tag
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(data_app, name="data")
@@ -55,10 +57,15 @@ app.command("convert")(distill_commands.convert_command)
 
 
 def _add_application_commands(root: typer.Typer) -> None:
-    # An application's Typer module imports only typer and the core; its heavy
+    # An application's CLI module imports only typer and the core; its heavy
     # dependencies (avalanche, nni) load inside its commands, so `datadam --help` stays fast.
+    # An entry point names a Typer app (a command group) or a function (one command).
     for entry in sorted(entry_points(group="datadam.commands"), key=lambda e: e.name):
-        root.add_typer(entry.load(), name=entry.name)
+        target = entry.load()
+        if isinstance(target, typer.Typer):
+            root.add_typer(target, name=entry.name)
+        else:
+            root.command(entry.name)(target)
 
 
 _add_application_commands(app)

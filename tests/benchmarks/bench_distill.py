@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
+from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
 
 import datadam
 from datadam.evaluate import TrainConfig, evaluate
@@ -38,17 +36,6 @@ VARIANTS = {
 }
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
 
 
 def table(results: dict) -> str:
@@ -112,7 +99,7 @@ def main() -> None:
             sys.exit("this JSON holds another budget: write to another --out")
         results["commands"] = list(dict.fromkeys(previous + [command]))
     results["settings"] = {
-        "command": command, "machine": machine(), "ipcs": ipcs,
+        "command": command, "machine": describe(), "ipcs": ipcs,
         "variants": variants, "iterations": args.iterations, "eval_runs": args.eval_runs,
         "eval_epochs": args.eval_epochs, "seed": args.seed, "datadam": datadam.__version__,
     }

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
 
 CONFIGS = [
     {"data": "mnist", "ipc": ipc, "batch_real": b} for b in (64, 256) for ipc in (1, 10, 50)
@@ -95,15 +94,6 @@ def measure(cfg, iterations: int) -> dict:
                 peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def machine() -> str:
-    import torch
-
-    cpu = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def main() -> None:
@@ -124,7 +114,7 @@ def main() -> None:
         rows.append(row)
     from datadam.synthetic import atomic_path
 
-    result = {"command": "python " + " ".join(sys.argv), "machine": machine(), "rows": rows}
+    result = {"command": "python " + " ".join(sys.argv), "machine": describe(), "rows": rows}
     with atomic_path(args.out + ".json") as tmp:
         tmp.write_text(json.dumps(result, indent=1))
     lines = ["# Distillation speed against the machine's limit", "",

@@ -1,0 +1,262 @@
+"""The comparison of replay memories at equal memory, over several class orders.
+
+>>> result = compare_buffers(train, test, ContinualConfig(buffers=("random", "datadam")))  # doctest: +SKIP
+>>> result["summary"]["datadam"]["final_accuracy_mean"]                                  # doctest: +SKIP
+
+Every (class order, buffer) run is one Avalanche stream: the learner sees the
+experiences in turn and is tested after each on the test data of the classes seen so
+far. Runs with the same class order share the initial weights of the learner and the
+augmentation seed, so buffers are compared on paired runs.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from datadam import __version__
+from datadam import models as model_registry
+from datadam.apps.continual.benchmarks import (
+    balanced_subset,
+    class_incremental,
+    class_orders,
+    default_experiences,
+)
+from datadam.apps.continual.buffers import available_buffers, make_buffer
+from datadam.apps.continual.protocols import PROTOCOLS, LearnerConfig, make_strategy
+from datadam.augment import DSA, preset_for
+from datadam.data.base import ImageDataset
+from datadam.distill.base import derive_seed, resolve_device
+from datadam.errors import ConfigError, UnknownNameError
+from datadam.progress import progress_bar
+from datadam.synthetic import atomic_path
+
+NO_REPLAY = "none"  # fine-tuning without memory, the replay protocol's lower bound
+
+
+@dataclass(frozen=True)
+class ContinualConfig:
+    """Every setting of a comparison; ``None`` means the protocol's default.
+
+    Attributes:
+        buffers: memories to compare (``random``, ``herding``, ``dm``, ``datadam``; and
+            ``none``, no replay, in the replay protocol).
+        ipc: memory per class in images (the total is ``ipc * classes``).
+        orders: class orders (the natural order, then seeded permutations).
+        protocol: ``retrain`` (a model trained from scratch on the memory at each step,
+            the papers' protocol) or ``replay`` (fine-tuning with replay).
+        experiences: experiences of the stream (default: 5 for MNIST, 2 for MHIST).
+        model: the learner (a datadam registry name).
+        model_options: its constructor options, e.g. ``{"net_width": 64}``.
+        epochs: training epochs per experience (default: 1 for replay, 150 for retrain).
+        batch: minibatch (default: 128 for replay, 256 for retrain).
+        lr: SGD learning rate (momentum 0.9, weight decay 5e-4).
+        train_per_class, test_per_class: use at most this many images of each class
+            (a seeded, class-balanced draw; None: all).
+        distill: options of the distilled memories (``iterations``, ``batch_real``...).
+        seed: fixes class orders, initial weights, augmentation and distillation.
+    """
+
+    buffers: tuple[str, ...] = ("random", "herding", "dm", "datadam")
+    ipc: int = 10
+    orders: int = 3
+    protocol: str = "retrain"
+    experiences: int | None = None
+    model: str = "convnet3"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None
+    batch: int | None = None
+    lr: float = 0.01
+    train_per_class: int | None = None
+    test_per_class: int | None = None
+    distill: dict[str, Any] = field(default_factory=lambda: {"iterations": 200})
+    seed: int = 0
+
+    def learner(self) -> LearnerConfig:
+        retrain = self.protocol == "retrain"
+        return LearnerConfig(epochs=self.epochs or (150 if retrain else 1),
+                             batch=self.batch or (256 if retrain else 128), lr=self.lr)
+
+    def validate(self, train: ImageDataset) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {self.protocol!r}; choose from {', '.join(PROTOCOLS)}")
+        known = available_buffers() + ([NO_REPLAY] if self.protocol == "replay" else [])
+        for name in self.buffers:
+            if name not in known:
+                raise UnknownNameError("buffer", name, known)
+        if not self.buffers:
+            raise ConfigError("name at least one buffer")
+        if self.ipc < 1:
+            raise ConfigError(f"a memory of {self.ipc * train.num_classes} images cannot hold one "
+                              f"image for each of {train.num_classes} classes")
+        if self.orders < 1:
+            raise ConfigError("orders must be at least 1")
+        smallest = min(train.class_counts().items(), key=lambda kv: kv[1])
+        if smallest[1] < self.ipc:
+            raise ConfigError(f"ipc={self.ipc} is larger than class {smallest[0]!r}, which has "
+                              f"{smallest[1]} training image(s) in its experience")
+        model_registry.create(self.model, train.channels, train.num_classes, train.image_size,
+                              **self.model_options)  # a bad name or option fails before any run
+
+
+def compare_buffers(train: ImageDataset, test: ImageDataset, config: ContinualConfig | None = None, *,
+                    device: str = "auto", progress: bool | None = None,
+                    results: str | Path | None = None, cache_dir: str | Path | None = None
+                    ) -> dict[str, Any]:
+    """Run every buffer on every class order and summarise.
+
+    Args:
+        train, test: the splits of one dataset.
+        config: the settings (:class:`ContinualConfig`).
+        results: a JSON file to write after every run; if it exists with the same
+            settings, the runs it holds are kept and only the missing ones run (resume).
+        cache_dir: where distilled memories keep their synthetic sets (see
+            :class:`~datadam.apps.continual.DistilledBuffer`), so the two protocols
+            condense each experience once.
+
+    Returns:
+        ``{"settings", "runs", "summary"}``: per run, the accuracy on the classes seen
+        after each experience, per-experience accuracy and forgetting; per buffer, the
+        mean and std over orders of the final accuracy and of every step.
+    """
+    config = config or ContinualConfig()
+    train = balanced_subset(train, config.train_per_class, seed=config.seed)
+    test = balanced_subset(test, config.test_per_class, seed=config.seed + 1)
+    config = replace(config, experiences=config.experiences or default_experiences(train))
+    config.validate(train)
+    dev = resolve_device(device)
+    orders = class_orders(train.num_classes, config.orders, seed=config.seed)
+    settings = _settings(config, train, test, orders)
+    path = Path(results) if results else None
+    runs = _resume(path, settings)
+    settings["buffers"] = list(dict.fromkeys([*(r["buffer"] for r in runs), *config.buffers]))
+    done = {(r["order_index"], r["buffer"]) for r in runs}
+    todo = [(i, b) for i in range(len(orders)) for b in config.buffers if (i, b) not in done]
+    bar = progress_bar(progress)
+    with bar:
+        task = bar.add_task("continual", total=len(todo) * config.experiences)
+        for order_index, name in todo:
+            bar.update(task, description=f"order {order_index + 1}/{len(orders)} · {name}")
+            runs.append(_run_stream(train, test, name, order_index, orders[order_index], config, dev,
+                                    cache_dir, advance=lambda: bar.advance(task)))
+            if path:
+                _write(path, {"settings": settings, "runs": runs, "summary": summarise(runs)})
+    out = {"settings": settings, "runs": runs, "summary": summarise(runs)}
+    if path:
+        _write(path, out)
+    return out
+
+
+def _run_stream(train: ImageDataset, test: ImageDataset, name: str, order_index: int,
+                order: list[int], config: ContinualConfig, device: torch.device,
+                cache_dir: str | Path | None, advance: Any) -> dict[str, Any]:
+    bench = class_incremental(train, test, experiences=config.experiences, class_order=order)
+    run_seed = derive_seed(config.seed, order_index)
+    net = model_registry.create(config.model, train.channels, train.num_classes, train.image_size,
+                                seed=run_seed, **config.model_options).to(device)
+    memory = None if name == NO_REPLAY else make_buffer(
+        name, config.ipc, train.num_classes, dataset=train.name, device=str(device), progress=False,
+        cache_dir=cache_dir, seed=config.seed, **config.distill)
+    strategy = make_strategy(config.protocol, net, memory, config.learner(),
+                             DSA.from_name(preset_for(train.name)), device=device, seed=run_seed)
+    steps = []
+    start = time.perf_counter()
+    for t, experience in enumerate(bench.train_stream):
+        strategy.train(experience)
+        metrics = strategy.eval(bench.test_stream[: t + 1])
+        seen = sorted(c for e in bench.train_stream[: t + 1] for c in e.classes_in_this_experience)
+        steps.append({
+            "experience": t,
+            "classes": sorted(experience.classes_in_this_experience),
+            "classes_seen": len(seen),
+            "accuracy": _metric(metrics, "Top1_Acc_Stream/"),
+            "accuracy_per_experience": [
+                _metric(metrics, f"Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{j:03d}")
+                for j in range(t + 1)],
+            "forgetting": _metric(metrics, "StreamForgetting/"),
+            "memory_images": len(memory.buffer) if memory is not None else 0,
+        })
+        advance()
+    return {
+        "order_index": order_index,
+        "class_order": order,
+        "buffer": name,
+        "final_accuracy": steps[-1]["accuracy"],
+        "final_forgetting": steps[-1]["forgetting"],
+        "steps": steps,
+        "distilled": getattr(memory, "distilled", []),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def _metric(metrics: dict[str, Any], prefix: str) -> float | None:
+    for key, value in metrics.items():
+        if key.startswith(prefix):
+            return round(float(value), 6)
+    return None
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per buffer: mean and (population) std over class orders of the final accuracy
+    and forgetting, and of the accuracy after every experience."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(r["buffer"] for r in runs):
+        mine = [r for r in runs if r["buffer"] == name]
+        finals = [r["final_accuracy"] for r in mine]
+        steps = list(zip(*[[s["accuracy"] for s in r["steps"]] for r in mine]))
+        out[name] = {
+            "orders": len(mine),
+            "final_accuracy_mean": statistics.fmean(finals),
+            "final_accuracy_std": statistics.pstdev(finals),
+            "final_forgetting_mean": statistics.fmean(r["final_forgetting"] or 0.0 for r in mine),
+            "classes_seen": [s["classes_seen"] for s in mine[0]["steps"]],
+            "accuracy_mean": [statistics.fmean(v) for v in steps],
+            "accuracy_std": [statistics.pstdev(v) for v in steps],
+            "seconds_mean": statistics.fmean(r["seconds"] for r in mine),
+        }
+    return out
+
+
+def _settings(config: ContinualConfig, train: ImageDataset, test: ImageDataset,
+              orders: list[list[int]]) -> dict[str, Any]:
+    return {
+        **asdict(config),
+        "learner": asdict(config.learner()),
+        "dataset": train.name, "classes": list(train.classes),
+        "train_images": len(train), "test_images": len(test),
+        "class_orders": orders,
+        "augmentation": preset_for(train.name),
+        "versions": {"datadam": __version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+    }
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    # the buffer list may grow between resumed runs; versions do not change the results' meaning
+    return {k: v for k, v in settings.items() if k not in ("buffers", "versions")}
+
+
+def _resume(path: Path | None, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    if path is None or not path.exists():
+        return []
+    try:
+        old = json.loads(path.read_text())
+        old_settings, runs = old["settings"], list(old["runs"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path} is not a continual-learning result file ({e})") from None
+    if _comparable(json.loads(json.dumps(old_settings))) != _comparable(json.loads(json.dumps(settings))):
+        raise ConfigError(f"{path} holds runs with other settings; choose another output")
+    return runs
+
+
+def _write(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=1))
