@@ -26,8 +26,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "filterwarnings",
         "ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning",
     )
-    # Avalanche 0.6's own ReplayPlugin still calls the storage policy's deprecated update()
-    config.addinivalue_line("filterwarnings", "ignore:Call to deprecated function update:DeprecationWarning")
 
 
 @pytest.fixture

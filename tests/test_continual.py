@@ -54,10 +54,10 @@ def stream():
                              class_order=[2, 0, 3, 1])
 
 
-def plain_strategy(memory, protocol="replay"):
+def plain_strategy(memory, protocol="replay", epochs=1, batch=16):
     net = datadam.models.create("convnet3", 1, 4, (16, 16), seed=0, net_width=16)
-    return make_strategy(protocol, net, memory, LearnerConfig(epochs=1, batch=16), DSA.from_name("none"),
-                         device=torch.device("cpu"))
+    return make_strategy(protocol, net, memory, LearnerConfig(epochs=epochs, batch=batch),
+                         DSA.from_name("none"), device=torch.device("cpu"))
 
 
 def held(memory) -> dict[int, int]:
@@ -136,6 +136,18 @@ def test_retrain_protocol_trains_on_the_memory_alone(stream):
     assert sum(batches) == 4  # 2 classes x 2 images, not the experience's 24
     strategy.train(stream.train_stream[1])
     assert sum(batches) == 4 + 8
+    # the restarted model is the one the optimizer updates
+    optimized = {id(p) for group in strategy.optimizer.param_groups for p in group["params"]}
+    assert all(id(p) in optimized for p in strategy.model.parameters())
+
+
+def test_retrain_protocol_learns_from_the_memory(stream):
+    strategy = plain_strategy(make_buffer("random", 4, 4), protocol="retrain", epochs=30, batch=4)
+    for t, experience in enumerate(stream.train_stream):
+        strategy.train(experience)
+        metrics = strategy.eval(stream.test_stream[: t + 1])
+    accuracy = next(v for k, v in metrics.items() if k.startswith("Top1_Acc_Stream"))
+    assert accuracy > 0.7  # 4 classes: chance is 0.25
 
 
 def test_herding_buffer_fixed_per_class(stream):
