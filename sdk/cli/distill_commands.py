@@ -12,6 +12,7 @@ from rich.table import Table
 from datadam import data
 from datadam.cli.options import DEVICE, IMAGE_SIZE, PROGRESS, ROOT, SEED, dataset_options, parse_list
 from datadam.distill import DistillConfig, available_methods, distill
+from datadam.distill.distributed import init_from_environment
 from datadam.errors import ConfigError
 from datadam.evaluate import EvaluationResult, TrainConfig, evaluate, evaluate_full_data
 from datadam.synthetic import SyntheticSet, atomic_path
@@ -61,17 +62,25 @@ def distill_command(
 ) -> None:
     """Condense DATASET into IPC synthetic images per class and save them to OUT.
 
+    Under torchrun (torchrun --nproc-per-node N -m datadam distill ...) each process forwards a slice of every iteration's real images and the per-class sums are all-reduced (gloo on the CPU, NCCL on GPUs); rank 0 writes OUT.
+
     A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it and gives the same result as an uninterrupted run.
     """
     train = data.load(dataset, root, "train", **dataset_options(image_size))
     checkpoint = out.with_name(out.stem + ".ckpt" + (out.suffix or ".safetensors"))
-    syn = distill(
-        train, method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
-        momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
-        model=model, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
-        net_keep=net_keep, seed=seed, device=device, progress=progress, checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every, resume=resume,
-    )
+    shard = init_from_environment(device)  # several processes under torchrun; else one
+    try:
+        syn = distill(
+            train, method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
+            momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
+            model=model, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
+            net_keep=net_keep, seed=seed, device=device, progress=progress, checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every, resume=resume,
+        )
+    finally:
+        shard.close()
+    if not shard.is_main:
+        return  # every rank holds the same set; rank 0 writes it
     syn.save(out)
     checkpoint.unlink(missing_ok=True)
     meta = syn.metadata

@@ -14,6 +14,7 @@ import torch
 from datadam import __version__
 from datadam.data.base import ImageDataset
 from datadam.distill.config import DistillConfig
+from datadam.distill.distributed import current_shard
 from datadam.errors import ConfigError, UnknownNameError
 from datadam.synthetic import SyntheticSet
 
@@ -116,6 +117,7 @@ class Method(ABC):
             "seconds_per_iteration": (round(statistics.median(self.iteration_seconds[1:]), 4)
                                       if len(self.iteration_seconds) > 1 else None),
             "device": str(self.device),
+            "processes": current_shard().world,
             "versions": {"datadam": __version__, "torch": torch.__version__,
                          "python": platform.python_version()},
         }

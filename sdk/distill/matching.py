@@ -19,8 +19,9 @@ from datadam import models
 from datadam.augment import DSA
 from datadam.data.base import ImageDataset
 from datadam.distill.base import Method, derive_seed, register_method
+from datadam.distill.distributed import Shard, current_shard
 from datadam.errors import ConfigError, DistillationInterrupted, DivergenceError
-from datadam.models.convnet import Features
+from datadam.models.convnet import Features, Reduce
 from datadam.progress import progress_bar
 from datadam.synthetic import load_tensors, save_tensors
 
@@ -64,20 +65,28 @@ def _channel_power_sum(activation: torch.Tensor, power: float, chunk_elements: i
     return out.view(b, h, w)
 
 
-def class_means(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """``[groups * n, ...]`` (contiguous groups) -> per-group means ``[groups, ...]``."""
-    return x.view(groups, -1, *x.shape[1:]).mean(dim=1)
+def class_means(x: torch.Tensor, groups: int, reduce: Reduce | None = None) -> torch.Tensor:
+    """``[groups * n, ...]`` (contiguous groups) -> per-group means ``[groups, ...]``.
+
+    With ``reduce`` (an in-place sum over processes) each process holds a slice of every
+    group and the means are over all slices.
+    """
+    grouped = x.view(groups, -1, *x.shape[1:])
+    if reduce is None:
+        return grouped.mean(dim=1)
+    count = reduce(torch.tensor([float(grouped.shape[1])], dtype=torch.float64, device=x.device))
+    return reduce(grouped.sum(dim=1)) / count.to(x.dtype)
 
 
 def matching_targets(features: Features, groups: int, power: float,
-                     attention: bool = True) -> list[torch.Tensor]:
+                     attention: bool = True, reduce: Reduce | None = None) -> list[torch.Tensor]:
     """What gets matched, per class: the mean attention map of every block but the last
     (``[K, H_l * W_l]`` each, only if ``attention``) and the mean embedding ``[K, D]``."""
     targets = []
     if attention:
-        targets = [class_means(spatial_attention(a, power), groups)
+        targets = [class_means(spatial_attention(a, power), groups, reduce)
                    for a in features.activations[:-1]]
-    return targets + [class_means(features.embedding, groups)]
+    return targets + [class_means(features.embedding, groups, reduce)]
 
 
 def matching_loss(real: list[torch.Tensor], syn: list[torch.Tensor], sam_weight: float,
@@ -121,6 +130,7 @@ class MatchingMethod(Method):
     """
 
     attention: ClassVar[bool] = True
+    shard: Shard = Shard()  # this process's slice of the real images (torchrun)
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -133,6 +143,11 @@ class MatchingMethod(Method):
         k = dataset.num_classes
         by_class = [dataset.indices_of(c) for c in range(k)]
         per_class = min(cfg.batch_real, min(len(i) for i in by_class))
+        self.shard = shard = current_shard()
+        if per_class < shard.world:
+            raise ConfigError(f"{per_class} real images per class do not split over {shard.world} processes")
+        # every rank draws the same batch and keeps its slice of each class
+        local_per_class = len(shard.take(torch.arange(per_class)))
         mean = torch.tensor(dataset.mean, device=dev).view(1, -1, 1, 1)
         std = torch.tensor(dataset.std, device=dev).view(1, -1, 1, 1)
 
@@ -144,7 +159,7 @@ class MatchingMethod(Method):
         syn = self._initial_images(dataset, by_class, real_images).requires_grad_(True)
         optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
         dsa = DSA.from_name(cfg.augmentation)
-        real_groups = torch.arange(k, device=dev).repeat_interleave(per_class)
+        real_groups = torch.arange(k, device=dev).repeat_interleave(local_per_class)
         syn_groups = torch.arange(k, device=dev).repeat_interleave(cfg.ipc)
         net, net_window = None, -1
         start = 0
@@ -154,7 +169,8 @@ class MatchingMethod(Method):
             net_window = (start - 1) // cfg.net_keep if net is not None else -1
         self.iterations_done = start
 
-        bar = progress_bar(self.progress, TextColumn("loss {task.fields[loss]:.4g}"))
+        bar = progress_bar(self.progress if shard.is_main else False,
+                           TextColumn("loss {task.fields[loss]:.4g}"))
         with bar as progress, _stop_on_sigint() as sigint:
             task = progress.add_task(f"{self.name} ipc={cfg.ipc}", total=cfg.iterations,
                                      completed=start, loss=float("nan"))
@@ -170,7 +186,7 @@ class MatchingMethod(Method):
                     net_window = it // cfg.net_keep
                     net = self._network(dataset, derive_seed(cfg.seed, net_window, _NETWORK))
                 g = torch.Generator().manual_seed(derive_seed(cfg.seed, it, _BATCH))
-                idx = torch.cat([i[torch.randperm(len(i), generator=g)[:per_class]]
+                idx = torch.cat([shard.take(i[torch.randperm(len(i), generator=g)[:per_class]])
                                  for i in by_class])
                 real = real_images(idx)
                 syn_in = syn
@@ -199,9 +215,10 @@ class MatchingMethod(Method):
     def loss(self, net: nn.Module, real: torch.Tensor, syn: torch.Tensor, classes: int) -> torch.Tensor:
         """The matching loss of one iteration; ``real`` and ``syn`` are grouped by class."""
         cfg = self.config
+        reduce = self.shard.all_sum if self.shard.distributed else None
         with torch.no_grad():
-            real_targets = matching_targets(net.forward_features(real, groups=classes), classes,
-                                            cfg.attention_power, self.attention)
+            real_targets = matching_targets(net.forward_features(real, groups=classes, reduce=reduce),
+                                            classes, cfg.attention_power, self.attention, reduce)
         syn_targets = matching_targets(net.forward_features(syn, groups=classes), classes,
                                        cfg.attention_power, self.attention)
         return matching_loss(real_targets, syn_targets, cfg.sam_weight if self.attention else 0.0,
@@ -260,6 +277,8 @@ class MatchingMethod(Method):
     def _save_checkpoint(self, dataset, syn, optimizer, net, iteration: int) -> Path | None:
         if not self.checkpoint:
             return None
+        if not self.shard.is_main:  # every rank holds the same state; one writes it
+            return self.checkpoint
         state = optimizer.state.get(syn, {})
         tensors = {"syn": syn.detach(),
                    "momentum": state.get("momentum_buffer", torch.zeros(0))}

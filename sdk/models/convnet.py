@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -48,30 +49,53 @@ def _activation(kind: str) -> nn.Module:
 _CHUNK_ELEMENTS = 1 << 21  # float32 temporaries of 8 MB stay in malloc's reused heap
 
 
-def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int) -> torch.Tensor:
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int,
+                        reduce: Reduce | None = None) -> torch.Tensor:
     """Training-mode batch norm with separate statistics per contiguous group of the batch.
 
     Running statistics are left untouched: this serves networks that are only probed.
     Without autograd on a channels-last tensor the statistics come from small chunks and
     the result is written in place: on a CPU the large temporaries of the plain
     expression (page-faulted fresh at every call) cost more than the arithmetic.
+
+    ``reduce`` (an in-place sum over processes, without autograd) makes the statistics
+    those of the whole batch when each process holds a slice of every group.
     """
     n, c, h, w = x.shape
-    fast = not (torch.is_grad_enabled() and x.requires_grad) and \
-        x.is_contiguous(memory_format=torch.channels_last)
-    if fast:
+    no_grad = not torch.is_grad_enabled() or not (
+        x.requires_grad or any(p.requires_grad for p in norm.parameters()))
+    if reduce is not None and not no_grad:
+        raise ConfigError("batch statistics are synchronised across processes only without autograd")
+    if no_grad and x.is_contiguous(memory_format=torch.channels_last):
         rows = x.permute(0, 2, 3, 1).view(groups, -1, c)  # [G, m, C], a view
-        mean = rows.mean(dim=1)
+        count = float(rows.shape[1])
+        if reduce is None:
+            mean = rows.mean(dim=1)
+        else:
+            count = float(reduce(torch.tensor([count], dtype=torch.float64, device=x.device)))
+            mean = reduce(rows.sum(dim=1)) / count
         var = torch.empty_like(mean)
         step = max(1, _CHUNK_ELEMENTS // c)
         for g in range(groups):
             acc = torch.zeros(c, dtype=x.dtype, device=x.device)
             for start in range(0, rows.shape[1], step):
                 acc += (rows[g, start:start + step] - mean[g]).square_().sum(dim=0)
-            var[g] = acc / rows.shape[1]
+            var[g] = acc
+        var = (var if reduce is None else reduce(var)) / count
         scale, shift = _affine(norm, mean, var)
         torch.addcmul(shift.unsqueeze(1), rows, scale.unsqueeze(1), out=rows)
         return x
+    if reduce is not None:  # no autograd, channels-first (GPU): the plain expression
+        parts = x.reshape(groups, -1, c, h, w)
+        count = reduce(torch.tensor([float(parts.shape[1] * h * w)], dtype=torch.float64,
+                                    device=x.device)).to(x.dtype)
+        mean = reduce(parts.sum(dim=(1, 3, 4))) / count
+        var = reduce((parts - mean[:, None, :, None, None]).square().sum(dim=(1, 3, 4))) / count
+        scale, shift = _affine(norm, mean, var)
+        return (parts * scale[:, None, :, None, None] + shift[:, None, :, None, None]).view_as(x)
     # With autograd: the native batch-norm kernels (fused forward and backward) per group.
     return torch.cat([F.batch_norm(part, None, None, norm.weight, norm.bias, training=True, eps=norm.eps)
                       for part in x.chunk(groups)])
@@ -143,7 +167,7 @@ class ConvNet(nn.Module):
         self.feature_shape = (net_width, h, w)
         self.classifier = nn.Linear(self.embed_dim, num_classes)
 
-    def forward_features(self, x: torch.Tensor, groups: int = 1) -> Features:
+    def forward_features(self, x: torch.Tensor, groups: int = 1, reduce: Reduce | None = None) -> Features:
         """Every block's activation and the final embedding, in one forward pass.
 
         Args:
@@ -152,6 +176,10 @@ class ConvNet(nn.Module):
                 each its own BatchNorm statistics (training mode only). Forwarding K
                 classes of B images at once with ``groups=K`` computes exactly what K
                 separate per-class forwards would, in one batched pass.
+            reduce: an in-place sum over processes (see
+                :mod:`datadam.distill.distributed`): when each process forwards a slice
+                of every group, the BatchNorm statistics are those of the whole batch.
+                Without autograd only.
         """
         if x.shape[0] % groups:
             raise ConfigError(f"batch of {x.shape[0]} does not split into {groups} equal groups")
@@ -159,8 +187,8 @@ class ConvNet(nn.Module):
         for block, pool in zip(self.blocks, self.pools):
             conv, norm, act = block
             x = conv(x)
-            if groups > 1 and self.training and isinstance(norm, nn.BatchNorm2d):
-                x = _grouped_batch_norm(norm, x, groups)
+            if (groups > 1 or reduce is not None) and self.training and isinstance(norm, nn.BatchNorm2d):
+                x = _grouped_batch_norm(norm, x, groups, reduce)
             else:
                 x = norm(x)
             x = act(x) if torch.is_grad_enabled() or not isinstance(act, nn.ReLU) else x.relu_()
