@@ -41,13 +41,17 @@ def rank_quality(proxy_accuracy: list[float], full_accuracy: list[float], top_k:
     top ``top_k`` are in the full data's top ``top_k``. Ties in picking and top-k
     sets go to the earlier architecture.
     """
+    import warnings
+
     from scipy.stats import kendalltau, spearmanr
 
     if len(proxy_accuracy) != len(full_accuracy) or len(full_accuracy) < 2:
         raise ConfigError("rank quality needs two equally long lists of at least 2 accuracies")
     k = min(top_k, len(full_accuracy))
-    rho, rho_p = spearmanr(proxy_accuracy, full_accuracy)
-    tau, tau_p = kendalltau(proxy_accuracy, full_accuracy)
+    with warnings.catch_warnings():  # a constant list has no ranking: recorded as None below
+        warnings.simplefilter("ignore")
+        rho, rho_p = spearmanr(proxy_accuracy, full_accuracy)
+        tau, tau_p = kendalltau(proxy_accuracy, full_accuracy)
 
     def order(values: list[float]) -> list[int]:  # best first, stable on ties
         return sorted(range(len(values)), key=lambda i: -values[i])
@@ -241,7 +245,7 @@ def markdown_table(result: StudyResult) -> str:
     full = s["full_data"]
     lines = [
         "| training set | images | Spearman | Kendall | chosen arch: full-data acc % (rank) "
-        f"| top-{s['top_k']} overlap | s per arch | speed-up |",
+        f"| top-{min(s['top_k'], len(result.architectures))} overlap | s per arch | speed-up |",
         "|---|---:|---:|---:|---|---:|---:|---:|",
     ]
 
@@ -249,13 +253,14 @@ def markdown_table(result: StudyResult) -> str:
         return "n/a" if x is None else f"{x:.3f}"
 
     n = len(result.architectures)
+    k = min(s["top_k"], n)
     for name, q in result.proxies.items():
         lines.append(
             f"| {name} | {q['details'].get('images')} | {num(q['spearman'])} | {num(q['kendall'])} "
             f"| {100 * q['chosen_full_accuracy']:.2f} ({q['chosen_full_rank']} of {n}) "
             f"| {q['top_k_overlap']}/{q['top_k']} | {q['seconds_per_arch']:.2f} | {q['speedup_vs_full']}x |")
     lines.append(f"| full data (ground truth) | {full['images']} | 1 | 1 "
-                 f"| {100 * full['accuracy_max']:.2f} (1 of {n}) | {s['top_k']}/{s['top_k']} "
+                 f"| {100 * full['accuracy_max']:.2f} (1 of {n}) | {k}/{k} "
                  f"| {full['seconds_per_arch']:.2f} | 1x |")
     return "\n".join(lines) + "\n"
 
