@@ -138,8 +138,8 @@ def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "ev
         if strategy != "grid":
             raise ConfigError("the number of trials is needed unless the strategy is grid")
         trials = space.size
-    if trials < 1:
-        raise ConfigError(f"trials must be at least 1, not {trials}")
+    if not 1 <= trials <= space.size:
+        raise ConfigError(f"trials must be between 1 and {space.size} (the size of the space), not {trials}")
     train = asdict(FULL_TRAIN if proxy == "full" else PROXY_TRAIN) | (train or {})
     task = Task(dataset=dataset, proxy=str(proxy), train=train, root=str(root) if root else None,
                 dataset_options=dataset_options or None, validation=validation, ipc=ipc, seed=seed,
@@ -176,7 +176,13 @@ def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "ev
 
     silence_stdout()  # NNI logs to out_dir/nni/<id>/log; the CLI shows progress
     with _listening(record), _loopback_portal(workdir) if engine == "ts" else _nothing():
-        experiment.run(port=port)
+        try:
+            completed = experiment.run(port=port)
+        except BaseException:  # a failed trial: NNI leaves the experiment running
+            experiment.stop()
+            raise
+        if not completed:  # NNI caught Ctrl-C and stopped the experiment itself
+            raise KeyboardInterrupt
         models = experiment.export_top_models(top_k=trials)  # best first (NNI's ranking)
         experiment.stop()
     seconds = time.perf_counter() - start
