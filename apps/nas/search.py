@@ -242,7 +242,7 @@ def _loopback_portal(workdir: Path):
     preload = workdir / "loopback.cjs"
     preload.write_text(_LOOPBACK_JS)
     before = os.environ.get("NODE_OPTIONS")
-    os.environ["NODE_OPTIONS"] = f"{before or ''} --require {preload}".strip()
+    os.environ["NODE_OPTIONS"] = f"{before or ''} --require {json.dumps(str(preload))}".strip()
     try:
         yield
     finally:

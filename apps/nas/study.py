@@ -199,13 +199,13 @@ def study(dataset: str, proxies: list[str], *, archs: int = 20, space: SearchSpa
             store.put(key, record)
         else:
             cached += 1
-        row["full"] = {k: record[k] for k in ("accuracy", "seconds", "train_seconds", "eval_seconds")}
+        row["full"] = _timed(record)
         if on_step is not None:
             on_step(FULL, row)
     for proxy in made:
         for row in rows:
             record = train_and_validate(row["arch"], proxy, split, proxy_cfg, seed, device=device)
-            row[proxy.name] = {k: record[k] for k in ("accuracy", "seconds", "train_seconds", "eval_seconds")}
+            row[proxy.name] = _timed(record)
             if on_step is not None:
                 on_step(proxy.name, row)
     full_acc = [r["full"]["accuracy"] for r in rows]
@@ -237,6 +237,12 @@ def study(dataset: str, proxies: list[str], *, archs: int = 20, space: SearchSpa
                      "python": platform.python_version()},
     }
     return StudyResult(rows, quality, settings)
+
+
+def _timed(record: dict[str, Any]) -> dict[str, Any]:
+    # warm_up_seconds: absent from caches written before it was measured
+    return {k: record[k] for k in ("accuracy", "seconds", "train_seconds", "eval_seconds", "warm_up_seconds")
+            if k in record}
 
 
 def markdown_table(result: StudyResult) -> str:
