@@ -150,6 +150,9 @@ def test_study_measures_each_proxy_and_caches_full_data(mnist_idx_root, tiny_syn
         assert {k: q[k] for k in expected} == expected
         assert q["chosen_arch"] == result.architectures[q["chosen_index"]]["key"]
         assert q["seconds_per_arch"] > 0 and q["speedup_vs_full"] > 0
+        # the same networks, 40 full-data images x 1 epoch against 10 proxy images x 2 epochs,
+        # all scored on the same 10 validation images: training costs 2x more on the full data
+        assert 1 < q["flops_speedup_vs_full"] < 2
     assert result.settings["full_data"]["cached_archs"] == 0
     assert len(json.loads(cache.read_text())["entries"]) == 4
     again = study("mnist", [str(tiny_synthetic), "random"], **kwargs)

@@ -210,14 +210,22 @@ def study(dataset: str, proxies: list[str], *, archs: int = 20, space: SearchSpa
                 on_step(proxy.name, row)
     full_acc = [r["full"]["accuracy"] for r in rows]
     full_seconds = sum(r["full"]["seconds"] for r in rows) / len(rows)
+    cost = [image_flops(r["arch"], train.channels, train.num_classes, train.image_size) for r in rows]
+
+    def flops_per_arch(images: int, cfg: TrainConfig) -> float:  # training + scoring the validation split
+        return sum(t * images * cfg.epochs + f * validation for t, f in cost) / len(cost)
+
+    full_flops = flops_per_arch(len(full), full_cfg)
     quality: dict[str, dict[str, Any]] = {}
     for proxy in made:
         acc = [r[proxy.name]["accuracy"] for r in rows]
         q = rank_quality(acc, full_acc, top_k)
         q["chosen_arch"] = rows[q["chosen_index"]]["key"]
         seconds = sum(r[proxy.name]["seconds"] for r in rows) / len(rows)
+        flops = flops_per_arch(len(proxy), proxy_cfg)
         q.update(seconds_per_arch=round(seconds, 4), total_seconds=round(seconds * len(rows), 3),
                  speedup_vs_full=round(full_seconds / seconds, 2) if seconds else None,
+                 flops_per_arch=flops, flops_speedup_vs_full=round(full_flops / flops, 2),
                  accuracy_mean=sum(acc) / len(acc), accuracy_min=min(acc), accuracy_max=max(acc),
                  details=proxy.details | {"kind": proxy.kind})
         quality[proxy.name] = q
@@ -229,6 +237,7 @@ def study(dataset: str, proxies: list[str], *, archs: int = 20, space: SearchSpa
         "proxy_train": asdict(proxy_cfg), "full_train": asdict(full_cfg), "ipc": ipc, "top_k": top_k,
         "seed": seed, "device": device, "cache": str(cache) if cache else None,
         "full_data": {"images": len(full), "seconds_per_arch": round(full_seconds, 4),
+                      "flops_per_arch": full_flops,
                       "cached_archs": cached, "accuracy_mean": statistics.fmean(full_acc),
                       "accuracy_std": statistics.pstdev(full_acc),
                       "accuracy_min": min(full_acc), "accuracy_max": max(full_acc)},
@@ -237,6 +246,27 @@ def study(dataset: str, proxies: list[str], *, archs: int = 20, space: SearchSpa
                      "python": platform.python_version()},
     }
     return StudyResult(rows, quality, settings)
+
+
+def image_flops(arch: Architecture, channel: int, num_classes: int,
+                im_size: tuple[int, int]) -> tuple[int, int]:
+    """FLOPs per image of ``arch``: one training step (forward + backward) and one forward.
+
+    The machine-independent cost of a trial, next to its seconds (which another job on
+    the same cores can stretch). Augmentation and optimiser arithmetic are left out.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from datadam.apps.nas.architecture import build_network
+    from datadam.evaluate import training_flops
+
+    net = build_network(arch, channel, num_classes, im_size, seed=0)
+    train = training_flops(net, (channel, *im_size), num_classes, 1)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net.eval()
+        net(torch.zeros(2, channel, *im_size))
+    return train, counter.get_total_flops() // 2
 
 
 def _timed(record: dict[str, Any]) -> dict[str, Any]:
@@ -251,8 +281,9 @@ def markdown_table(result: StudyResult) -> str:
     full = s["full_data"]
     lines = [
         "| training set | images | Spearman | Kendall | chosen arch: full-data acc % (rank) "
-        f"| top-{min(s['top_k'], len(result.architectures))} overlap | s per arch | speed-up |",
-        "|---|---:|---:|---:|---|---:|---:|---:|",
+        f"| top-{min(s['top_k'], len(result.architectures))} overlap | s per arch | speed-up (time) "
+        "| speed-up (FLOPs) |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
 
     def num(x: float | None) -> str:
@@ -264,10 +295,11 @@ def markdown_table(result: StudyResult) -> str:
         lines.append(
             f"| {name} | {q['details'].get('images')} | {num(q['spearman'])} | {num(q['kendall'])} "
             f"| {100 * q['chosen_full_accuracy']:.2f} ({q['chosen_full_rank']} of {n}) "
-            f"| {q['top_k_overlap']}/{q['top_k']} | {q['seconds_per_arch']:.2f} | {q['speedup_vs_full']}x |")
+            f"| {q['top_k_overlap']}/{q['top_k']} | {q['seconds_per_arch']:.2f} | {q['speedup_vs_full']}x "
+            f"| {q['flops_speedup_vs_full']}x |")
     lines.append(f"| full data (ground truth) | {full['images']} | 1 | 1 "
                  f"| {100 * full['accuracy_max']:.2f} (1 of {n}) | {k}/{k} "
-                 f"| {full['seconds_per_arch']:.2f} | 1x |")
+                 f"| {full['seconds_per_arch']:.2f} | 1x | 1x |")
     return "\n".join(lines) + "\n"
 
 

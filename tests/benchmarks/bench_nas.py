@@ -66,9 +66,13 @@ def report(result, command: str, distill_command: str, machine_line: str, thread
         f"batch {s['proxy_train']['batch']}, DSA: {aug}).  ",
         "",
         markdown_table(result),
-        "Speed-up: seconds per architecture (training plus scoring the 'validation' images) on the full "
-        "data over the same on the proxy. Training alone: "
-        + ", ".join(f"{n} {train_speedup(result, n):.1f}x" for n in names) + ".",
+        "Speed-up (time): seconds per architecture (training plus scoring the validation images) on "
+        "the full data over the same on the proxy; training alone: "
+        + ", ".join(f"{n} {train_speedup(result, n):.1f}x" for n in names) + ". The seconds were "
+        "taken while another job shared the two cores, and full-data seconds may come from the cache "
+        "(an earlier run): read them with that in mind. Speed-up (FLOPs): the same ratio in "
+        "floating-point operations (forward + backward per training image, forward per validation "
+        "image; DSA and the optimiser left out), which no other job can stretch.",
         "",
         "![proxy vs full-data accuracy](nas_mnist_scatter.png)",
         "",
