@@ -160,6 +160,7 @@ def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "ev
     workdir.mkdir(parents=True, exist_ok=True)
     config = NasExperimentConfig(engine, "simplified", "local" if engine == "ts" else None)
     config.max_trial_number = trials
+    config.trial_concurrency = 1  # one CPU job at a time; the sequential engine allows no other
     config.experiment_working_directory = str(workdir)
     config.experiment_name = f"datadam-nas-{dataset}-{strategy}"
     experiment = _experiment_class()(model_space, make_evaluator(task),
