@@ -32,7 +32,7 @@ ENGINES = ("sequential", "ts")
 
 @dataclass
 class SearchResult:
-    """Every trial of a search (in the order they ran), the best one and all settings."""
+    """Every trial of a search in NNI's ranking (best first), the best one and all settings."""
 
     best: dict[str, Any]
     trials: list[dict[str, Any]]
