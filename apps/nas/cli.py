@@ -1,0 +1,196 @@
+"""``datadam nas``: architecture search and proxy-quality studies from the command line.
+
+Imports only typer and the core at module level: NNI loads inside the commands, so
+``datadam --help`` stays fast and a missing extra is a one-line error.
+
+The issue sketched ``datadam nas mnist ...`` for the search; a dataset name cannot
+share a level with the ``study`` command, so the search is ``datadam nas search mnist``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from datadam.cli.options import DEVICE, IMAGE_SIZE, PROGRESS, ROOT, SEED, dataset_options, parse_list
+from datadam.errors import ConfigError
+from datadam.progress import progress_bar
+from datadam.synthetic import atomic_path
+
+app = typer.Typer(help="Neural architecture search with NNI, a condensed set as the proxy.",
+                  no_args_is_help=True)
+
+_DATASET = typer.Argument(..., help="Dataset to search on: mnist, mhist or folder.")
+_DEPTHS = typer.Option("1,2,3", "--depths", help="Comma-separated ConvNet depths to search.")
+_WIDTHS = typer.Option("8,16,32", "--widths", help="Comma-separated ConvNet widths (channels) to search.")
+_NORMS = typer.Option("batchnorm,instancenorm,none", "--norms",
+                      help="Normalisations to search: batchnorm, instancenorm, groupnorm, layernorm, none.")
+_ACTS = typer.Option("relu,gelu,sigmoid", "--activations",
+                     help="Activations to search: relu, leakyrelu, sigmoid, gelu.")
+_POOLS = typer.Option("avgpooling,maxpooling", "--poolings",
+                      help="Poolings to search: avgpooling, maxpooling, none.")
+_EPOCHS = typer.Option(50, "--epochs", min=1, help="Training epochs of every network on a small proxy.")
+_FULL_EPOCHS = typer.Option(2, "--full-epochs", min=1,
+                            help="Training epochs of every network on the full data.")
+_BATCH = typer.Option(256, "--batch", min=1, help="Training minibatch.")
+_LR = typer.Option(0.01, "--lr", min=0.0, help="SGD learning rate (cosine annealing to 0).")
+_VALIDATION = typer.Option(5000, "--validation", min=1,
+                           help="Real training images held out to score every network.")
+_IPC = typer.Option(None, "--ipc", min=1, help="Images per class of the random proxy "
+                    "(default: as many as the synthetic proxy, else 10).", show_default=False)
+
+
+def _space(depths: str, widths: str, norms: str, activations: str, poolings: str):
+    from datadam.apps.nas.architecture import SearchSpace
+
+    def ints(name: str, value: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(v) for v in parse_list(value))
+        except ValueError:
+            raise ConfigError(f"{name} must be comma-separated integers, not {value!r}") from None
+
+    return SearchSpace(depth=ints("--depths", depths), width=ints("--widths", widths),
+                       norm=tuple(parse_list(norms)), activation=tuple(parse_list(activations)),
+                       pooling=tuple(parse_list(poolings)))
+
+
+def _percent(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+@app.command("search")
+def search_command(
+    dataset: str = _DATASET,
+    proxy: str = typer.Option(..., "--proxy", "-p",
+                              help="What every candidate trains on: a synthetic set (.safetensors), "
+                                   "'random' (real images, --ipc per class) or 'full'."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (search.json and NNI's files)."),
+    strategy: str = typer.Option("evolution", "--strategy", "-s",
+                                 help="NNI strategy: random, evolution (regularized evolution) or grid."),
+    trials: int | None = typer.Option(None, "--trials", "-n", min=1,
+                                      help="Architectures to try (default: 30; grid: the whole space).",
+                                      show_default=False),
+    population: int = typer.Option(10, "--population", min=2, help="Evolution: population size."),
+    sample_size: int = typer.Option(3, "--sample-size", min=1, help="Evolution: tournament size."),
+    engine: str = typer.Option("sequential", "--engine",
+                               help="sequential (trials in this process) or ts (NNI manager and web portal "
+                                    "on 127.0.0.1:PORT, trials in subprocesses)."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535,
+                             help="Port of NNI's web portal (--engine ts)."),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs of every candidate "
+                                      "(default: 50 on a small proxy, 2 on the full data).",
+                                      show_default=False),
+    batch: int = _BATCH,
+    lr: float = _LR,
+    reports: int = typer.Option(4, "--reports", min=1,
+                                help="Validation accuracies per trial reported to NNI (the last is final)."),
+    validation: int = _VALIDATION,
+    ipc: int | None = _IPC,
+    depths: str = _DEPTHS, widths: str = _WIDTHS, norms: str = _NORMS, activations: str = _ACTS,
+    poolings: str = _POOLS,
+    root: Path | None = ROOT,
+    image_size: int | None = IMAGE_SIZE,
+    device: str = DEVICE,
+    seed: int = SEED,
+    progress: bool | None = PROGRESS,
+) -> None:
+    """Search the ConvNet space for the architecture a proxy rates best (NNI, in-process by default)."""
+    from datadam.apps.nas._nni import import_nni
+
+    import_nni()
+    from datadam.apps.nas.search import STRATEGIES, search
+
+    if strategy not in STRATEGIES:  # before any data is read
+        raise ConfigError(f"unknown strategy {strategy!r}; available: {', '.join(STRATEGIES)}")
+    space = _space(depths, widths, norms, activations, poolings)
+    if trials is None and strategy != "grid":
+        trials = 30
+    total = trials or space.size
+    typer.echo(f"space: {space.describe()}")
+    train: dict[str, Any] = {"batch": batch, "lr": lr}
+    if epochs is not None:
+        train["epochs"] = epochs
+    bar = progress_bar(progress)
+    best: list[float] = []
+    with bar:
+        task = bar.add_task(f"{strategy} search", total=total)
+
+        def on_trial(record: dict[str, Any]) -> None:
+            best.append(max(record["accuracy"], best[-1] if best else 0.0))
+            bar.advance(task)
+            bar.update(task, description=f"{strategy} search, best {_percent(best[-1])}")
+            if bar.disable:
+                typer.echo(f"trial {len(best)}/{total}: {record['key']} {_percent(record['accuracy'])} "
+                           f"({record['seconds']:.1f} s)")
+
+        result = search(dataset, proxy, out, strategy=strategy, trials=trials, space=space, train=train,
+                        validation=validation, ipc=ipc or 10, reports=reports, seed=seed, root=root,
+                        dataset_options=dataset_options(image_size), device=device, engine=engine,
+                        port=port, population=population, sample_size=sample_size, on_trial=on_trial)
+    b = result.best
+    typer.echo(f"best of {len(result.trials)} trials: {b['key']} at {_percent(b['accuracy'])} validation "
+               f"accuracy; wrote {out / 'search.json'}")
+
+
+@app.command("study")
+def study_command(
+    dataset: str = _DATASET,
+    proxies: str = typer.Option(..., "--proxies", "-p",
+                                help="Comma-separated proxies to judge: synthetic sets (.safetensors) "
+                                     "and/or 'random' (real images, as many per class)."),
+    out: Path = typer.Option(..., "--out", "-o",
+                             help="Output folder: study.json, study.md, study_scatter.png."),
+    archs: int = typer.Option(20, "--archs", "-k", min=2, help="Architectures sampled from the space."),
+    cache: Path | None = typer.Option(None, "--cache", help="Full-data results file, reused across "
+                                      "studies (default: OUT/full_data_cache.json).", show_default=False),
+    top_k: int = typer.Option(5, "--top-k", min=1, help="Size of the top sets compared."),
+    epochs: int = _EPOCHS,
+    full_epochs: int = _FULL_EPOCHS,
+    batch: int = _BATCH,
+    lr: float = _LR,
+    validation: int = _VALIDATION,
+    ipc: int | None = _IPC,
+    depths: str = _DEPTHS, widths: str = _WIDTHS, norms: str = _NORMS, activations: str = _ACTS,
+    poolings: str = _POOLS,
+    root: Path | None = ROOT,
+    image_size: int | None = IMAGE_SIZE,
+    device: str = DEVICE,
+    seed: int = SEED,
+    progress: bool | None = PROGRESS,
+) -> None:
+    """How well each proxy ranks architectures against full-data training: Spearman, Kendall, top-k, time."""
+    from datadam.apps.nas._nni import import_nni
+
+    import_nni()
+    from datadam.apps.nas.study import markdown_table, plot_scatter, study
+
+    names = parse_list(proxies)
+    space = _space(depths, widths, norms, activations, poolings)
+    typer.echo(f"space: {space.describe()}")
+    bar = progress_bar(progress)
+    with bar:
+        task = bar.add_task("study", total=archs * (1 + len(names)))
+
+        def on_step(proxy: str, row: dict[str, Any]) -> None:
+            bar.advance(task)
+            bar.update(task, description=f"study: {proxy}")
+            if bar.disable:
+                typer.echo(f"{proxy}: {row['key']} {_percent(row[proxy]['accuracy'])} "
+                           f"({row[proxy]['seconds']:.1f} s)")
+
+        result = study(dataset, names, archs=archs, space=space,
+                       proxy_train={"epochs": epochs, "batch": batch, "lr": lr},
+                       full_train={"epochs": full_epochs, "batch": batch, "lr": lr},
+                       validation=validation, ipc=ipc, top_k=top_k, seed=seed, root=root,
+                       dataset_options=dataset_options(image_size), device=device,
+                       cache=cache or out / "full_data_cache.json", on_step=on_step)
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out / "study.json")
+    table = markdown_table(result)
+    with atomic_path(out / "study.md") as tmp:
+        tmp.write_text(table)
+    plot_scatter(result, out / "study_scatter.png")
+    typer.echo(table.rstrip())
+    typer.echo(f"wrote {out / 'study.json'}, {out / 'study.md'}, {out / 'study_scatter.png'}")

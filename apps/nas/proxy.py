@@ -1,0 +1,115 @@
+"""Proxies: the training sets a candidate architecture is judged on, and the real
+validation split that judges it.
+
+A proxy is a condensed :class:`~datadam.synthetic.SyntheticSet`, a random class-balanced
+subset of real training images (``random``), or every training image (``full``). The
+validation split is carved from the training split before anything else, so the
+random subset and the full proxy never contain a validation image and the test split
+stays untouched for the final report of whatever architecture a search picks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from datadam.data.base import ImageDataset
+from datadam.errors import ConfigError
+from datadam.evaluate import check_compatible
+from datadam.synthetic import SyntheticSet
+
+FULL, RANDOM = "full", "random"
+
+
+@dataclass(eq=False)
+class Proxy:
+    """Training images of one proxy, normalised with the dataset's training mean/std.
+
+    Attributes:
+        name: ``full``, ``random`` or the synthetic set's file name.
+        kind: ``full``, ``random`` or ``synthetic``.
+        images: float32 ``[N, C, H, W]``; labels: int64 ``[N]``.
+        details: what it is made of (source file, method, IPC, indices seed...).
+    """
+
+    name: str
+    kind: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+@dataclass(eq=False)
+class Split:
+    """The dataset cut for a search: real validation images and what remains to train on."""
+
+    train: ImageDataset
+    validation_images: torch.Tensor  # float32, normalised
+    validation_labels: torch.Tensor
+    details: dict[str, Any]
+
+
+def split_validation(train: ImageDataset, size: int, seed: int) -> Split:
+    """Hold out ``size`` random training images (the same ones for a given ``seed``)."""
+    if not 0 < size < len(train):
+        raise ConfigError(f"validation size must be between 1 and {len(train) - 1} "
+                          f"(the training split has {len(train)} images), not {size}")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    held, rest = order[:size].sort().values, order[size:].sort().values
+    validation = train.subset(held)
+    return Split(train.subset(rest), validation.normalized(), validation.labels,
+                 {"validation_images": size, "train_images": len(rest), "split_seed": seed,
+                  "dataset": train.name})
+
+
+def random_subset(pool: ImageDataset, ipc: int, seed: int) -> Proxy:
+    """``ipc`` random real images of every class of ``pool``."""
+    g = torch.Generator().manual_seed(seed)
+    chosen = []
+    for label in range(pool.num_classes):
+        members = pool.indices_of(label)
+        if len(members) < ipc:
+            raise ConfigError(f"random proxy: class {pool.classes[label]!r} has {len(members)} "
+                              f"training images, fewer than {ipc} per class")
+        chosen.append(members[torch.randperm(len(members), generator=g)[:ipc]])
+    idx = torch.cat(chosen)
+    return Proxy(RANDOM, RANDOM, pool.normalized(idx), pool.labels[idx],
+                 {"ipc": ipc, "images": len(idx), "seed": seed})
+
+
+def synthetic_proxy(path: str | Path, pool: ImageDataset) -> Proxy:
+    """A condensed set as a proxy; :class:`ConfigError` when it is not of ``pool``'s dataset."""
+    syn = SyntheticSet.load(path)
+    check_compatible(syn, pool)
+    # The set is normalised with its own statistics; bring it onto the dataset's so one
+    # validation tensor serves every proxy.
+    mean_s, std_s = (torch.tensor(v).view(1, -1, 1, 1) for v in (syn.mean, syn.std))
+    mean_d, std_d = (torch.tensor(v).view(1, -1, 1, 1) for v in (pool.mean, pool.std))
+    images = (syn.images.float() * std_s + mean_s - mean_d) / std_d
+    return Proxy(Path(path).name, "synthetic", images, syn.labels.long(),
+                 {"file": str(path), "method": syn.metadata.get("method"), "ipc": syn.ipc,
+                  "images": len(syn), "iterations": syn.metadata.get("iterations_done"),
+                  "source_dataset": syn.metadata.get("dataset")})
+
+
+def make_proxy(spec: str, pool: ImageDataset, ipc: int, seed: int) -> Proxy:
+    """``full``, ``random`` (``ipc`` per class) or the path of a synthetic set."""
+    if spec == FULL:
+        return Proxy(FULL, FULL, pool.normalized(), pool.labels, {"images": len(pool)})
+    if spec == RANDOM:
+        return random_subset(pool, ipc, seed)
+    return synthetic_proxy(spec, pool)
+
+
+def matching_ipc(specs: list[str], pool: ImageDataset, default: int) -> int:
+    """IPC of the random proxy: that of the (first) synthetic proxy, so both hold as many images."""
+    for spec in specs:
+        if spec not in (FULL, RANDOM):
+            return SyntheticSet.load(spec).ipc
+    return default

@@ -1,0 +1,181 @@
+"""datadam.apps.nas: the NNI model space, the proxy evaluator, search and the proxy study."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from datadam import data, distill
+from datadam.apps.nas.architecture import SearchSpace, arch_key
+from datadam.apps.nas.proxy import make_proxy, split_validation
+from datadam.apps.nas.search import search
+from datadam.apps.nas.space import ConvNetSpace, space_size
+from datadam.apps.nas.study import FullDataCache, rank_quality, study
+from datadam.errors import ConfigError, DataFormatError, UnknownNameError
+from datadam.synthetic import SyntheticSet
+
+TINY = SearchSpace(depth=(1, 2), width=(4, 8), norm=("batchnorm",), activation=("relu",),
+                   pooling=("avgpooling",))
+FAST = {"epochs": 2, "batch": 64}
+
+_NORM_TYPES = {"batchnorm": nn.BatchNorm2d, "instancenorm": nn.GroupNorm, "groupnorm": nn.GroupNorm,
+               "layernorm": nn.LayerNorm, "none": nn.Identity}
+_ACT_TYPES = {"relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "leakyrelu": nn.LeakyReLU}
+_POOL_TYPES = {"avgpooling": nn.AvgPool2d, "maxpooling": nn.MaxPool2d, "none": nn.Identity}
+
+
+def test_space_samples_a_valid_network_of_every_choice():
+    space = SearchSpace(norm=("batchnorm", "instancenorm", "groupnorm", "layernorm", "none"),
+                        activation=("relu", "gelu", "sigmoid", "leakyrelu"),
+                        pooling=("avgpooling", "maxpooling", "none"))
+    model_space = ConvNetSpace(1, 10, (28, 28), space.to_dict())
+    assert space_size(model_space) == space.size == 3 * 3 * 5 * 4 * 3
+    assert set(model_space.simplify()) == {"depth", "width", "norm", "activation", "pooling"}
+    x = torch.randn(2, 1, 28, 28)
+    # every value of every choice, each against every value of the others once (the
+    # 540 combinations cost minutes of rebuilding for little more assurance)
+    base = {k: v[0] for k, v in space.choices().items()}
+    archs = [base | {name: value} for name, values in space.choices().items() for value in values]
+    archs += [dict(zip(space.choices(), values)) for values in
+              zip(*(reversed(v * 5) for v in space.choices().values()))]
+    for arch in archs:
+        model = model_space.freeze(arch)
+        assert model.arch == arch
+        blocks = model.net.blocks
+        assert len(blocks) == arch["depth"]
+        conv, norm, act = blocks[-1]
+        assert conv.out_channels == arch["width"]
+        assert type(norm) is _NORM_TYPES[arch["norm"]] and isinstance(act, _ACT_TYPES[arch["activation"]])
+        assert type(model.net.pools[0]) is _POOL_TYPES[arch["pooling"]]
+        out = model(x)
+        assert out.shape == (2, 10) and torch.isfinite(out).all(), arch_key(arch)
+
+
+def test_space_rejects_bad_choices():
+    with pytest.raises(ConfigError, match="norm choices"):
+        SearchSpace(norm=("batchnorm", "weightnorm"))
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        SearchSpace(width=(6,), norm=("groupnorm",))
+    with pytest.raises(ConfigError, match="at least 16 px"):
+        SearchSpace(depth=(4,)).check_image_size((8, 8))
+    with pytest.raises(ConfigError, match="repeat"):
+        SearchSpace(depth=(2, 2))
+
+
+def test_random_proxy_is_balanced_and_disjoint_from_validation(mnist_idx_root):
+    train = data.load("mnist", mnist_idx_root)
+    split = split_validation(train, 10, seed=3)
+    proxy = make_proxy("random", split.train, 2, seed=4)
+    assert torch.bincount(proxy.labels, minlength=10).tolist() == [2] * 10
+    val = {bytes(x.numpy()) for x in split.validation_images}
+    assert not any(bytes(x.numpy()) in val for x in proxy.images)
+    assert len(split.train) == 40 and len(split.validation_labels) == 10
+    again = split_validation(train, 10, seed=3)
+    assert torch.equal(again.validation_images, split.validation_images)
+
+
+def test_search_in_process_returns_the_best_architecture(mnist_idx_root, tmp_path):
+    seen = []
+    result = search("mnist", "random", tmp_path / "s", strategy="random", trials=3, space=TINY,
+                    train=FAST, validation=10, ipc=1, reports=2, root=mnist_idx_root,
+                    on_trial=seen.append)
+    assert len(result.trials) == 3 == len(seen)
+    keys = [t["key"] for t in result.trials]
+    assert len(set(keys)) == 3 and all(TINY.contains(t["arch"]) for t in result.trials)
+    assert result.best["accuracy"] == max(t["accuracy"] for t in result.trials)
+    assert result.best["accuracy"] == max(t["accuracy"] for t in seen)
+    assert all(len(t["intermediate"]) == 1 and len(t["curve"]) == 2 for t in result.trials)
+    saved = json.loads((tmp_path / "s" / "search.json").read_text())
+    assert saved["best"]["key"] == result.best["key"]
+    assert saved["settings"]["space_size"] == 4 and saved["settings"]["task"]["train"]["epochs"] == 2
+    # NNI's experiment folder and manifest stay inside the output folder
+    assert (tmp_path / "s" / "nni" / ".experiment").exists()
+    assert (tmp_path / "s" / "nni" / saved["settings"]["experiment_id"]).is_dir()
+    # every setting fixed by the seed: the same search gives the same trials
+    again = search("mnist", "random", tmp_path / "t", strategy="random", trials=3, space=TINY,
+                   train=FAST, validation=10, ipc=1, reports=2, root=mnist_idx_root)
+    assert [(t["key"], t["accuracy"]) for t in again.trials] == \
+        [(t["key"], t["accuracy"]) for t in result.trials]
+
+
+def test_grid_search_covers_the_space_and_evolution_runs(mnist_idx_root, tmp_path):
+    grid = search("mnist", "random", tmp_path / "g", strategy="grid", trials=None, space=TINY,
+                  train={"epochs": 1}, validation=10, ipc=1, reports=1, root=mnist_idx_root)
+    assert sorted(t["key"] for t in grid.trials) == sorted(arch_key(a) for a in TINY.architectures())
+    evo = search("mnist", "random", tmp_path / "e", strategy="evolution", trials=3, space=TINY,
+                 train={"epochs": 1}, validation=10, ipc=1, reports=1, root=mnist_idx_root,
+                 population=2, sample_size=1)
+    assert len(evo.trials) == 3 and evo.settings["population"] == 2
+    with pytest.raises(UnknownNameError, match="unknown strategy 'bayes'"):
+        search("mnist", "random", tmp_path / "x", strategy="bayes", trials=2, root=mnist_idx_root)
+
+
+def test_rank_quality_on_constructed_cases():
+    q = rank_quality([1, 2, 3, 4], [1, 3, 2, 4], top_k=2)
+    # rho = 1 - 6 * sum(d^2) / (n (n^2 - 1)) = 1 - 6 * 2 / 60; tau = (5 - 1) / 6
+    assert q["spearman"] == pytest.approx(0.8) and q["kendall"] == pytest.approx(4 / 6)
+    assert q["chosen_index"] == 3 and q["chosen_full_accuracy"] == 4 and q["chosen_full_rank"] == 1
+    assert q["top_k_overlap"] == 1  # proxy's top 2 {3, 2}, full data's {3, 1}
+    rev = rank_quality([0.9, 0.5, 0.1], [0.2, 0.6, 0.95])
+    assert rev["spearman"] == pytest.approx(-1) and rev["kendall"] == pytest.approx(-1)
+    assert rev["chosen_full_accuracy"] == 0.2 and rev["chosen_full_rank"] == 3
+    assert rev["best_full_accuracy"] == 0.95 and rev["top_k"] == 3 and rev["top_k_overlap"] == 3
+    flat = rank_quality([0.5, 0.5, 0.5], [0.1, 0.2, 0.3])
+    assert flat["spearman"] is None and flat["kendall"] is None  # no ranking at all, not NaN
+    with pytest.raises(ConfigError):
+        rank_quality([1.0], [1.0])
+
+
+@pytest.fixture
+def tiny_synthetic(mnist_idx_root, tmp_path):
+    train = data.load("mnist", mnist_idx_root)
+    path = tmp_path / "syn.safetensors"
+    distill(train, "random", ipc=1, progress=False, seed=5).save(path)
+    return path
+
+
+def test_study_measures_each_proxy_and_caches_full_data(mnist_idx_root, tiny_synthetic, tmp_path):
+    cache = tmp_path / "cache.json"
+    kwargs = dict(archs=4, space=TINY, proxy_train=FAST, full_train={"epochs": 1}, validation=10,
+                  root=mnist_idx_root, cache=cache)
+    result = study("mnist", [str(tiny_synthetic), "random"], **kwargs)
+    assert len(result.architectures) == 4 and set(result.proxies) == {"syn.safetensors", "random"}
+    assert result.proxies["random"]["details"]["images"] == 10  # as many as the synthetic set
+    full = [r["full"]["accuracy"] for r in result.architectures]
+    for name, q in result.proxies.items():
+        expected = rank_quality([r[name]["accuracy"] for r in result.architectures], full, 5)
+        assert {k: q[k] for k in expected} == expected
+        assert q["chosen_arch"] == result.architectures[q["chosen_index"]]["key"]
+        assert q["seconds_per_arch"] > 0 and q["speedup_vs_full"] > 0
+        # the same networks, 40 full-data images x 1 epoch against 10 proxy images x 2 epochs,
+        # all scored on the same 10 validation images: training costs 2x more on the full data
+        assert 1 < q["flops_speedup_vs_full"] < 2
+    assert result.settings["full_data"]["cached_archs"] == 0
+    assert len(json.loads(cache.read_text())["entries"]) == 4
+    again = study("mnist", [str(tiny_synthetic), "random"], **kwargs)
+    assert again.settings["full_data"]["cached_archs"] == 4
+    assert [r["full"] for r in again.architectures] == [r["full"] for r in result.architectures]
+    for name, q in result.proxies.items():  # proxies train the same networks again: same ranking
+        for key in ("spearman", "kendall", "chosen_arch", "top_k_overlap", "accuracy_mean"):
+            assert again.proxies[name][key] == q[key], key
+
+
+def test_study_refuses_a_proxy_of_another_dataset(mnist_idx_root, tmp_path):
+    other = tmp_path / "other.safetensors"
+    SyntheticSet(torch.zeros(3, 1, 28, 28), torch.arange(3), ["a", "b", "c"], (0.1,), (0.3,)).save(other)
+    with pytest.raises(ConfigError, match="not the same dataset"):
+        study("mnist", [str(other)], archs=2, space=TINY, validation=10, root=mnist_idx_root)
+    with pytest.raises(ConfigError, match="ground truth"):
+        study("mnist", ["full"], archs=2, space=TINY, validation=10, root=mnist_idx_root)
+    with pytest.raises(ConfigError, match="between 2 and 4"):
+        study("mnist", ["random"], archs=5, space=TINY, validation=10, root=mnist_idx_root, ipc=1)
+
+
+def test_full_data_cache_rejects_foreign_files(tmp_path):
+    bad = tmp_path / "c.json"
+    bad.write_text('{"entries": {}}')
+    with pytest.raises(DataFormatError, match="not a datadam full-data cache"):
+        FullDataCache(bad)

@@ -1,0 +1,94 @@
+"""``datadam nas search`` and ``datadam nas study`` from the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from datadam import data, distill
+from datadam.cli import app
+from datadam.synthetic import SyntheticSet
+
+runner = CliRunner()
+TINY_SPACE = ["--depths", "1,2", "--widths", "4", "--norms", "batchnorm", "--activations", "relu",
+              "--poolings", "avgpooling"]
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_nas_group_is_an_entry_point_and_loads_no_nni():
+    assert any(e.name == "nas" and e.value == "datadam.apps.nas.cli:app"
+               for e in entry_points(group="datadam.commands"))
+    r = run("nas", "--help")
+    assert r.exit_code == 0 and "search" in r.output and "study" in r.output
+    code = "import sys, datadam.cli; print('nni' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_search_and_study_commands(mnist_idx_root, tmp_path):
+    r = run("nas", "search", "mnist", "--proxy", "random", "--ipc", 1, "--strategy", "grid",
+            "--epochs", 1, "--validation", 10, "--root", mnist_idx_root, "--out", tmp_path / "s",
+            "--no-progress", *TINY_SPACE)
+    assert r.exit_code == 0, r.output
+    assert "space: 2 architectures" in r.output and "trial 2/2" in r.output and "best of 2 trials" in r.output
+    assert json.loads((tmp_path / "s" / "search.json").read_text())["settings"]["strategy"] == "grid"
+
+    syn = tmp_path / "syn.safetensors"
+    distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(syn)
+    r = run("nas", "study", "mnist", "--proxies", f"{syn},random", "--archs", 2, "--epochs", 1,
+            "--full-epochs", 1, "--validation", 10, "--root", mnist_idx_root, "--out", tmp_path / "st",
+            "--no-progress", *TINY_SPACE)
+    assert r.exit_code == 0, r.output
+    assert "Spearman" in r.output and "full data (ground truth)" in r.output
+    report = json.loads((tmp_path / "st" / "study.json").read_text())
+    assert set(report["proxies"]) == {"syn.safetensors", "random"}
+    assert report["settings"]["full_train"]["epochs"] == 1 and report["settings"]["seed"] == 0
+    for name in ("study.md", "study_scatter.png", "full_data_cache.json"):
+        assert (tmp_path / "st" / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "mnist", "--proxy", "random", "--strategy", "bayes"], "unknown strategy 'bayes'"),
+    (["search", "mnist", "--proxy", "random", "--engine", "k8s", "--trials", "1"], "unknown engine 'k8s'"),
+    (["search", "mnist", "--proxy", "nothere.safetensors", "--trials", "1"], "no such file"),
+    (["search", "mnist", "--proxy", "random", "--depths", "1,x"], "--depths must be comma-separated"),
+    (["search", "mnist", "--proxy", "random", "--norms", "weightnorm"], "norm choices must be among"),
+    (["study", "mnist", "--proxies", "full"], "ground truth"),
+    (["study", "mnist", "--proxies", "random", "--archs", "999"], "between 2 and 162"),
+])
+def test_errors_are_one_line(mnist_idx_root, tmp_path, args, message):
+    r = run("nas", *args, "--root", mnist_idx_root, "--validation", 10, "--ipc", 1, "--out", tmp_path / "o")
+    assert r.exit_code == 1, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) <= 2  # the space line at most, then the error
+
+
+@pytest.mark.parametrize("shape, classes, message", [
+    ((10, 1, 28, 28), [str(i) for i in range(3)], "not the same dataset"),
+    ((10, 1, 32, 32), None, "1x32x32"),
+])
+def test_a_proxy_of_another_dataset_is_one_line(mnist_idx_root, tmp_path, shape, classes, message):
+    test = data.load("mnist", mnist_idx_root, split="test")
+    other = tmp_path / "other.safetensors"
+    labels = torch.arange(shape[0]) % len(classes or test.classes)
+    SyntheticSet(torch.zeros(shape), labels, classes or test.classes, (0.1,), (0.3,)).save(other)
+    for cmd in (["search", "mnist", "--proxy", other, "--trials", 1],
+                ["study", "mnist", "--proxies", f"{other},random"]):
+        r = run("nas", *cmd, "--root", mnist_idx_root, "--validation", 10, "--out", tmp_path / "o")
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
+
+
+def test_missing_nni_names_the_extra(mnist_idx_root, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nni", None)  # what a missing package looks like to import
+    r = run("nas", "search", "mnist", "--proxy", "random", "--out", tmp_path / "o", "--root", mnist_idx_root)
+    assert r.exit_code == 1, r.output
+    assert "pip install 'datadam[nas]'" in r.output and len(r.output.strip().splitlines()) == 1
