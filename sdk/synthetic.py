@@ -53,6 +53,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def write_json(path: str | Path, payload: Any) -> Path:
+    """Write ``payload`` as indented JSON, atomically (the old file stays until the new one is whole)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    return Path(path)
+
+
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
     """Write tensors and JSON metadata to a safetensors file atomically."""
     with atomic_path(path) as tmp:

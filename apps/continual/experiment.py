@@ -36,7 +36,7 @@ from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed, resolve_device
 from datadam.errors import ConfigError, UnknownNameError
 from datadam.progress import progress_bar
-from datadam.synthetic import atomic_path
+from datadam.synthetic import write_json
 
 NO_REPLAY = "none"  # fine-tuning without memory, the replay protocol's lower bound
 
@@ -147,10 +147,10 @@ def compare_buffers(train: ImageDataset, test: ImageDataset, config: ContinualCo
             runs.append(_run_stream(train, test, name, order_index, orders[order_index], config, dev,
                                     cache_dir, advance=lambda: bar.advance(task)))
             if path:
-                _write(path, {"settings": settings, "runs": runs, "summary": summarise(runs)})
+                write_json(path, {"settings": settings, "runs": runs, "summary": summarise(runs)})
     out = {"settings": settings, "runs": runs, "summary": summarise(runs)}
     if path:
-        _write(path, out)
+        write_json(path, out)
     return out
 
 
@@ -256,7 +256,3 @@ def _resume(path: Path | None, settings: dict[str, Any]) -> list[dict[str, Any]]
     return runs
 
 
-def _write(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=1))

@@ -24,7 +24,7 @@ from datadam.apps.nas._nni import import_nni
 from datadam.apps.nas.architecture import SearchSpace, arch_key
 from datadam.apps.nas.evaluator import TRIAL_LISTENERS, Task, load_task_data, make_evaluator
 from datadam.errors import ConfigError, UnknownNameError
-from datadam.synthetic import atomic_path
+from datadam.synthetic import write_json
 
 STRATEGIES = ("random", "evolution", "grid")
 ENGINES = ("sequential", "ts")
@@ -42,9 +42,7 @@ class SearchResult:
         return asdict(self)
 
     def save(self, path: str | Path) -> Path:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return Path(path)
+        return write_json(path, self.to_dict())
 
 
 def make_strategy(name: str, seed: int, population: int = 10, sample_size: int = 3,

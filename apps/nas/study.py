@@ -26,7 +26,7 @@ from datadam.apps.nas.proxy import FULL, make_proxy, matching_ipc, split_validat
 from datadam.distill.base import derive_seed
 from datadam.errors import ConfigError, DataFormatError
 from datadam.evaluate import TrainConfig
-from datadam.synthetic import atomic_path
+from datadam.synthetic import atomic_path, write_json
 
 CACHE_FORMAT = "datadam.nas.full-data-cache/1"
 
@@ -86,9 +86,7 @@ class StudyResult:
         return asdict(self)
 
     def save(self, path: str | Path) -> Path:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return Path(path)
+        return write_json(path, self.to_dict())
 
 
 class FullDataCache:
@@ -123,8 +121,7 @@ class FullDataCache:
     def put(self, key: str, record: dict[str, Any]) -> None:
         self.entries[key] = record
         if self.path is not None:
-            with atomic_path(self.path) as tmp:
-                tmp.write_text(json.dumps({"format": CACHE_FORMAT, "entries": self.entries}, indent=1))
+            write_json(self.path, {"format": CACHE_FORMAT, "entries": self.entries})
 
 
 def sample_architectures(space: SearchSpace, count: int, seed: int, channel: int, num_classes: int,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -15,7 +14,7 @@ from datadam.distill import DistillConfig, available_methods, distill
 from datadam.distill.distributed import init_from_environment
 from datadam.errors import ConfigError
 from datadam.evaluate import EvaluationResult, TrainConfig, evaluate, evaluate_full_data
-from datadam.synthetic import SyntheticSet, atomic_path
+from datadam.synthetic import SyntheticSet, write_json
 
 _DEFAULTS = DistillConfig()
 
@@ -160,8 +159,7 @@ def evaluate_command(
             f"{syn_s['train_seconds_mean']:.1f} s, {syn_s['train_flops'] / 1e12:.2f} TFLOP "
             f"({full['train_flops'] / max(syn_s['train_flops'], 1):.1f}x fewer FLOPs)")
     if json_out:
-        with atomic_path(json_out) as tmp:
-            tmp.write_text(json.dumps(report, indent=2))
+        write_json(json_out, report)
         typer.echo(f"wrote {json_out}")
 
 

@@ -16,31 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import sys
 import time
 from pathlib import Path
 
 import torch
+from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
 
+import datadam
 from datadam.apps.nas.architecture import SearchSpace
+from datadam.apps.nas.proxy import split_validation
 from datadam.apps.nas.study import markdown_table, plot_scatter, study
 from datadam.synthetic import SyntheticSet, atomic_path
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
 
 
 def report(result, command: str, distill_command: str, machine_line: str, threads: int) -> str:
@@ -92,7 +80,10 @@ def train_speedup(result, name: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--proxy", required=True, help="DataDAM synthetic set (.safetensors)")
+    parser.add_argument("--proxy", required=True,
+                        help="DataDAM synthetic set (.safetensors); made here if it does not exist")
+    parser.add_argument("--distill-iterations", type=int, default=200,
+                        help="iterations of the proxy when this script makes it")
     parser.add_argument("--archs", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=50, help="training epochs on a proxy")
     parser.add_argument("--full-epochs", type=int, default=2, help="training epochs on the full data")
@@ -104,11 +95,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    distill_command = None
+    if not Path(args.proxy).exists():
+        # Condensed from the training images the study trains on, never from the held-out
+        # validation images that score every architecture (the random proxy can't see them either).
+        pool = split_validation(datadam.data.load("mnist"), args.validation, args.seed).train
+        datadam.distill(pool, method="datadam", ipc=10, iterations=args.distill_iterations,
+                        seed=args.seed, device="cpu", progress=True).save(args.proxy)
+        distill_command = (f"this script: datadam.distill(the {len(pool)} training images left after "
+                           f"holding out the validation split, method='datadam', ipc=10, "
+                           f"iterations={args.distill_iterations}, seed={args.seed})")
     meta = SyntheticSet.load(args.proxy).metadata
     cfg = meta.get("config", {})
-    distill_command = (f"datadam distill {meta.get('dataset')} --method {meta.get('method')} "
-                       f"--ipc {cfg.get('ipc')} --iterations {meta.get('iterations_done')} "
-                       f"--seed {meta.get('seed')} --out {Path(args.proxy).name}")
+    if distill_command is None:
+        distill_command = (f"datadam distill {meta.get('dataset')} --method {meta.get('method')} "
+                           f"--ipc {cfg.get('ipc')} --iterations {meta.get('iterations_done')} "
+                           f"--seed {meta.get('seed')} --out {Path(args.proxy).name}")
     start = time.perf_counter()
 
     def on_step(proxy: str, row: dict) -> None:
@@ -119,7 +121,7 @@ def main() -> None:
                    proxy_train={"epochs": args.epochs}, full_train={"epochs": args.full_epochs},
                    validation=args.validation, seed=args.seed, device="cpu", cache=args.cache,
                    on_step=on_step)
-    result.settings.update(command=command, distill_command=distill_command, machine=machine(),
+    result.settings.update(command=command, distill_command=distill_command, machine=describe(),
                            torch_threads=args.threads, proxy_metadata={
                                k: meta.get(k) for k in ("method", "dataset", "config", "iterations_done",
                                                         "seed", "wall_time_s")})
