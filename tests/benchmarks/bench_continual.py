@@ -50,7 +50,9 @@ def table(result: dict) -> str:
         lines.append(f"| {name} | {final} | {100 * m['final_forgetting_mean']:.2f} | {curve} | "
                      f"{m['seconds_mean']:.0f} |")
     lines += ["", "Mean ± std over the class orders (population std); accuracy is on the test images of "
-              "the classes seen so far. Per-order numbers are in the JSON.", ""]
+              "the classes seen so far. Per-order numbers are in the JSON. s / order: wall time of a "
+              "run, distillation included unless the memory came from the shared cache (the "
+              "other protocol's run may have paid it), on a machine other jobs were sharing.", ""]
     per_order = ["| buffer | " + " | ".join(f"order {i + 1}" for i in range(len(s["class_orders"]))) + " |",
                  "|---|" + "---|" * len(s["class_orders"])]
     for name in result["summary"]:

@@ -20,5 +20,6 @@ def describe() -> str:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    threads = torch.get_num_threads()
     return (f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads")
+            f"{threads} torch thread{'s' if threads != 1 else ''}")
