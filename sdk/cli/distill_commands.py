@@ -59,7 +59,7 @@ def distill_command(
                                            "inside OUT, for `datadam show --evolution` (0 = none)."),
     tensorboard: Path | None = typer.Option(
         None, "--tensorboard", help="Write TensorBoard events here: the loss every iteration, the "
-                                    "images every --tensorboard-every (needs datadam[tensorboard]).",
+                                    "images every --tensorboard-every (needs datadam[tensorboard]) [default: no logging].",
         show_default=False),
     tensorboard_every: int = typer.Option(100, "--tensorboard-every", min=1,
                                           help="Iterations between two image grids in TensorBoard."),
@@ -135,7 +135,7 @@ def evaluate_command(
                                    "split (SGD, cosine, 20 epochs) for the upper bound and cost."),
     full_epochs: int = typer.Option(20, "--full-epochs", min=1, help="Epochs of the full-data run."),
     dataset: str | None = typer.Option(None, "--dataset", help="Test dataset [default: the set's own]."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write every number and setting here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write every number and setting to this JSON file [default: not written]."),
     root: Path | None = ROOT,
     device: str = DEVICE,
     seed: int = SEED,
@@ -176,19 +176,19 @@ def evaluate_command(
 
 def show_command(
     synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="PNG grid, one row per class.",
+    out: Path | None = typer.Option(None, "--out", "-o", help="Draw the images to this PNG, one row per class [default: not drawn].",
                                     show_default=False),
-    folder: Path | None = typer.Option(None, "--folder", help="Also export an ImageFolder tree here.",
+    folder: Path | None = typer.Option(None, "--folder", help="Export the images as an ImageFolder tree of PNGs here [default: not exported].",
                                        show_default=False),
-    loss: Path | None = typer.Option(None, "--loss", help="Plot the loss curve to this PNG.",
+    loss: Path | None = typer.Option(None, "--loss", help="Plot the loss curve to this PNG [default: not drawn].",
                                      show_default=False),
     attention: Path | None = typer.Option(
         None, "--attention", help="Draw the attention maps of --class, real vs synthetic, in a fresh "
-                                  "random network to this PNG (reads the real training data).",
+                                  "random network to this PNG; reads the real training data [default: not drawn].",
         show_default=False),
     evolution: Path | None = typer.Option(
         None, "--evolution", help="Draw --class's images over the iterations to this PNG (needs a "
-                                  "set distilled with --snapshot-every).", show_default=False),
+                                  "set distilled with --snapshot-every) [default: not drawn].", show_default=False),
     class_name: str = typer.Option("0", "--class", "-c",
                                    help="Class of --attention and --evolution: a name, a unique "
                                         "prefix of one (MNIST: 3) or an index."),

@@ -1,0 +1,87 @@
+"""The command line reads like a man page: every command has help, every option a type,
+a default and a sentence; shell completion is Typer's and works."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from datadam.cli import app
+
+runner = CliRunner()
+ROOT = typer.main.get_command(app)
+
+
+def _commands(command, path=()):
+    """(path, command) of every command below ``command``, groups included."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+COMMANDS = list(_commands(ROOT))
+
+
+def test_every_command_is_reached():
+    names = {" ".join(path) for path, _ in COMMANDS}
+    assert {"distill", "evaluate", "show", "report", "convert", "continual", "data info",
+            "data check", "data list"} <= names
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=lambda p: " ".join(p) or "datadam")
+def test_help_exits_zero_and_describes_the_command(path):
+    r = runner.invoke(app, [*path, "--help"])
+    assert r.exit_code == 0, r.output
+    assert "Usage: datadam" in r.output
+    command = dict(COMMANDS)[path]
+    assert (command.help or "").strip(), f"{' '.join(path)} has no description"
+
+
+@pytest.mark.parametrize("path, command", [(p, c) for p, c in COMMANDS if not hasattr(c, "commands")],
+                         ids=lambda x: " ".join(x) if isinstance(x, tuple) else "")
+def test_every_option_has_a_type_a_default_and_a_sentence(path, command):
+    ctx = typer.Context(command)
+    for param in command.params:
+        if param.param_type_name != "option" or param.name == "help":
+            continue
+        name = "/".join(param.opts)
+        opts, text = param.get_help_record(ctx)
+        assert param.help and len(param.help.split()) >= 2, f"{name}: no sentence of help"
+        if param.is_flag:
+            continue  # a flag is off unless given
+        assert "<" in opts, f"{name}: no type in {opts!r}"
+        assert param.required or "[default:" in text, f"{name}: no default in {text!r}"
+
+
+def test_help_of_every_argument():
+    for path, command in COMMANDS:
+        for param in command.params:
+            if param.param_type_name == "argument":
+                assert getattr(param, "help", None), f"{' '.join(path)} {param.name}: no help"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_script(shell):
+    r = runner.invoke(app, ["--show-completion", shell])
+    assert r.exit_code == 0, r.output
+    assert "_DATADAM_COMPLETE" in r.output
+
+
+def test_completion_completes_commands_and_options():
+    """What the shell asks the program at a TAB, as the installed script asks it."""
+    env = dict(os.environ, _DATADAM_COMPLETE="complete_bash", COMP_WORDS="datadam dis",
+               COMP_CWORD="1", _TYPER_COMPLETE_ARGS="datadam dis")
+    code = "from datadam.cli import main; main()"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert "distill" in r.stdout.split(), (r.stdout, r.stderr[-2000:])
+    env.update(COMP_WORDS="datadam distill --snap", _TYPER_COMPLETE_ARGS="datadam distill --snap",
+               COMP_CWORD="2")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert "--snapshot-every" in r.stdout.split(), (r.stdout, r.stderr[-2000:])
