@@ -1,8 +1,9 @@
 """The comparison of replay memories at equal memory, over several class orders.
 
 Examples:
-    >>> result = compare_buffers(train, test, ContinualConfig(buffers=("random", "datadam")))  # doctest: +SKIP
-    >>> result["summary"]["datadam"]["final_accuracy_mean"]                                  # doctest: +SKIP
+    >>> config = ContinualConfig(buffers=("random", "datadam"))                 # doctest: +SKIP
+    >>> result = compare_buffers(train, test, config)                           # doctest: +SKIP
+    >>> result["summary"]["datadam"]["final_accuracy_mean"]                     # doctest: +SKIP
 
 Every (class order, buffer) run is one Avalanche stream: the learner sees the
 experiences in turn and is tested after each on the test data of the classes seen so

