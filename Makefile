@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 OUT ?= out
 
 SITE ?= build/site
+# mkdocs-material prints a banner about its successor on every build
+export NO_MKDOCS_2_WARNING = 1
 
 .PHONY: setup demo test lint docs serve-docs browser clean
 

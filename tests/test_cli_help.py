@@ -85,3 +85,13 @@ def test_completion_completes_commands_and_options():
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=120)
     assert "--snapshot-every" in r.stdout.split(), (r.stdout, r.stderr[-2000:])
+
+
+def test_the_command_line_loads_no_application_dependency():
+    """`datadam --help` and TAB completion import every command's module: an application's
+    heavy dependency (Avalanche) must wait until its command runs."""
+    code = ("import sys, warnings; warnings.simplefilter('error'); import datadam.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('avalanche', 'nni')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "[]"

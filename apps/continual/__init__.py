@@ -9,27 +9,35 @@
 - :func:`compare_buffers`: the whole comparison over class orders, with results and a plot.
 """
 
-from datadam.apps.continual.benchmarks import class_incremental, class_orders, default_experiences
-from datadam.apps.continual.buffers import (
-    ClassBalancedHerdingBuffer,
-    DistilledBuffer,
-    LearnerHerding,
-    available_buffers,
-    make_buffer,
-)
-from datadam.apps.continual.experiment import ContinualConfig, compare_buffers, summarise
-from datadam.apps.continual.plots import plot_accuracy
-from datadam.apps.continual.protocols import (
-    PROTOCOLS,
-    DSAPlugin,
-    LearnerConfig,
-    RetrainOnMemoryPlugin,
-    make_strategy,
-)
+from __future__ import annotations
 
-__all__ = [
-    "PROTOCOLS", "ClassBalancedHerdingBuffer", "ContinualConfig", "DSAPlugin", "DistilledBuffer",
-    "LearnerConfig", "LearnerHerding", "RetrainOnMemoryPlugin", "available_buffers",
-    "class_incremental", "class_orders", "compare_buffers", "default_experiences", "make_buffer",
-    "make_strategy", "plot_accuracy", "summarise",
-]
+import importlib
+from typing import Any
+
+# Names are loaded on first use: `datadam --help` imports this package (for the
+# `continual` command's module) and must not pay for Avalanche, or fail without it.
+_EXPORTS = {
+    "class_incremental": "benchmarks", "class_orders": "benchmarks",
+    "default_experiences": "benchmarks",
+    "ClassBalancedHerdingBuffer": "buffers", "DistilledBuffer": "buffers",
+    "LearnerHerding": "buffers", "available_buffers": "buffers", "make_buffer": "buffers",
+    "ContinualConfig": "experiment", "compare_buffers": "experiment", "summarise": "experiment",
+    "plot_accuracy": "plots",
+    "PROTOCOLS": "protocols", "DSAPlugin": "protocols", "LearnerConfig": "protocols",
+    "RetrainOnMemoryPlugin": "protocols", "make_strategy": "protocols",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
