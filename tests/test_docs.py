@@ -92,3 +92,15 @@ def test_cli_reference_lists_every_command_and_new_option():
     for command in ("distill", "evaluate", "show", "report", "convert", "continual", "data info"):
         assert f"## `datadam {command}`" in text
     assert "--snapshot-every" in text and "--tensorboard" in text and "--attention" in text
+
+
+def test_rest_habits_of_docstrings_become_markdown():
+    spec = importlib.util.spec_from_file_location("griffe_rest", REPO / "docs" / "hooks" / "griffe_rest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.rewrite("Use :func:`load` or :class:`~datadam.synthetic.SyntheticSet`.\n\n"
+                          ">>> import datadam\n>>> datadam.data.available()\n\nLayout::\n\n"
+                          "    ROOT/train/<class>/\n      a.png\n\nAfter.")
+    assert "`load`" in text and "[`SyntheticSet`][datadam.synthetic.SyntheticSet]" in text
+    assert "```python\n>>> import datadam\n>>> datadam.data.available()\n```" in text
+    assert "Layout:\n\n```text\nROOT/train/<class>/\n  a.png\n```\n\nAfter." in text

@@ -121,7 +121,7 @@ def compare_buffers(train: ImageDataset, test: ImageDataset, config: ContinualCo
         results: a JSON file to write after every run; if it exists with the same
             settings, the runs it holds are kept and only the missing ones run (resume).
         cache_dir: where distilled memories keep their synthetic sets (see
-            :class:`~datadam.apps.continual.DistilledBuffer`), so the two protocols
+            :class:`~datadam.apps.continual.buffers.DistilledBuffer`), so the two protocols
             condense each experience once.
 
     Returns:

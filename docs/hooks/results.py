@@ -121,10 +121,11 @@ def _pm(summary: dict, key: str) -> str:
 def _commands(report: dict) -> list[str]:
     settings = report.get("settings", {})
     commands = report.get("commands") or [settings.get("command") or report.get("command")]
-    lines = [f"Command: `{c}`  " for c in commands if c]
+    lines = ["Commands:" if len(commands) > 1 else "Command:", "", "```bash",
+             *[c for c in commands if c], "```", ""]
     machine = settings.get("machine") or report.get("machine")
     if machine:
-        lines.append(f"Machine: {machine}  ")
+        lines += [f"Machine: {machine}", ""]
     return lines
 
 
@@ -168,7 +169,7 @@ def render_distillation(stem: str, report: dict) -> tuple[str, dict[str, bytes]]
     low = min(100 * e["evaluation"]["summary"][model]["accuracy_mean"] for e in entries)
     ax.set_ylim(max(0, low - 10), 100)
     ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncols=len(variants), loc="upper center", bbox_to_anchor=(0.5, -0.1))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     name = f"{stem}.png"
