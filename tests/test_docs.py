@@ -31,7 +31,7 @@ def run_example(name: str, *args) -> subprocess.CompletedProcess:
 
 
 def test_every_example_is_tested_and_shown():
-    tested = {"quickstart.py", "pictures.py"}
+    tested = {"quickstart.py", "pictures.py", "continual_memory.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
     page = (REPO / "docs" / "examples.md").read_text()
     assert all(f'--8<-- "{name}"' in page for name in tested)
@@ -60,6 +60,15 @@ def test_pictures_example(mnist_idx_root, tmp_path):
     syn = SyntheticSet.load(tmp_path / "pictures.safetensors")
     assert syn.metadata["snapshot_iterations"] == [0, 1, 2]
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_continual_memory_example(mnist_idx_root):
+    pytest.importorskip("avalanche")
+    proc = run_example("continual_memory.py", "--root", mnist_idx_root, "--ipc", 1,
+                       "--iterations", 2)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("after experience")]
+    assert len(lines) == 5  # 5 experiences of 2 digits
+    assert "10 classes seen, 10 images in memory" in lines[-1]  # 1 image per class
 
 
 def _hook():
