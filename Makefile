@@ -23,11 +23,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The main job: distill real MNIST (DataDAM, 10 images per class, a CPU-sized budget),
-# draw the images, and evaluate them with the protocol on the 10,000 test images.
+# draw the images, evaluate them with the protocol on the 10,000 test images, and write
+# the whole run as one HTML page.
 demo: setup
 	$(BIN)/datadam distill mnist --ipc 10 --iterations 200 --out $(OUT)/mnist_ipc10.safetensors
 	$(BIN)/datadam show $(OUT)/mnist_ipc10.safetensors --out $(OUT)/mnist_ipc10.png --loss $(OUT)/mnist_ipc10_loss.png
 	$(BIN)/datadam evaluate $(OUT)/mnist_ipc10.safetensors --runs 3 --epochs 200 --json $(OUT)/mnist_ipc10_eval.json
+	$(BIN)/datadam report $(OUT)
 
 test: setup browser
 	$(BIN)/ruff check sdk apps tests docs/examples docs/hooks
