@@ -3,7 +3,6 @@ a default and a sentence; shell completion is Typer's and works."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -72,19 +71,17 @@ def test_shell_completion_script(shell):
     assert "_DATADAM_COMPLETE" in r.output
 
 
-def test_completion_completes_commands_and_options():
-    """What the shell asks the program at a TAB, as the installed script asks it."""
-    env = dict(os.environ, _DATADAM_COMPLETE="complete_bash", COMP_WORDS="datadam dis",
-               COMP_CWORD="1", _TYPER_COMPLETE_ARGS="datadam dis")
-    code = "from datadam.cli import main; main()"
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       timeout=120)
-    assert "distill" in r.stdout.split(), (r.stdout, r.stderr[-2000:])
-    env.update(COMP_WORDS="datadam distill --snap", _TYPER_COMPLETE_ARGS="datadam distill --snap",
-               COMP_CWORD="2")
-    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                       timeout=120)
-    assert "--snapshot-every" in r.stdout.split(), (r.stdout, r.stderr[-2000:])
+@pytest.mark.parametrize("words, cword, expected", [
+    ("datadam dis", "1", "distill"),
+    ("datadam distill --snap", "2", "--snapshot-every"),
+    ("datadam show x --att", "3", "--attention"),
+])
+def test_completion_completes_commands_and_options(words, cword, expected):
+    """What the installed bash script asks the program at a TAB, and what it answers."""
+    env = {"_DATADAM_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword,
+           "_TYPER_COMPLETE_ARGS": words}
+    r = runner.invoke(app, [], env=env, prog_name="datadam")
+    assert expected in r.output.split(), r.output
 
 
 def test_the_command_line_loads_no_application_dependency():
