@@ -71,10 +71,13 @@ def find_runs(run_dir: str | Path) -> list[RunEntry]:
         if not (isinstance(report, dict) and "summary" in report and "runs" in report):
             continue  # not an evaluation
         named = report.get("synthetic")
-        for entry in entries:
-            if named == entry.path.name or (named is None and path.stem.startswith(entry.path.stem)):
-                entry.evaluations.append((path, report))
-                break
+        if named is not None:
+            owners = [e for e in entries if e.path.name == named]
+        else:  # the longest stem wins: mnist_ipc10_eval.json belongs to mnist_ipc10, not mnist_ipc1
+            owners = sorted((e for e in entries if path.stem.startswith(e.path.stem)),
+                            key=lambda e: len(e.path.stem), reverse=True)[:1]
+        for entry in owners:
+            entry.evaluations.append((path, report))
     return entries
 
 

@@ -99,6 +99,16 @@ def test_evaluations_are_paired_with_their_set(run_dir):
     assert [p.name for p, _ in entry.evaluations] == ["evaluation.json"]
 
 
+def test_evaluations_without_a_name_go_to_the_longest_matching_set(run_dir, tmp_path):
+    for name in ("mnist_ipc1", "mnist_ipc10"):
+        shutil.copy(run_dir / "mnist_ipc1.safetensors", tmp_path / f"{name}.safetensors")
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    del evaluation["synthetic"]  # as written before evaluations named their set
+    (tmp_path / "mnist_ipc10_eval.json").write_text(json.dumps(evaluation))
+    owners = {e.path.stem: [p.name for p, _ in e.evaluations] for e in find_runs(tmp_path)}
+    assert owners == {"mnist_ipc1": [], "mnist_ipc10": ["mnist_ipc10_eval.json"]}
+
+
 def test_default_output_and_errors(run_dir, tmp_path):
     path = write_report(run_dir)
     assert path == run_dir / "report.html" and path.stat().st_size > 10_000
