@@ -161,9 +161,10 @@ def _entry_html(entry: RunEntry, image_scale: int) -> str:
               + html.escape(", ".join(syn.classes)) + "</p>",
               _img(_grid_png(syn, image_scale), "synthetic images")]
     if syn.snapshots is not None:
-        parts.append("<h3>Evolution</h3>")
+        parts.append('<h3>Evolution</h3><p class="muted">The first images of the first classes '
+                     'over the iterations; <code>datadam show --evolution</code> draws any class.</p>')
         for label in range(min(len(syn.classes), 3)):
-            parts.append(_img(figure_png(evolution_figure(syn, label)),
+            parts.append(_img(figure_png(evolution_figure(syn, label, max_images=4)),
                               f"evolution of class {syn.classes[label]}", "plot"))
     if entry.evaluations:
         parts += [_evaluation_html(path, report) for path, report in entry.evaluations]
