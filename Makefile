@@ -6,7 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out
 
-.PHONY: setup demo test lint clean
+SITE ?= build/site
+# mkdocs-material prints a banner about its successor on every build
+export NO_MKDOCS_2_WARNING = 1
+
+.PHONY: setup demo test lint docs serve-docs browser clean
 
 setup: $(STAMP)
 
@@ -19,18 +23,42 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The main job: distill real MNIST (DataDAM, 10 images per class, a CPU-sized budget),
-# draw the images, and evaluate them with the protocol on the 10,000 test images.
+# draw the images, evaluate them with the protocol on the 10,000 test images, and write
+# the whole run as one HTML page.
 demo: setup
 	$(BIN)/datadam distill mnist --ipc 10 --iterations 200 --out $(OUT)/mnist_ipc10.safetensors
 	$(BIN)/datadam show $(OUT)/mnist_ipc10.safetensors --out $(OUT)/mnist_ipc10.png --loss $(OUT)/mnist_ipc10_loss.png
 	$(BIN)/datadam evaluate $(OUT)/mnist_ipc10.safetensors --runs 3 --epochs 200 --json $(OUT)/mnist_ipc10_eval.json
+	$(BIN)/datadam report $(OUT)
 
-test: setup
-	$(BIN)/ruff check sdk apps tests
+test: setup browser
+	$(BIN)/ruff check sdk apps tests docs/examples docs/hooks
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(SITE)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
+# The documentation site; --strict turns a broken link or a stale API name into a failure.
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir $(SITE)
+
+serve-docs: setup
+	$(BIN)/mkdocs serve
+
+# Debian's chromium for the test that renders `datadam report` in a real browser. It is
+# installed only where that is possible without asking (root, apt-get); elsewhere the
+# test skips and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (apt-get) for the report test"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "chromium could not be installed: the browser test will skip"; \
+	else \
+		echo "no chromium and no root apt-get: the browser test will skip"; \
+	fi
+
 lint: setup
-	$(BIN)/ruff check sdk apps tests
+	$(BIN)/ruff check sdk apps tests docs/examples docs/hooks
 
 clean:
-	rm -rf $(VENV) $(OUT) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(OUT) build site *.egg-info .pytest_cache

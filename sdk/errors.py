@@ -44,3 +44,7 @@ class DistillationInterrupted(DatadamError):
 
 class DivergenceError(DatadamError, ArithmeticError):
     """The loss became NaN or infinite; the last good state was kept."""
+
+
+class MissingDependencyError(DatadamError, ImportError):
+    """An optional feature needs a package that is not installed; the message says which."""

@@ -1,8 +1,9 @@
 """The evaluation protocol (DESIGN.md §5): train fresh networks on a synthetic set, test
 on real data, report mean and std of the final accuracy.
 
->>> result = evaluate(syn, test, models=["convnet3"], runs=5)    # doctest: +SKIP
->>> result.summary["convnet3"]["accuracy_mean"]                  # doctest: +SKIP
+Examples:
+    >>> result = evaluate(syn, test, models=["convnet3"], runs=5)    # doctest: +SKIP
+    >>> result.summary["convnet3"]["accuracy_mean"]                  # doctest: +SKIP
 """
 
 from __future__ import annotations

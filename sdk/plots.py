@@ -1,20 +1,58 @@
-"""Matplotlib figures of runs (headless: the Agg backend, files only)."""
+"""Matplotlib figures of runs (headless: the Agg backend, files only).
+
+- :func:`plot_loss`: the matching loss per iteration.
+- :func:`plot_attention`: what DataDAM matches, the spatial attention maps of a class's
+  real and synthetic images in a fresh random network.
+- :func:`plot_evolution`: a class's synthetic images over the iterations (needs the
+  snapshots of ``distill(snapshot_every=...)`` / ``datadam distill --snapshot-every``).
+
+Each ``plot_*`` writes a PNG atomically; each ``*_figure`` returns the matplotlib figure
+(for a notebook, or :func:`figure_png` for the bytes).
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any
 
-from datadam.synthetic import atomic_path
+import torch
+
+from datadam.data.base import ImageDataset
+from datadam.errors import ConfigError
+from datadam.synthetic import SyntheticSet, atomic_path, denormalize
 
 
-def plot_loss(history: list[float], path: str | Path, title: str = "") -> Path:
-    """The distillation loss per iteration (log scale) with a moving average."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG atomically and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    _pyplot().close(fig)
+    return Path(path)
+
+
+def figure_png(fig: Any) -> bytes:
+    """``fig`` as PNG bytes (the figure is closed)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def loss_figure(history: list[float], title: str = "") -> Any:
+    """The distillation loss per iteration (log scale) with a moving average."""
     import numpy as np
 
+    plt = _pyplot()
     values = np.asarray(history, dtype=float)
     window = max(1, len(values) // 50)
     smooth = np.convolve(values, np.ones(window) / window, mode="valid")
@@ -30,7 +68,147 @@ def plot_loss(history: list[float], path: str | Path, title: str = "") -> Path:
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return fig
+
+
+def plot_loss(history: list[float], path: str | Path, title: str = "") -> Path:
+    """Write :func:`loss_figure` to ``path`` (PNG)."""
+    return save_figure(loss_figure(history, title), path)
+
+
+def class_index(syn: SyntheticSet, name_or_index: str | int) -> int:
+    """The label of a class given by its name (``"3 - three"``), a unique prefix of its
+    name (``"3"``) or its index; :class:`~datadam.errors.ConfigError` otherwise."""
+    text = str(name_or_index)
+    if not isinstance(name_or_index, int):
+        if text in syn.classes:
+            return syn.classes.index(text)
+        matches = [i for i, c in enumerate(syn.classes) if c.startswith(text)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches or not text.isdigit():
+            raise ConfigError(f"class {text!r} is {'ambiguous' if matches else 'unknown'}; "
+                              f"classes: {', '.join(syn.classes)}")
+    index = int(text)
+    if not 0 <= index < len(syn.classes):
+        raise ConfigError(f"class index {index} out of range 0..{len(syn.classes) - 1}")
+    return index
+
+
+def attention_maps(net: torch.nn.Module, images: torch.Tensor, power: float) -> list[torch.Tensor]:
+    """Spatial attention ``[B, H_l, W_l]`` of every block DataDAM matches (all but the last),
+    each map L2-normalised as in the loss."""
+    from datadam.distill.matching import spatial_attention
+
+    with torch.no_grad():
+        activations = net.forward_features(images).activations[:-1]
+    return [spatial_attention(a, power).view(a.shape[0], *a.shape[2:]) for a in activations]
+
+
+def attention_figure(syn: SyntheticSet, real: ImageDataset, label: int, n_images: int = 6,
+                     seed: int = 0) -> Any:
+    """Real and synthetic images of class ``label`` and their attention maps in one fresh
+    random network of the run's architecture (as at one distillation iteration).
+
+    Rows: the real images, their maps per block, then the same for the synthetic images;
+    the last column is the class mean of each row, which is what the loss matches.
+    """
+    from datadam import models
+
+    plt = _pyplot()
+    if real.classes != syn.classes or real.images.shape[1:] != syn.images.shape[1:]:
+        raise ConfigError(f"the real data ({real.name}, {tuple(real.images.shape[1:])}) is not the "
+                          f"data of this synthetic set ({tuple(syn.images.shape[1:])})")
+    cfg = syn.metadata.get("config", {})
+    model = cfg.get("model") or "convnet3"
+    options = cfg.get("model_options") or {"net_norm": "batchnorm", "net_pooling": "avgpooling"}
+    power = float(cfg.get("attention_power", 4.0))
+    net = models.create(model, real.channels, real.num_classes, real.image_size, seed=seed, **options)
+    if not hasattr(net, "forward_features"):
+        raise ConfigError(f"model {model!r} has no attention maps; use a ConvNet")
+    net.train()  # BatchNorm on batch statistics, as during distillation
+    g = torch.Generator().manual_seed(seed)
+    real_idx = real.indices_of(label)
+    real_idx = real_idx[torch.randperm(len(real_idx), generator=g)[:n_images]]
+    groups = [("real", real.normalized(real_idx, syn.mean, syn.std)),
+              ("synthetic", syn.images[syn.labels == label][:n_images].float())]
+    rows = []
+    for name, images in groups:
+        maps = attention_maps(net, images, power)
+        rows.append((f"{name}\nimages", denormalize(images, syn.mean, syn.std), None))
+        rows += [(f"{name}\nblock {b + 1}", m, m.mean(0)) for b, m in enumerate(maps)]
+    cols = max(len(images) for _, images in groups) + 1
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.25 * cols + 0.6, 1.25 * len(rows)),
+                             dpi=120, squeeze=False)
+    for r, (title, tiles, mean) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c == cols - 1:
+                if mean is not None:
+                    ax.imshow(mean.numpy(), cmap="inferno")
+                    if r in (1, 1 + len(rows) // 2):
+                        ax.set_title("class mean", fontsize=8)
+            elif c < len(tiles):
+                tile = tiles[c]
+                if tile.ndim == 3:  # an image [C, H, W]
+                    ax.imshow(tile.permute(1, 2, 0).squeeze(-1).numpy(),
+                              cmap="gray" if tile.shape[0] == 1 else None, vmin=0, vmax=1)
+                else:
+                    ax.imshow(tile.numpy(), cmap="inferno")
+        axes[r, 0].set_ylabel(title, fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(f"attention (sum over channels of |f|^{power:g}) of class {syn.classes[label]!r}, "
+                 f"{model}, seed {seed}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention(syn: SyntheticSet, real: ImageDataset, label: int, path: str | Path,
+                   n_images: int = 6, seed: int = 0) -> Path:
+    """Write :func:`attention_figure` to ``path`` (PNG)."""
+    return save_figure(attention_figure(syn, real, label, n_images, seed), path)
+
+
+def evolution_figure(syn: SyntheticSet, label: int, max_images: int = 10, max_steps: int = 12) -> Any:
+    """A strip of class ``label``'s synthetic images over the iterations: one column per
+    snapshot (at most ``max_steps``, evenly spaced, always the first and the final
+    images), one row per image (at most ``max_images``)."""
+    import numpy as np
+
+    plt = _pyplot()
+    iterations = list(syn.metadata.get("snapshot_iterations") or [])
+    if syn.snapshots is None or not iterations:
+        raise ConfigError("this synthetic set has no snapshots: distill with --snapshot-every N "
+                          "(Python: distill(..., snapshot_every=N))")
+    steps = list(syn.snapshots.unbind(0))
+    final = syn.metadata.get("iterations_done")
+    if final is not None and iterations[-1] != final:
+        steps.append(syn.images)
+        iterations.append(final)
+    keep = sorted(set(np.linspace(0, len(steps) - 1, min(max_steps, len(steps))).round().astype(int)))
+    mask = syn.labels == label
+    fig, axes = plt.subplots(min(int(mask.sum()), max_images), len(keep),
+                             figsize=(1.1 * len(keep) + 0.4, 1.1 * min(int(mask.sum()), max_images) + 0.5),
+                             dpi=120, squeeze=False)
+    for c, step in enumerate(keep):
+        images = denormalize(steps[step][mask][:max_images], syn.mean, syn.std)
+        for r, image in enumerate(images):
+            ax = axes[r, c]
+            ax.imshow(image.permute(1, 2, 0).squeeze(-1).numpy(),
+                      cmap="gray" if image.shape[0] == 1 else None, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, c].set_title(f"it {iterations[step]}", fontsize=8)
+    fig.suptitle(f"class {syn.classes[label]!r}: {syn.metadata.get('method')} images over iterations",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_evolution(syn: SyntheticSet, label: int, path: str | Path, max_images: int = 10,
+                   max_steps: int = 12) -> Path:
+    """Write :func:`evolution_figure` to ``path`` (PNG)."""
+    return save_figure(evolution_figure(syn, label, max_images, max_steps), path)

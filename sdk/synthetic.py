@@ -88,6 +88,13 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         raise SyntheticSetFormatError(f"{path}: damaged datadam metadata ({e})") from None
 
 
+def denormalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """Normalised images ``[..., C, H, W]`` back on the ``[0, 1]`` scale, clipped, on the CPU."""
+    mean_t = torch.tensor(mean).view(-1, 1, 1)
+    std_t = torch.tensor(std).view(-1, 1, 1)
+    return (images.detach().cpu().float() * std_t + mean_t).clamp_(0, 1)
+
+
 @dataclass(eq=False)
 class SyntheticSet:
     """A condensed dataset.
@@ -96,9 +103,12 @@ class SyntheticSet:
         images: float32 ``[N, C, H, W]``, normalised with ``mean``/``std``.
         labels: int64 ``[N]``, sorted by class, ``ipc`` images per class.
         classes: class names of the source dataset.
-        mean, std: per-channel normalisation of the source's training split.
+        mean: per-channel mean of the source's training split (the normalisation).
+        std: per-channel standard deviation of the source's training split.
         metadata: method, dataset, every hyperparameter, seed, iterations done, loss
-            history, versions, wall time.
+            history, versions, wall time; ``snapshot_iterations`` when there are snapshots.
+        snapshots: float32 ``[S, N, C, H, W]``, the images (normalised) at the iterations
+            ``metadata["snapshot_iterations"]``, or None (``distill(snapshot_every=...)``).
     """
 
     images: torch.Tensor
@@ -107,6 +117,7 @@ class SyntheticSet:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
+    snapshots: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -122,15 +133,16 @@ class SyntheticSet:
 
     def denormalized(self) -> torch.Tensor:
         """Images ``[N, C, H, W]`` on the ``[0, 1]`` scale, clipped."""
-        mean = torch.tensor(self.mean).view(1, -1, 1, 1)
-        std = torch.tensor(self.std).view(1, -1, 1, 1)
-        return (self.images.detach().cpu().float() * std + mean).clamp_(0, 1)
+        return denormalize(self.images, self.mean, self.std)
 
     def save(self, path: str | Path) -> Path:
         """Write one safetensors file (atomically: a crash leaves no half-written file)."""
         meta = dict(self.metadata, classes=list(self.classes), mean=list(self.mean),
                     std=list(self.std))
-        save_tensors(path, {"images": self.images.float(), "labels": self.labels.long()}, meta)
+        tensors = {"images": self.images.float(), "labels": self.labels.long()}
+        if self.snapshots is not None:
+            tensors["snapshots"] = self.snapshots.float()
+        save_tensors(path, tensors, meta)
         return Path(path)
 
     @classmethod
@@ -144,7 +156,12 @@ class SyntheticSet:
             raise SyntheticSetFormatError(f"{path}: missing {e} in a datadam file") from None
         if "kind" in meta and meta["kind"] != "synthetic":
             raise SyntheticSetFormatError(f"{path}: a datadam {meta['kind']}, not a synthetic set")
-        return cls(images, labels, classes, tuple(mean), tuple(std), meta)
+        snapshots = tensors.get("snapshots")
+        if snapshots is not None and (snapshots.ndim != 5 or snapshots.shape[1:] != images.shape
+                                      or len(snapshots) != len(meta.get("snapshot_iterations", []))):
+            raise SyntheticSetFormatError(f"{path}: snapshots {tuple(snapshots.shape)} do not fit the "
+                                          f"images {tuple(images.shape)} and their iterations")
+        return cls(images, labels, classes, tuple(mean), tuple(std), meta, snapshots=snapshots)
 
     @classmethod
     def from_official(cls, path: str | Path, classes: list[str], mean: tuple[float, ...],

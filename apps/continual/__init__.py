@@ -14,25 +14,30 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Names load on first use (PEP 562), so the `datadam continual` command can be found
-# (apps/continual/cli.py) without importing Avalanche.
+# Names are loaded on first use: `datadam --help` imports this package (for the
+# `continual` command's module) and must not pay for Avalanche, or fail without it.
 _EXPORTS = {
-    "class_incremental": "benchmarks", "class_orders": "benchmarks", "default_experiences": "benchmarks",
-    "ClassBalancedHerdingBuffer": "buffers", "DistilledBuffer": "buffers", "LearnerHerding": "buffers",
-    "available_buffers": "buffers", "make_buffer": "buffers",
+    "class_incremental": "benchmarks", "class_orders": "benchmarks",
+    "default_experiences": "benchmarks",
+    "ClassBalancedHerdingBuffer": "buffers", "DistilledBuffer": "buffers",
+    "LearnerHerding": "buffers", "available_buffers": "buffers", "make_buffer": "buffers",
     "ContinualConfig": "experiment", "compare_buffers": "experiment", "summarise": "experiment",
     "plot_accuracy": "plots",
     "PROTOCOLS": "protocols", "DSAPlugin": "protocols", "LearnerConfig": "protocols",
     "RetrainOnMemoryPlugin": "protocols", "make_strategy": "protocols",
 }
+
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
+    module = _EXPORTS.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return sorted(set(globals()) | set(_EXPORTS))

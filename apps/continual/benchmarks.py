@@ -60,7 +60,8 @@ def class_incremental(train: ImageDataset, test: ImageDataset, *, experiences: i
     """An Avalanche class-incremental scenario with ``train_stream`` and ``test_stream``.
 
     Args:
-        train, test: splits of one dataset (same classes and image shape).
+        train: the training split.
+        test: the test split of the same dataset (same classes and image shape).
         experiences: number of experiences; the classes are divided evenly over them
             (default: :func:`default_experiences`).
         class_order: the order in which classes arrive (default: natural order).

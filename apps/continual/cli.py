@@ -28,7 +28,7 @@ def continual_command(
                                    help="Memory in images per class [default: 10]."),
     memory: int | None = typer.Option(None, "--memory",
                                       help="Memory in images in all, divided evenly over the classes "
-                                           "(instead of --ipc)."),
+                                           "(instead of --ipc) [default: --ipc per class]."),
     orders: int = typer.Option(3, "--orders", help="Class orders: the natural one, then seeded "
                                                    "permutations (mean and spread are over these)."),
     protocol: str = typer.Option("retrain", "--protocol",

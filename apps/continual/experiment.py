@@ -1,7 +1,9 @@
 """The comparison of replay memories at equal memory, over several class orders.
 
->>> result = compare_buffers(train, test, ContinualConfig(buffers=("random", "datadam")))  # doctest: +SKIP
->>> result["summary"]["datadam"]["final_accuracy_mean"]                                  # doctest: +SKIP
+Examples:
+    >>> config = ContinualConfig(buffers=("random", "datadam"))                 # doctest: +SKIP
+    >>> result = compare_buffers(train, test, config)                           # doctest: +SKIP
+    >>> result["summary"]["datadam"]["final_accuracy_mean"]                     # doctest: +SKIP
 
 Every (class order, buffer) run is one Avalanche stream: the learner sees the
 experiences in turn and is tested after each on the test data of the classes seen so
@@ -113,12 +115,13 @@ def compare_buffers(train: ImageDataset, test: ImageDataset, config: ContinualCo
     """Run every buffer on every class order and summarise.
 
     Args:
-        train, test: the splits of one dataset.
+        train: the training split.
+        test: the test split of the same dataset.
         config: the settings (:class:`ContinualConfig`).
         results: a JSON file to write after every run; if it exists with the same
             settings, the runs it holds are kept and only the missing ones run (resume).
         cache_dir: where distilled memories keep their synthetic sets (see
-            :class:`~datadam.apps.continual.DistilledBuffer`), so the two protocols
+            :class:`~datadam.apps.continual.buffers.DistilledBuffer`), so the two protocols
             condense each experience once.
 
     Returns:

@@ -36,7 +36,7 @@ class RetrainOnMemoryPlugin(SupervisedPlugin):
     initial weights and trains on the memory alone.
 
     Avalanche's ``GDumbPlugin`` hard-wires a class-balanced reservoir; this one takes the
-    storage policy to compare (:class:`~datadam.apps.continual.DistilledBuffer`, herding...).
+    storage policy to compare (:class:`~datadam.apps.continual.buffers.DistilledBuffer`, herding...).
     A policy that looks at the model to select (herding) sees the model of the previous
     step, trained on the memory so far; at the first step, the initial weights.
     """

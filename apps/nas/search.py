@@ -113,7 +113,7 @@ def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "ev
     Args:
         trials: trials to run (``None`` with ``grid``: the whole space).
         train: :class:`~datadam.evaluate.TrainConfig` fields of every trial's training
-            that differ from :data:`~datadam.apps.nas.evaluator.PROXY_TRAIN` (or
+            that differ from ``PROXY_TRAIN`` of :mod:`datadam.apps.nas.evaluator` (or
             ``FULL_TRAIN`` for ``proxy="full"``).
         validation: real training images held out to score every trial.
         ipc: images per class of the ``random`` proxy.

@@ -26,7 +26,9 @@ class ConvNetSpace(_ModelSpace):
     """NNI model space: ConvNet depth, width, normalisation, activation and pooling.
 
     Args:
-        channel, num_classes, im_size: the data the networks take (``C``, ``K``, ``(H, W)``).
+        channel: input channels ``C`` of the data.
+        num_classes: classes ``K``.
+        im_size: image size ``(H, W)``.
         space: the choices, as :meth:`SearchSpace.to_dict` (default: :class:`SearchSpace`'s).
 
     Attributes:

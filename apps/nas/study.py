@@ -158,8 +158,9 @@ def study(dataset: str, proxies: list[str], *, archs: int = 20, space: SearchSpa
     Args:
         proxies: synthetic set paths and/or ``random`` (a class-balanced real subset
             with as many images per class as the first synthetic set, or ``ipc``).
-        proxy_train, full_train: :class:`~datadam.evaluate.TrainConfig` fields that
-            differ from :data:`PROXY_TRAIN` / :data:`FULL_TRAIN`.
+        proxy_train: :class:`~datadam.evaluate.TrainConfig` fields of proxy training
+            that differ from ``PROXY_TRAIN`` (:mod:`datadam.apps.nas.evaluator`).
+        full_train: the same for full-data training, against ``FULL_TRAIN``.
         validation: real training images held out to score every network.
         cache: JSON file of full-data results (read, and extended as they come).
         on_step: called with ``(proxy name, record)`` after each training.

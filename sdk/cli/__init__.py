@@ -54,6 +54,7 @@ app.command("distill")(distill_commands.distill_command)
 app.command("evaluate")(distill_commands.evaluate_command)
 app.command("show")(distill_commands.show_command)
 app.command("convert")(distill_commands.convert_command)
+app.command("report")(distill_commands.report_command)
 
 
 def _add_application_commands(root: typer.Typer) -> None:

@@ -14,6 +14,7 @@ from datadam.distill import DistillConfig, available_methods, distill
 from datadam.distill.distributed import init_from_environment
 from datadam.errors import ConfigError
 from datadam.evaluate import EvaluationResult, TrainConfig, evaluate, evaluate_full_data
+from datadam.monitor import TensorBoardLogger
 from datadam.synthetic import SyntheticSet, write_json
 
 _DEFAULTS = DistillConfig()
@@ -53,6 +54,15 @@ def distill_command(
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1,
                                          help="Write a checkpoint every N iterations."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint."),
+    snapshot_every: int = typer.Option(
+        0, "--snapshot-every", min=0, help="Keep the images at iteration 0 and every N iterations "
+                                           "inside OUT, for `datadam show --evolution` (0 = none)."),
+    tensorboard: Path | None = typer.Option(
+        None, "--tensorboard", help="Write TensorBoard events here: the loss every iteration, the "
+                                    "images every --tensorboard-every (needs datadam[tensorboard]) [default: no logging].",
+        show_default=False),
+    tensorboard_every: int = typer.Option(100, "--tensorboard-every", min=1,
+                                          help="Iterations between two image grids in TensorBoard."),
     root: Path | None = ROOT,
     image_size: int | None = IMAGE_SIZE,
     device: str = DEVICE,
@@ -65,18 +75,24 @@ def distill_command(
 
     A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it and gives the same result as an uninterrupted run.
     """
+    shard = init_from_environment(device)  # several processes under torchrun; else one
+    # Fail on a missing tensorboard before any data is read; rank 0 alone logs.
+    logger = (TensorBoardLogger(tensorboard, image_every=tensorboard_every)
+              if tensorboard and shard.is_main else None)
     train = data.load(dataset, root, "train", **dataset_options(image_size))
     checkpoint = out.with_name(out.stem + ".ckpt" + (out.suffix or ".safetensors"))
-    shard = init_from_environment(device)  # several processes under torchrun; else one
     try:
         syn = distill(
             train, method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
             momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
             model=model, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
             net_keep=net_keep, seed=seed, device=device, progress=progress, checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every, resume=resume,
+            checkpoint_every=checkpoint_every, resume=resume, snapshot_every=snapshot_every,
+            callbacks=[logger] if logger else (),
         )
     finally:
+        if logger:
+            logger.close()
         shard.close()
     if not shard.is_main:
         return  # every rank holds the same set; rank 0 writes it
@@ -126,7 +142,7 @@ def evaluate_command(
                                    "split (SGD, cosine, 20 epochs) for the upper bound and cost."),
     full_epochs: int = typer.Option(20, "--full-epochs", min=1, help="Epochs of the full-data run."),
     dataset: str | None = typer.Option(None, "--dataset", help="Test dataset [default: the set's own]."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write every number and setting here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write every number and setting to this JSON file [default: not written]."),
     root: Path | None = ROOT,
     device: str = DEVICE,
     seed: int = SEED,
@@ -159,17 +175,35 @@ def evaluate_command(
             f"{syn_s['train_seconds_mean']:.1f} s, {syn_s['train_flops'] / 1e12:.2f} TFLOP "
             f"({full['train_flops'] / max(syn_s['train_flops'], 1):.1f}x fewer FLOPs)")
     if json_out:
+        report["synthetic"] = synthetic.name  # lets `datadam report` pair it with its set
         write_json(json_out, report)
         typer.echo(f"wrote {json_out}")
 
 
 def show_command(
     synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="PNG grid, one row per class."),
-    folder: Path | None = typer.Option(None, "--folder", help="Also export an ImageFolder tree here."),
-    loss: Path | None = typer.Option(None, "--loss", help="Plot the loss curve to this PNG."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Draw the images to this PNG, one row per class [default: not drawn].",
+                                    show_default=False),
+    folder: Path | None = typer.Option(None, "--folder", help="Export the images as an ImageFolder tree of PNGs here [default: not exported].",
+                                       show_default=False),
+    loss: Path | None = typer.Option(None, "--loss", help="Plot the loss curve to this PNG [default: not drawn].",
+                                     show_default=False),
+    attention: Path | None = typer.Option(
+        None, "--attention", help="Draw the attention maps of --class, real vs synthetic, in a fresh "
+                                  "random network to this PNG; reads the real training data [default: not drawn].",
+        show_default=False),
+    evolution: Path | None = typer.Option(
+        None, "--evolution", help="Draw --class's images over the iterations to this PNG (needs a "
+                                  "set distilled with --snapshot-every) [default: not drawn].", show_default=False),
+    class_name: str = typer.Option("0", "--class", "-c",
+                                   help="Class of --attention and --evolution: a name, a unique "
+                                        "prefix of one (MNIST: 3) or an index."),
+    root: Path | None = ROOT,
+    image_size: int | None = IMAGE_SIZE,
+    seed: int = typer.Option(0, "--seed", help="Seed of the random network of --attention and "
+                                               "of its choice of real images."),
 ) -> None:
-    """Describe a synthetic set and draw its images (and loss curve)."""
+    """Describe a synthetic set and draw its images, loss curve, attention maps and evolution."""
     syn = SyntheticSet.load(synthetic)
     meta = syn.metadata
     console = Console()
@@ -180,10 +214,14 @@ def show_command(
                        ("shape", "x".join(map(str, syn.image_shape))),
                        ("iterations", meta.get("iterations_done")), ("seed", meta.get("seed")),
                        ("wall time", f"{meta.get('wall_time_s', 0):.1f} s"),
+                       ("snapshots", ", ".join(map(str, meta.get("snapshot_iterations") or [])) or "none"),
                        ("settings", ", ".join(f"{k}={v}" for k, v in cfg.items()
                                               if k not in ("method", "ipc", "seed")))]:
         table.add_row(key, str(value))
     console.print(table)
+    from datadam import plots
+
+    label = plots.class_index(syn, class_name) if attention or evolution else 0
     if out:
         syn.save_grid(out)
         typer.echo(f"wrote {out}")
@@ -194,10 +232,37 @@ def show_command(
         history = meta.get("loss_history") or []
         if not history:
             raise ConfigError(f"{synthetic}: no loss history (method {meta.get('method')})")
-        from datadam.plots import plot_loss
-
-        plot_loss(history, loss, title=f"{meta.get('method')} ipc {syn.ipc} on {meta.get('dataset')}")
+        plots.plot_loss(history, loss, title=f"{meta.get('method')} ipc {syn.ipc} on {meta.get('dataset')}")
         typer.echo(f"wrote {loss}")
+    if evolution:
+        plots.plot_evolution(syn, label, evolution)
+        typer.echo(f"wrote {evolution}")
+    if attention:
+        name = meta.get("dataset")
+        if not name or name == "imported":
+            raise ConfigError(f"{synthetic}: the set does not say its dataset, so --attention "
+                              "cannot find the real images")
+        options = dataset_options(image_size)
+        if name != "mnist" and image_size is None and syn.image_shape[1] != 224:
+            options["image_size"] = syn.image_shape[1]
+        train = data.load(name, root, "train", **options)
+        plots.plot_attention(syn, train, label, attention, seed=seed)
+        typer.echo(f"wrote {attention}")
+
+
+def report_command(
+    run_dir: Path = typer.Argument(..., help="Folder with synthetic sets (.safetensors) and their "
+                                             "`datadam evaluate --json` files."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="HTML file to write "
+                                    "[default: RUN_DIR/report.html].", show_default=False),
+    image_scale: int = typer.Option(3, "--image-scale", min=1, max=16,
+                                    help="Enlarge the image grid this many times (nearest pixel)."),
+) -> None:
+    """Write one self-contained HTML page on a run (settings, curves, images, evaluation tables): images are embedded, so the page can be sent as it is."""
+    from datadam.report import write_report
+
+    path = write_report(run_dir, out, image_scale=image_scale)
+    typer.echo(f"wrote {path}")
 
 
 def convert_command(

@@ -7,7 +7,7 @@ import typer
 ROOT = typer.Option(None, "--root", "-r", help="Data folder [default: $DATADAM_DATA or ./data].",
                     show_default=False)
 IMAGE_SIZE = typer.Option(None, "--image-size", min=1,
-                          help="Resize to SIZE x SIZE on load (mhist, folder).")
+                          help="Resize to SIZE x SIZE on load (mhist, folder) [default: the files' own size].")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
 SEED = typer.Option(0, "--seed", help="Seed: the same seed gives the same result.")
 PROGRESS = typer.Option(None, "--progress/--no-progress",

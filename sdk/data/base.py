@@ -18,8 +18,9 @@ class ImageDataset(Dataset):
         images: ``uint8`` tensor ``[N, C, H, W]`` (raw pixels) or float tensor in ``[0, 1]``.
         labels: ``int64`` tensor ``[N]`` with values in ``range(len(classes))``.
         classes: class names; ``classes[k]`` is the name of label ``k``.
-        mean, std: per-channel statistics of the *training* split on the ``[0, 1]``
-            scale, so that train and test are normalised alike.
+        mean: per-channel mean of the *training* split on the ``[0, 1]`` scale, so that
+            train and test are normalised alike.
+        std: per-channel standard deviation of the *training* split, likewise.
         split: ``"train"`` or ``"test"``.
         name: the dataset's registry name (``"mnist"``, ``"mhist"``, ``"folder"``).
         extras: per-image side information, each a tensor ``[N]`` or list of length N

@@ -9,6 +9,8 @@ torch.Size([100, 1, 28, 28])
 
 from datadam.distill import coreset, matching  # noqa: F401  (registers the methods)
 from datadam.distill.base import (
+                                  IterationCallback,
+                                  IterationState,
                                   Method,
                                   available_methods,
                                   distill,
@@ -27,7 +29,8 @@ from datadam.distill.matching import (
                                   spatial_attention,
 )
 
-__all__ = ["DM", "CoresetMethod", "DataDAM", "DistillConfig", "Herding", "KCenter",
+__all__ = ["DM", "CoresetMethod", "DataDAM", "DistillConfig", "Herding", "IterationCallback",
+           "IterationState", "KCenter",
            "MatchingMethod", "Method", "RandomCoreset", "available_methods", "default_model",
            "distill", "get_method", "matching_loss", "matching_targets", "register_method",
            "resolve_device", "spatial_attention"]

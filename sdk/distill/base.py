@@ -6,6 +6,8 @@ import platform
 import statistics
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,7 +18,7 @@ from datadam.data.base import ImageDataset
 from datadam.distill.config import DistillConfig
 from datadam.distill.distributed import current_shard
 from datadam.errors import ConfigError, UnknownNameError
-from datadam.synthetic import SyntheticSet
+from datadam.synthetic import SyntheticSet, denormalize
 
 _METHODS: dict[str, type[Method]] = {}
 
@@ -67,6 +69,39 @@ def derive_seed(*parts: int) -> int:
     return h & 0x7FFFFFFFFFFFFFFF
 
 
+@dataclass(frozen=True)
+class IterationState:
+    """What an iteration callback sees after each image update of an iterative method.
+
+    Attributes:
+        iteration: image updates done so far (1 after the first).
+        iterations: image updates the run will do in all.
+        loss: the matching loss of this update.
+        images: the synthetic images now, normalised, detached, on the run's device;
+            ``ipc`` per class in class order. Copy them to keep them.
+        config: the run's resolved settings.
+        classes: class names.
+        mean: per-channel mean of the normalisation of ``images``.
+        std: per-channel standard deviation of the normalisation of ``images``.
+    """
+
+    iteration: int
+    iterations: int
+    loss: float
+    images: torch.Tensor
+    config: DistillConfig
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def denormalized(self) -> torch.Tensor:
+        """``images`` on the ``[0, 1]`` scale, clipped, on the CPU."""
+        return denormalize(self.images, self.mean, self.std)
+
+
+IterationCallback = Callable[[IterationState], None]
+
+
 class Method(ABC):
     """A way of condensing a dataset into ``ipc`` images per class.
 
@@ -78,7 +113,10 @@ class Method(ABC):
 
     def __init__(self, config: DistillConfig, device: torch.device, progress: bool | None = None,
                  checkpoint: str | Path | None = None, checkpoint_every: int = 500,
-                 resume: bool = False):
+                 resume: bool = False, callbacks: Sequence[IterationCallback] = (),
+                 snapshot_every: int = 0):
+        if snapshot_every < 0:
+            raise ConfigError("snapshot_every must be >= 0 (0: no snapshots)")
         self.config = config
         self.device = device
         self.progress = progress
@@ -88,6 +126,11 @@ class Method(ABC):
         self.history: list[float] = []
         self.iteration_seconds: list[float] = []
         self.iterations_done = 0
+        self.callbacks = list(callbacks)
+        self.snapshot_every = snapshot_every
+        # images at iterations 0, snapshot_every, 2 * snapshot_every... (iterative methods only)
+        self.snapshots: list[torch.Tensor] = []
+        self.snapshot_iterations: list[int] = []
 
     @abstractmethod
     def condense(self, dataset: ImageDataset) -> torch.Tensor:
@@ -121,14 +164,19 @@ class Method(ABC):
             "versions": {"datadam": __version__, "torch": torch.__version__,
                          "python": platform.python_version()},
         }
+        snapshots = None
+        if self.snapshots:
+            snapshots = torch.stack(self.snapshots)
+            metadata["snapshot_iterations"] = list(self.snapshot_iterations)
         return SyntheticSet(images, labels, list(dataset.classes), dataset.mean, dataset.std,
-                            metadata)
+                            metadata, snapshots=snapshots)
 
 
 def distill(dataset: ImageDataset, method: str | None = None, ipc: int | None = None, *,
             device: str | torch.device = "auto", progress: bool | None = None,
             checkpoint: str | Path | None = None, checkpoint_every: int = 500,
             resume: bool = False, config: DistillConfig | None = None,
+            callbacks: Sequence[IterationCallback] = (), snapshot_every: int = 0,
             **options: Any) -> SyntheticSet:
     """Condense ``dataset`` into ``ipc`` images per class.
 
@@ -142,6 +190,11 @@ def distill(dataset: ImageDataset, method: str | None = None, ipc: int | None = 
             iterations, on Ctrl-C and before stopping on a diverging loss.
         resume: continue from ``checkpoint``; the result equals an uninterrupted run.
         config: a full :class:`DistillConfig`; ``options`` override its fields.
+        callbacks: functions called with an :class:`IterationState` after every image
+            update (``datadam``, ``dm``), e.g. a :class:`datadam.monitor.TensorBoardLogger`.
+        snapshot_every: keep a copy of the images at iteration 0 and every this many
+            iterations in ``SyntheticSet.snapshots`` (0: none), for
+            :func:`datadam.plots.plot_evolution`. Snapshots survive a resume.
         **options: any :class:`DistillConfig` field (``iterations``, ``batch_real``,
             ``lr_img``, ``attention_power``, ``task_balance``, ``init``, ``seed``...).
 
@@ -153,5 +206,6 @@ def distill(dataset: ImageDataset, method: str | None = None, ipc: int | None = 
     cls = get_method(cfg.method)
     cfg = cfg.resolve(dataset.name, dataset.image_size)
     runner = cls(cfg, resolve_device(device), progress=progress, checkpoint=checkpoint,
-                 checkpoint_every=checkpoint_every, resume=resume)
+                 checkpoint_every=checkpoint_every, resume=resume, callbacks=callbacks,
+                 snapshot_every=snapshot_every)
     return runner.run(dataset)

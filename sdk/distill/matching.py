@@ -18,7 +18,7 @@ from torch import nn
 from datadam import models
 from datadam.augment import DSA
 from datadam.data.base import ImageDataset
-from datadam.distill.base import Method, derive_seed, register_method
+from datadam.distill.base import IterationState, Method, derive_seed, register_method
 from datadam.distill.distributed import Shard, current_shard
 from datadam.errors import ConfigError, DistillationInterrupted, DivergenceError
 from datadam.models.convnet import Features, Reduce
@@ -168,6 +168,8 @@ class MatchingMethod(Method):
             # A restored network belongs to the window of the last finished iteration.
             net_window = (start - 1) // cfg.net_keep if net is not None else -1
         self.iterations_done = start
+        if start == 0 and self.snapshot_every:
+            self._snapshot(syn, 0)
 
         bar = progress_bar(self.progress if shard.is_main else False,
                            TextColumn("loss {task.fields[loss]:.4g}"))
@@ -206,6 +208,14 @@ class MatchingMethod(Method):
                 self.iterations_done = it + 1
                 if cfg.net_steps:
                     self._train_network(net, dataset, real_images, it)
+                if self.snapshot_every and self.iterations_done % self.snapshot_every == 0:
+                    self._snapshot(syn, self.iterations_done)
+                if self.callbacks:
+                    state = IterationState(self.iterations_done, cfg.iterations, self.history[-1],
+                                           syn.detach(), cfg, list(dataset.classes), dataset.mean,
+                                           dataset.std)
+                    for callback in self.callbacks:
+                        callback(state)
                 if self.checkpoint and self.iterations_done % self.checkpoint_every == 0:
                     self._save_checkpoint(dataset, syn, optimizer, net, self.iterations_done)
                 self.iteration_seconds.append(time.perf_counter() - tick)
@@ -261,6 +271,10 @@ class MatchingMethod(Method):
                 for p, grad in zip(params, grads):
                     p.sub_(cfg.net_lr * grad)
 
+    def _snapshot(self, syn: torch.Tensor, iteration: int) -> None:
+        self.snapshots.append(syn.detach().to("cpu", copy=True).contiguous())
+        self.snapshot_iterations.append(iteration)
+
     def _diverged(self, what: str) -> None:
         """Stop without touching the checkpoint: it holds the last good state."""
         kept = ""
@@ -284,9 +298,12 @@ class MatchingMethod(Method):
                    "momentum": state.get("momentum_buffer", torch.zeros(0))}
         if self.config.net_steps and net is not None:
             tensors.update({f"net.{k}": v for k, v in net.state_dict().items()})
+        if self.snapshots:
+            tensors["snapshots"] = torch.stack(self.snapshots)
         save_tensors(self.checkpoint, tensors, {
             "kind": "checkpoint", "method": self.name, "config": self.config.to_dict(),
             "iteration": iteration, "loss_history": self.history[:iteration],
+            "snapshot_iterations": list(self.snapshot_iterations),
             "dataset": self._fingerprint(dataset), "saved_at": time.time(),
         })
         return self.checkpoint
@@ -311,6 +328,9 @@ class MatchingMethod(Method):
         if tensors["momentum"].numel():
             optimizer.state[syn]["momentum_buffer"] = tensors["momentum"].to(syn.device).clone()
         self.history = list(meta["loss_history"])
+        if "snapshots" in tensors:
+            self.snapshots = list(tensors["snapshots"].unbind(0))
+            self.snapshot_iterations = [int(i) for i in meta.get("snapshot_iterations", [])]
         net = None
         if self.config.net_steps and any(k.startswith("net.") for k in tensors):
             net = self._network(dataset, derive_seed(self.config.seed,

@@ -1,0 +1,250 @@
+"""MkDocs hook: the pages that are generated, never typed by hand.
+
+- ``cli.md``: every command and option of ``datadam`` (application commands included),
+  from the Typer app itself, so the reference cannot disagree with ``--help``;
+- the results pages, from the committed benchmark JSON under ``docs/results/``;
+- the source tree the API reference reads (see :func:`_api_source_tree`).
+
+Every ``docs/results/*.json`` is recognised by its shape and rendered, tables and a
+plot, into one page per kind: ``results/distillation.md`` (``bench_distill.py``),
+``results/speed.md`` (``bench_speed.py``), ``results/continual.md``
+(``bench_continual.py``) and ``results/nas.md`` (``bench_nas.py``). A JSON file of no
+known shape fails the build, so a new benchmark cannot silently go unpublished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from mkdocs.structure.files import File, Files
+
+PAGES = {
+    "distillation": ("MNIST distillation", "results/distillation.md"),
+    "speed": ("Distillation speed", "results/speed.md"),
+    "continual": ("Continual learning", "results/continual.md"),
+    "nas": ("Architecture search proxies", "results/nas.md"),
+}
+
+
+def _api_source_tree(root: Path) -> None:
+    """``build/api-src/datadam``: the package as installed (``sdk/`` with ``apps/`` as
+    ``datadam.apps``), made of symlinks so that mkdocstrings reads the sources where
+    they are. The editable install maps two folders onto one package, which a
+    static reader cannot follow."""
+    tree = root / "build" / "api-src" / "datadam"
+    tree.mkdir(parents=True, exist_ok=True)
+    wanted = {p.name: p for p in (root / "sdk").iterdir() if p.name != "__pycache__"}
+    wanted["apps"] = root / "apps"
+    for name, target in wanted.items():
+        link = tree / name
+        if link.is_symlink() and Path(os.readlink(link)) == target.resolve():
+            continue
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target.resolve(), target_is_directory=target.is_dir())
+    for stale in tree.iterdir():
+        if stale.name not in wanted:
+            stale.unlink()
+
+
+def kind_of(report: dict[str, Any]) -> str:
+    if "entries" in report:
+        return "distillation"
+    if "rows" in report:
+        return "speed"
+    if "summary" in report and "settings" in report and "runs" in report:
+        return "continual"
+    if "architectures" in report and "proxies" in report:
+        return "nas"
+    raise ValueError("unknown benchmark JSON shape (keys: " + ", ".join(sorted(report)) + ")")
+
+
+def cli_reference() -> str:
+    import click
+    import typer
+    from typer.cli import get_docs_for_click
+
+    from datadam.cli import app
+
+    command = typer.main.get_command(app)
+    ctx = typer.Context(command)
+    ctx.ensure_object(dict)
+    body = get_docs_for_click(obj=command, ctx=ctx, name="datadam", title="Command reference")
+    del click  # typer's generator needs click's Context, which typer.Context is
+    return (body.strip() + "\n\n---\n\nGenerated from the command line itself when the site is "
+            "built; `datadam COMMAND --help` prints the same. Shell completion: "
+            "`datadam --install-completion` (bash, zsh, fish, PowerShell).\n")
+
+
+def on_files(files: Files, config, **kwargs) -> Files:
+    files.append(File.generated(config, "cli.md", content=cli_reference()))
+    results = Path(config["docs_dir"]) / "results"
+    by_kind: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+    for path in sorted(results.glob("*.json")):
+        report = json.loads(path.read_text())
+        try:
+            by_kind[kind_of(report)].append((path.stem, report))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+    for kind, (title, uri) in PAGES.items():
+        lines = [f"# {title}", "",
+                 "Generated when the site is built from the JSON files the benchmark scripts "
+                 "in `tests/benchmarks/` committed under `docs/results/`.", ""]
+        if not by_kind.get(kind):
+            lines.append("No results of this kind are committed yet.")
+        for stem, report in by_kind.get(kind, []):
+            text, images = RENDER[kind](stem, report)
+            lines += [text, ""]
+            for name, png in images.items():
+                files.append(File.generated(config, f"results/img/{name}", content=png))
+        files.append(File.generated(config, uri, content="\n".join(lines)))
+    return files
+
+
+# -- renderers: (markdown, {image name: png bytes}) ----------------------------------------
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _pm(summary: dict, key: str) -> str:
+    return f"{100 * summary[key + '_mean']:.2f} ± {100 * summary[key + '_std']:.2f}"
+
+
+def _commands(report: dict) -> list[str]:
+    settings = report.get("settings", {})
+    commands = report.get("commands") or [settings.get("command") or report.get("command")]
+    lines = ["Commands:" if len(commands) > 1 else "Command:", "", "```bash",
+             *[c for c in commands if c], "```", ""]
+    machine = settings.get("machine") or report.get("machine")
+    if machine:
+        lines += [f"Machine: {machine}", ""]
+    return lines
+
+
+def render_distillation(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    from datadam.plots import figure_png
+
+    entries = report["entries"].values()
+    variants = list(dict.fromkeys(e["variant"] for e in entries))
+    ipcs = sorted({e["ipc"] for e in entries})
+    cell = {(e["variant"], e["ipc"]): e for e in entries}
+    model = next(iter(next(iter(entries))["evaluation"]["summary"]))
+    settings = next(iter(entries))["evaluation"]["settings"]
+    lines = [f"## {stem}", "", *_commands(report),
+             f"Evaluation: {settings['runs']} fresh {model} networks x {settings['train']['epochs']} "
+             f"epochs on each synthetic set, tested on {settings['test_images']} "
+             f"{settings['test_dataset']} test images; mean ± std of the final accuracy (%).", "",
+             "| variant | options | " + " | ".join(f"IPC {i}" for i in ipcs) + " |",
+             "|---|---|" + "---|" * len(ipcs)]
+    for v in variants:
+        sample = next(e for e in entries if e["variant"] == v)
+        options = ", ".join(f"{k}={x}" for k, x in sample["options"].items()) or "defaults"
+        row = [_pm(cell[v, i]["evaluation"]["summary"][model], "accuracy") if (v, i) in cell else "–"
+               for i in ipcs]
+        lines.append(f"| {v} ({sample['method']}) | {options} | " + " | ".join(row) + " |")
+    lines += ["", "Distillation iterations and seconds per iteration as each run recorded them:", "",
+              "| run | iterations | s / iteration | distillation s |", "|---|---|---|---|"]
+    for key, e in report["entries"].items():
+        iters = e["evaluation"]["settings"]["synthetic"].get("iterations_done")
+        spi = f"{e['seconds_per_iteration']:.3f}" if e.get("seconds_per_iteration") else "–"
+        lines.append(f"| {key} | {iters} | {spi} | {e['distill_seconds']:.1f} |")
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=120)
+    width = 0.8 / max(len(variants), 1)
+    for j, v in enumerate(variants):
+        xs = [k + (j - (len(variants) - 1) / 2) * width for k, i in enumerate(ipcs) if (v, i) in cell]
+        s = [cell[v, i]["evaluation"]["summary"][model] for i in ipcs if (v, i) in cell]
+        ax.bar(xs, [100 * x["accuracy_mean"] for x in s], width,
+               yerr=[100 * x["accuracy_std"] for x in s], capsize=3, label=v)
+    ax.set_xticks(range(len(ipcs)), [f"IPC {i}" for i in ipcs])
+    low = min(100 * e["evaluation"]["summary"][model]["accuracy_mean"] for e in entries)
+    ax.set_ylim(max(0, low - 10), 100)
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8, ncols=len(variants), loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    name = f"{stem}.png"
+    lines += ["", f"![Accuracy per variant and IPC](img/{name})"]
+    return "\n".join(lines), {name: figure_png(fig)}
+
+
+def render_speed(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    from datadam.plots import figure_png
+
+    rows = report["rows"]
+    lines = [f"## {stem}", "", *_commands(report),
+             "Limit: GFLOP/s of a plain no-grad forward of the same network on the same real images.",
+             "", "| data | model | IPC | batch_real | s / iteration | GFLOP / iteration | GFLOP/s "
+                 "| limit GFLOP/s | iteration / real forward | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['data']} | {r['model']} | {r['ipc']} | {r['batch_real']} | "
+                     f"{r['seconds_per_iteration']:.3f} | {r['gflop_per_iteration']:.1f} | "
+                     f"{r['achieved_gflops']:.1f} | {r['limit_gflops']:.1f} | "
+                     f"{r['iteration_over_real_forward']:.2f} | {r['peak_rss_mb']:.0f} |")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.4), dpi=120)
+    labels = [f"{r['data']}\nipc {r['ipc']}, b {r['batch_real']}" for r in rows]
+    ax.bar(range(len(rows)), [r["seconds_per_iteration"] for r in rows], color="C0")
+    ax.set_xticks(range(len(rows)), labels, fontsize=6)
+    ax.set_yscale("log")
+    ax.set_ylabel("seconds per iteration")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    name = f"{stem}.png"
+    lines += ["", f"![Seconds per iteration](img/{name})"]
+    return "\n".join(lines), {name: figure_png(fig)}
+
+
+def render_continual(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    from datadam.apps.continual.plots import plot_accuracy
+
+    settings = report["settings"]
+    lines = [f"## {stem}", "", *_commands(report),
+             f"{settings['dataset']}, {settings['ipc']} images per class, {settings['protocol']} "
+             f"protocol, {settings['experiences']} experiences, {len(settings.get('class_orders', []))} "
+             f"class order(s); learner {settings['model']} trained {settings['learner']['epochs']} "
+             f"epoch(s) per experience.", "",
+             "| buffer | orders | final accuracy % | final forgetting % | seconds |",
+             "|---|---|---|---|---|"]
+    for name, s in report["summary"].items():
+        lines.append(f"| {name} | {s['orders']} | {_pm(s, 'final_accuracy')} | "
+                     f"{100 * s['final_forgetting_mean']:.2f} | {s['seconds_mean']:.1f} |")
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(plot_accuracy(report, Path(tmp) / "plot.png")).read_bytes()
+    name = f"{stem}.png"
+    lines += ["", f"![Accuracy on the classes seen](img/{name})"]
+    return "\n".join(lines), {name: png}
+
+
+def render_nas(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    from datadam.apps.nas.study import StudyResult, markdown_table, plot_scatter
+
+    result = StudyResult(report["architectures"], report["proxies"], report.get("settings", {}))
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(plot_scatter(result, Path(tmp) / "scatter.png")).read_bytes()
+    name = f"{stem}_scatter.png"
+    lines = [f"## {stem}", "", *_commands(report), markdown_table(result), "",
+             f"![Proxy against full-data accuracy](img/{name})"]
+    return "\n".join(lines), {name: png}
+
+
+RENDER = {"distillation": render_distillation, "speed": render_speed, "continual": render_continual,
+          "nas": render_nas}
+
+
+# At import, not in on_config: mkdocstrings reads its search paths before any hook runs,
+# and drops one that does not exist yet (a fresh clone).
+_api_source_tree(Path(__file__).resolve().parents[2])

@@ -1,0 +1,199 @@
+"""One self-contained HTML page for a run directory, to send to a colleague.
+
+A run directory holds synthetic sets (``*.safetensors``) and, optionally, the
+evaluations of them written by ``datadam evaluate --json``. The page has, per synthetic
+set: its settings, the loss curve, the images (one row per class), the evolution of
+the images when the run kept snapshots, and the evaluation tables. CSS is inline and
+images are embedded as base64 PNGs, so the one file is the whole report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from datadam import __version__
+from datadam.errors import DatadamError
+from datadam.synthetic import SyntheticSet, SyntheticSetFormatError, atomic_path
+
+_CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330;
+       max-width: 1100px; margin: 2em auto; padding: 0 1.2em; background: #fff; }
+h1 { font-size: 1.6em; border-bottom: 3px solid #3f51b5; padding-bottom: .3em; }
+h2 { font-size: 1.3em; margin-top: 2em; color: #3f51b5; }
+h3 { font-size: 1.05em; margin-top: 1.5em; }
+table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .92em; }
+th, td { border: 1px solid #d5d9e2; padding: .3em .7em; text-align: left; vertical-align: top; }
+th { background: #eef0f8; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; border: 1px solid #e2e5ec; margin: .4em 0; image-rendering: pixelated; }
+img.plot { image-rendering: auto; }
+.muted { color: #667; font-size: .88em; }
+code { background: #f3f4f8; padding: 0 .25em; border-radius: 3px; }
+"""
+
+
+@dataclass
+class RunEntry:
+    """One synthetic set of a run directory and the evaluations that name it."""
+
+    path: Path
+    synthetic: SyntheticSet
+    evaluations: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+
+
+def find_runs(run_dir: str | Path) -> list[RunEntry]:
+    """The synthetic sets in ``run_dir`` (checkpoints and other files skipped), each with
+    the evaluation JSONs that belong to it: those whose ``synthetic`` field names its
+    file, else those whose name starts with its stem (``mnist_ipc10_eval.json``)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DatadamError(f"{run_dir}: not a directory")
+    entries = []
+    for path in sorted(run_dir.glob("*.safetensors")):
+        try:
+            entries.append(RunEntry(path, SyntheticSet.load(path)))
+        except SyntheticSetFormatError:
+            continue  # a checkpoint or another safetensors file: not a result
+    if not entries:
+        raise DatadamError(f"{run_dir}: no synthetic set (*.safetensors) to report on")
+    for path in sorted(run_dir.glob("*.json")):
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if not (isinstance(report, dict) and "summary" in report and "runs" in report):
+            continue  # not an evaluation
+        named = report.get("synthetic")
+        if named is not None:
+            owners = [e for e in entries if e.path.name == named]
+        else:  # the longest stem wins: mnist_ipc10_eval.json belongs to mnist_ipc10, not mnist_ipc1
+            owners = sorted((e for e in entries if path.stem.startswith(e.path.stem)),
+                            key=lambda e: len(e.path.stem), reverse=True)[:1]
+        for entry in owners:
+            entry.evaluations.append((path, report))
+    return entries
+
+
+def _img(png: bytes, alt: str, css_class: str = "") -> str:
+    data = base64.b64encode(png).decode("ascii")
+    cls = f' class="{css_class}"' if css_class else ""
+    return f'<img{cls} alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _grid_png(syn: SyntheticSet, scale: int) -> bytes:
+    from torchvision.transforms.functional import to_pil_image
+    from torchvision.utils import make_grid
+
+    grid = make_grid(syn.denormalized(), nrow=max(syn.ipc, 1), padding=2, pad_value=1.0)
+    image = to_pil_image(grid)
+    image = image.resize((image.width * scale, image.height * scale), resample=0)  # nearest
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _pm(summary: dict[str, float], key: str, scale: float = 100.0, digits: int = 2) -> str:
+    if f"{key}_mean" not in summary:
+        return "–"
+    return f"{scale * summary[f'{key}_mean']:.{digits}f} ± {scale * summary[f'{key}_std']:.{digits}f}"
+
+
+def _evaluation_html(path: Path, report: dict[str, Any]) -> str:
+    settings = report.get("settings", {})
+    train = settings.get("train", {})
+    head = ["model", "runs", "accuracy %", "balanced accuracy %", "AUC", "train s / network"]
+    rows = []
+    for model, summary in report["summary"].items():
+        cells = [model, len(report["runs"].get(model, [])), _pm(summary, "accuracy"),
+                 _pm(summary, "balanced_accuracy"), _pm(summary, "auc", 1.0, 3),
+                 f"{summary.get('train_seconds_mean', float('nan')):.1f}"]
+        rows.append("<tr>" + "".join(f'<td class="{"num" if i else ""}">{html.escape(str(c))}</td>'
+                                     for i, c in enumerate(cells)) + "</tr>")
+    table = ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows)
+             + "</table>")
+    what = (f"{settings.get('test_images', '?')} test images of {settings.get('test_dataset', '?')}; "
+            f"{train.get('epochs', '?')} epochs, batch {train.get('batch', '?')}, lr {train.get('lr', '?')}, "
+            f"augmentation {settings.get('augmentation', '?')}, seed {settings.get('seed', '?')}")
+    out = f"<h3>Evaluation <code>{html.escape(path.name)}</code></h3>{table}" \
+          f'<p class="muted">{html.escape(what)}. Mean ± std of the final accuracy over the runs.</p>'
+    full = report.get("full_data")
+    if full:
+        out += (f'<p>Full training split ({full.get("train_images", "?")} images, '
+                f'{full.get("train", {}).get("epochs", "?")} epochs): {100 * full["accuracy"]:.2f} % in '
+                f'{full["train_seconds"]:.1f} s.</p>')
+    return out
+
+
+def _entry_html(entry: RunEntry, image_scale: int) -> str:
+    from datadam.plots import evolution_figure, figure_png, loss_figure
+
+    syn, meta = entry.synthetic, entry.synthetic.metadata
+    cfg = meta.get("config", {})
+    rows = [("file", entry.path.name), ("method", meta.get("method")),
+            ("dataset", meta.get("dataset")),
+            ("images", f"{len(syn)} ({syn.ipc} per class, {len(syn.classes)} classes)"),
+            ("shape", " x ".join(map(str, syn.image_shape))),
+            ("iterations", meta.get("iterations_done")), ("seed", meta.get("seed")),
+            ("wall time", f"{meta.get('wall_time_s', 0):.1f} s"),
+            ("seconds per iteration", meta.get("seconds_per_iteration")),
+            ("device", meta.get("device")),
+            ("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items()))]
+    rows += [(f"config: {k}", v) for k, v in cfg.items() if k not in ("method", "seed")]
+    parts = [f"<h2>{html.escape(entry.path.stem)}</h2>", "<h3>Settings</h3>", _table(rows)]
+    history = meta.get("loss_history") or []
+    if history:
+        title = f"{meta.get('method')} ipc {syn.ipc} on {meta.get('dataset')}"
+        parts += ["<h3>Loss</h3>", _img(figure_png(loss_figure(history, title)), "loss curve", "plot")]
+    parts += ["<h3>Images</h3>", '<p class="muted">One row per class: '
+              + html.escape(", ".join(syn.classes)) + "</p>",
+              _img(_grid_png(syn, image_scale), "synthetic images")]
+    if syn.snapshots is not None:
+        parts.append('<h3>Evolution</h3><p class="muted">The first images of the first classes '
+                     'over the iterations; <code>datadam show --evolution</code> draws any class.</p>')
+        for label in range(min(len(syn.classes), 3)):
+            parts.append(_img(figure_png(evolution_figure(syn, label, max_images=4)),
+                              f"evolution of class {syn.classes[label]}", "plot"))
+    if entry.evaluations:
+        parts += [_evaluation_html(path, report) for path, report in entry.evaluations]
+    else:
+        parts.append('<p class="muted">No evaluation in this directory: run '
+                     f'<code>datadam evaluate {html.escape(entry.path.name)} --json '
+                     f'{html.escape(entry.path.stem)}_eval.json</code>.</p>')
+    return "\n".join(parts)
+
+
+def render_report(run_dir: str | Path, image_scale: int = 3) -> str:
+    """The HTML text of the report on ``run_dir`` (see :func:`write_report`)."""
+    run_dir = Path(run_dir)
+    entries = find_runs(run_dir)
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = "\n".join(_entry_html(e, image_scale) for e in entries)
+    title = f"datadam report: {run_dir.resolve().name}"
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1>"
+            f'<p class="muted">{len(entries)} synthetic set(s); written by datadam {__version__} '
+            f"on {when}.</p>{body}</body></html>\n")
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, image_scale: int = 3) -> Path:
+    """Write the report on ``run_dir`` to ``out`` (default ``run_dir/report.html``),
+    atomically. ``image_scale`` enlarges the image grid (nearest neighbour)."""
+    out = Path(out) if out is not None else Path(run_dir) / "report.html"
+    text = render_report(run_dir, image_scale)
+    with atomic_path(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return out

@@ -1,0 +1,94 @@
+"""The command line reads like a man page: every command has help, every option a type,
+a default and a sentence; shell completion is Typer's and works."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from datadam.cli import app
+
+runner = CliRunner()
+ROOT = typer.main.get_command(app)
+
+
+def _commands(command, path=()):
+    """(path, command) of every command below ``command``, groups included."""
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+COMMANDS = list(_commands(ROOT))
+
+
+def test_every_command_is_reached():
+    names = {" ".join(path) for path, _ in COMMANDS}
+    assert {"distill", "evaluate", "show", "report", "convert", "continual", "data info",
+            "data check", "data list"} <= names
+
+
+@pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=lambda p: " ".join(p) or "datadam")
+def test_help_exits_zero_and_describes_the_command(path):
+    r = runner.invoke(app, [*path, "--help"])
+    assert r.exit_code == 0, r.output
+    assert "Usage: datadam" in r.output
+    command = dict(COMMANDS)[path]
+    assert (command.help or "").strip(), f"{' '.join(path)} has no description"
+
+
+@pytest.mark.parametrize("path, command", [(p, c) for p, c in COMMANDS if not hasattr(c, "commands")],
+                         ids=lambda x: " ".join(x) if isinstance(x, tuple) else "")
+def test_every_option_has_a_type_a_default_and_a_sentence(path, command):
+    ctx = typer.Context(command)
+    for param in command.params:
+        if param.param_type_name != "option" or param.name == "help":
+            continue
+        name = "/".join(param.opts)
+        opts, text = param.get_help_record(ctx)
+        assert param.help and len(param.help.split()) >= 2, f"{name}: no sentence of help"
+        if param.is_flag:
+            continue  # a flag is off unless given
+        assert "<" in opts, f"{name}: no type in {opts!r}"
+        assert param.required or "[default:" in text, f"{name}: no default in {text!r}"
+
+
+def test_help_of_every_argument():
+    for path, command in COMMANDS:
+        for param in command.params:
+            if param.param_type_name == "argument":
+                assert getattr(param, "help", None), f"{' '.join(path)} {param.name}: no help"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_script(shell):
+    r = runner.invoke(app, ["--show-completion", shell])
+    assert r.exit_code == 0, r.output
+    assert "_DATADAM_COMPLETE" in r.output
+
+
+@pytest.mark.parametrize("words, cword, expected", [
+    ("datadam dis", "1", "distill"),
+    ("datadam distill --snap", "2", "--snapshot-every"),
+    ("datadam show x --att", "3", "--attention"),
+])
+def test_completion_completes_commands_and_options(words, cword, expected):
+    """What the installed bash script asks the program at a TAB, and what it answers."""
+    env = {"_DATADAM_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword,
+           "_TYPER_COMPLETE_ARGS": words}
+    r = runner.invoke(app, [], env=env, prog_name="datadam")
+    assert expected in r.output.split(), r.output
+
+
+def test_the_command_line_loads_no_application_dependency():
+    """`datadam --help` and TAB completion import every command's module: an application's
+    heavy dependency (Avalanche) must wait until its command runs."""
+    code = ("import sys, warnings; warnings.simplefilter('error'); import datadam.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('avalanche', 'nni')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "[]"

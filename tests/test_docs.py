@@ -1,0 +1,115 @@
+"""The documentation's examples run on tiny data, and its generated pages are sound.
+
+`make test` also builds the whole site with ``mkdocs build --strict``; these tests
+keep the example scripts themselves from rotting."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from datadam.cli import app
+from datadam.synthetic import SyntheticSet
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "docs" / "examples"
+
+
+def run_example(name: str, *args) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, str(EXAMPLES / name), *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_every_example_is_tested_and_shown():
+    tested = {"quickstart.py", "pictures.py", "continual_memory.py"}
+    assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+    page = (REPO / "docs" / "examples.md").read_text()
+    assert all(f'--8<-- "{name}"' in page for name in tested)
+
+
+def test_quickstart_example(mnist_idx_root, tmp_path):
+    proc = run_example("quickstart.py", "--root", mnist_idx_root, "--ipc", 1, "--iterations", 2,
+                       "--epochs", 1, "--runs", 1, "--out", tmp_path)
+    assert "test accuracy" in proc.stdout
+    syn = SyntheticSet.load(tmp_path / "mnist_ipc1.safetensors")
+    assert len(syn) == 10 and syn.metadata["iterations_done"] == 2
+    assert (tmp_path / "mnist_ipc1.png").is_file() and (tmp_path / "mnist_ipc1_loss.png").is_file()
+    evaluation = json.loads((tmp_path / "mnist_ipc1_eval.json").read_text())
+    assert evaluation["synthetic"] == "mnist_ipc1.safetensors"
+    # what the example leaves is a run directory for `datadam report`
+    r = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "report.html").stat().st_size > 10_000
+
+
+def test_pictures_example(mnist_idx_root, tmp_path):
+    run_example("pictures.py", "--root", mnist_idx_root, "--ipc", 1, "--iterations", 2,
+                "--every", 1, "--out", tmp_path)
+    for name in ("attention_mnist.png", "evolution_mnist.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    syn = SyntheticSet.load(tmp_path / "pictures.safetensors")
+    assert syn.metadata["snapshot_iterations"] == [0, 1, 2]
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_continual_memory_example(mnist_idx_root):
+    pytest.importorskip("avalanche")
+    proc = run_example("continual_memory.py", "--root", mnist_idx_root, "--ipc", 1,
+                       "--iterations", 2)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("after experience")]
+    assert len(lines) == 5  # 5 experiences of 2 digits
+    assert "10 classes seen, 10 images in memory" in lines[-1]  # 1 image per class
+
+
+def _hook():
+    spec = importlib.util.spec_from_file_location("docs_hook", REPO / "docs" / "hooks" / "results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_committed_result_has_a_page_and_unknown_ones_fail():
+    hook = _hook()
+    kinds = {hook.kind_of(json.loads(p.read_text()))
+             for p in (REPO / "docs" / "results").glob("*.json")}
+    assert kinds <= set(hook.PAGES)
+    with pytest.raises(ValueError, match="unknown benchmark JSON"):
+        hook.kind_of({"accuracy": 0.9})
+
+
+def test_generated_results_pages_quote_the_json():
+    hook = _hook()
+    report = json.loads((REPO / "docs" / "results" / "mnist_distill_reduced.json").read_text())
+    text, images = hook.render_distillation("mnist_distill_reduced", report)
+    dm10 = report["entries"]["dm/ipc10"]["evaluation"]["summary"]["convnet3"]
+    assert f"{100 * dm10['accuracy_mean']:.2f} ± {100 * dm10['accuracy_std']:.2f}" in text
+    assert all(png.startswith(b"\x89PNG") for png in images.values())
+
+
+def test_cli_reference_lists_every_command_and_new_option():
+    text = _hook().cli_reference()
+    for command in ("distill", "evaluate", "show", "report", "convert", "continual", "data info"):
+        assert f"## `datadam {command}`" in text
+    assert "--snapshot-every" in text and "--tensorboard" in text and "--attention" in text
+
+
+def test_rest_habits_of_docstrings_become_markdown():
+    spec = importlib.util.spec_from_file_location("griffe_rest", REPO / "docs" / "hooks" / "griffe_rest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.rewrite("Use :func:`load` or :class:`~datadam.synthetic.SyntheticSet`.\n\n"
+                          ">>> import datadam\n>>> datadam.data.available()\n\nLayout::\n\n"
+                          "    ROOT/train/<class>/\n      a.png\n\nAfter.")
+    assert "`load`" in text and "[`SyntheticSet`][datadam.synthetic.SyntheticSet]" in text
+    assert "```python\n>>> import datadam\n>>> datadam.data.available()\n```" in text
+    assert "Layout:\n\n```text\nROOT/train/<class>/\n  a.png\n```\n\nAfter." in text
