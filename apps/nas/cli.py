@@ -39,7 +39,7 @@ _LR = typer.Option(0.01, "--lr", min=0.0, help="SGD learning rate (cosine anneal
 _VALIDATION = typer.Option(5000, "--validation", min=1,
                            help="Real training images held out to score every network.")
 _IPC = typer.Option(None, "--ipc", min=1, help="Images per class of the random proxy "
-                    "(default: as many as the synthetic proxy, else 10).", show_default=False)
+                    "[default: as many as the synthetic proxy, else 10].", show_default=False)
 
 
 def _space(depths: str, widths: str, norms: str, activations: str, poolings: str):
@@ -70,7 +70,7 @@ def search_command(
     strategy: str = typer.Option("evolution", "--strategy", "-s",
                                  help="NNI strategy: random, evolution (regularized evolution) or grid."),
     trials: int | None = typer.Option(None, "--trials", "-n", min=1,
-                                      help="Architectures to try (default: 30; grid: the whole space).",
+                                      help="Architectures to try (grid: the whole space) [default: 30].",
                                       show_default=False),
     population: int = typer.Option(10, "--population", min=2, help="Evolution: population size."),
     sample_size: int = typer.Option(3, "--sample-size", min=1, help="Evolution: tournament size."),
@@ -80,7 +80,7 @@ def search_command(
     port: int = typer.Option(8080, "--port", min=1, max=65535,
                              help="Port of NNI's web portal (--engine ts)."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs of every candidate "
-                                      "(default: 50 on a small proxy, 2 on the full data).",
+                                      "[default: 50 on a small proxy, 2 on the full data].",
                                       show_default=False),
     batch: int = _BATCH,
     lr: float = _LR,
@@ -144,7 +144,7 @@ def study_command(
                              help="Output folder: study.json, study.md, study_scatter.png."),
     archs: int = typer.Option(20, "--archs", "-k", min=2, help="Architectures sampled from the space."),
     cache: Path | None = typer.Option(None, "--cache", help="Full-data results file, reused across "
-                                      "studies (default: OUT/full_data_cache.json).", show_default=False),
+                                      "studies [default: OUT/full_data_cache.json].", show_default=False),
     top_k: int = typer.Option(5, "--top-k", min=1, help="Size of the top sets compared."),
     epochs: int = _EPOCHS,
     full_epochs: int = _FULL_EPOCHS,
