@@ -254,7 +254,8 @@ def _resume(path: Path | None, settings: dict[str, Any]) -> list[dict[str, Any]]
         old_settings, runs = old["settings"], list(old["runs"])
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{path} is not a continual-learning result file ({e})") from None
-    if _comparable(json.loads(json.dumps(old_settings))) != _comparable(json.loads(json.dumps(settings))):
+    # the new settings go through JSON once so that tuples compare equal to the file's lists
+    if _comparable(old_settings) != _comparable(json.loads(json.dumps(settings))):
         raise ConfigError(f"{path} holds runs with other settings; choose another output")
     return runs
 

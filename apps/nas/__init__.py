@@ -29,8 +29,7 @@ Names load lazily: importing the package does not import NNI (the ``nas`` extra)
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from datadam.lazy import lazy_exports
 
 _EXPORTS = {
     "SearchSpace": "architecture", "arch_key": "architecture", "build_network": "architecture",
@@ -45,12 +44,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
