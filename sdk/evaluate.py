@@ -27,25 +27,7 @@ from datadam.distill.config import default_model
 from datadam.errors import ConfigError
 from datadam.progress import progress_bar
 from datadam.synthetic import SyntheticSet
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How an evaluation network is trained.
-
-    Defaults are the protocol's: SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch
-    256, lr x0.1 at half the epochs (``schedule="step"``), DSA on every minibatch.
-    The official code trains 1,000 epochs; fewer are a reduced budget and are
-    recorded as such in every result.
-    """
-
-    epochs: int = 1000
-    batch: int = 256
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "step"  # "step" (x0.1 at epochs/2) or "cosine"
-    augmentation: str | None = None  # None: the dataset's DSA preset; "none" to disable
+from datadam.training import TrainConfig, can_train_together, train_network, train_networks_together
 
 
 @dataclass
@@ -89,35 +71,6 @@ def binary_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     avg /= torch.bincount(inverse, minlength=len(uniq)).double()
     u = avg[inverse][labels].sum() - n_pos * (n_pos + 1) / 2
     return float(u / (n_pos * n_neg))
-
-
-def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
-                  dsa: DSA, seed: int, progress=None) -> nn.Module:
-    """Train ``net`` on normalised ``images [N, C, H, W]`` in place and return it."""
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
-                          weight_decay=config.weight_decay)
-    if config.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(config.epochs, 1))
-    else:
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, [config.epochs // 2], gamma=0.1)
-    net.train()
-    n = images.shape[0]
-    for _ in range(config.epochs):
-        order = torch.randperm(n, generator=g).to(images.device)
-        for s in range(0, n, config.batch):
-            idx = order[s:s + config.batch]
-            x = images[idx]
-            if dsa.enabled:
-                x = dsa(x, g)
-            loss = F.cross_entropy(net(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        sched.step()
-        if progress is not None:
-            progress()
-    return net
 
 
 @torch.no_grad()
@@ -171,7 +124,8 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, float]:
 def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | None = None, *,
              runs: int = 5, train: TrainConfig | None = None, seed: int = 0,
              device: str = "auto", progress: bool | None = None,
-             model_options: dict[str, dict[str, Any]] | None = None) -> EvaluationResult:
+             model_options: dict[str, dict[str, Any]] | None = None,
+             together: bool | None = None) -> EvaluationResult:
     """Train ``runs`` fresh networks of each model on ``synthetic``; test on ``test``.
 
     Args:
@@ -185,6 +139,10 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             accuracy (never a maximum over checkpoints).
         train: the training protocol (:class:`TrainConfig`).
         model_options: constructor options per model name.
+        together: train a model's ``runs`` networks at once as one stacked network
+            (:func:`datadam.training.train_networks_together`: the same weights up to
+            floating-point order). ``None``: on a GPU, for models without BatchNorm or
+            dropout; a CPU is compute-bound and measured slower stacked.
 
     Returns:
         :class:`EvaluationResult` with accuracy, balanced accuracy, per-class accuracy
@@ -203,32 +161,51 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
     test_x = test.normalized(mean=synthetic.mean, std=synthetic.std).to(dev)
     test_y = test.labels.to(dev)
     options = model_options or {}
+    if together:
+        for name in names:  # before any training: a late refusal would waste the earlier models'
+            probe = model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
+                                          synthetic.image_shape[1:], **options.get(name, {}))
+            if not can_train_together(probe):
+                raise ConfigError(f"{name} has BatchNorm or dropout: its networks cannot be trained "
+                                  "together; train them one at a time")
     out: dict[str, list[dict[str, Any]]] = {}
+    trained_together: dict[str, bool] = {}
     bar = progress_bar(progress)
     with bar:
         for name in names:
             task = bar.add_task(f"evaluate {name}", total=runs * train.epochs)
             out[name] = []
-            for run in range(runs):
-                net_seed = derive_seed(seed, run, _name_code(name))
-                net = model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
-                                            synthetic.image_shape[1:], seed=net_seed,
-                                            **options.get(name, {})).to(dev)
-                flops = training_flops(net, synthetic.image_shape, len(synthetic.classes),
-                                       len(images) * train.epochs)
+            seeds = [derive_seed(seed, run, _name_code(name)) for run in range(runs)]
+            nets = [model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
+                                          synthetic.image_shape[1:], seed=s, **options.get(name, {})).to(dev)
+                    for s in seeds]
+            flops = training_flops(nets[0], synthetic.image_shape, len(synthetic.classes),
+                                   len(images) * train.epochs)
+            stacked = runs > 1 and can_train_together(nets[0]) and (
+                together if together is not None else dev.type != "cpu")
+            trained_together[name] = stacked
+            if stacked:
                 start = time.perf_counter()
-                train_network(net, images, labels, train, dsa, net_seed,
-                              progress=lambda task=task: bar.advance(task))
-                seconds = time.perf_counter() - start
+                train_networks_together(nets, images, labels, train, dsa, seeds,
+                                        progress=lambda task=task: bar.advance(task, runs))
+                seconds = [(time.perf_counter() - start) / runs] * runs
+            else:
+                seconds = []
+                for net, net_seed in zip(nets, seeds):
+                    start = time.perf_counter()
+                    train_network(net, images, labels, train, dsa, net_seed,
+                                  progress=lambda task=task: bar.advance(task))
+                    seconds.append(time.perf_counter() - start)
+            for run, net in enumerate(nets):
                 record = _metrics(predict(net, test_x).cpu(), test_y.cpu(), len(test.classes))
-                record.update(run=run, train_seconds=round(seconds, 3), train_flops=flops)
+                record.update(run=run, train_seconds=round(seconds[run], 3), train_flops=flops)
                 out[name].append(record)
     settings = {
         "synthetic": {k: synthetic.metadata.get(k) for k in
                       ("method", "dataset", "config", "iterations_done", "seed")},
         "ipc": synthetic.ipc, "test_dataset": test.name, "test_images": len(test),
         "models": names, "runs": runs, "train": asdict(train), "augmentation": aug,
-        "model_options": options, "seed": seed, "device": str(dev),
+        "model_options": options, "seed": seed, "device": str(dev), "trained_together": trained_together,
         "versions": {"datadam": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
     }

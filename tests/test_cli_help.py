@@ -65,10 +65,17 @@ def test_help_of_every_argument():
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_shell_completion_script(shell):
-    r = runner.invoke(app, ["--show-completion", shell])
+def test_shell_completion_script(shell, monkeypatch):
+    # Typer reads the shell from the parent process (shellingham); fix it, so the test
+    # does not depend on what launched pytest and each shell gets its own script.
+    import typer.completion
+
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: shell)
+    r = runner.invoke(app, ["--show-completion"])
     assert r.exit_code == 0, r.output
     assert "_DATADAM_COMPLETE" in r.output
+    assert {"bash": "complete -o default -F", "zsh": "#compdef datadam",
+            "fish": "complete --command datadam"}[shell] in r.output, r.output
 
 
 @pytest.mark.parametrize("words, cword, expected", [

@@ -8,7 +8,8 @@
 Every ``docs/results/*.json`` is recognised by its shape and rendered, tables and a
 plot, into one page per kind: ``results/distillation.md`` (``bench_distill.py``),
 ``results/speed.md`` (``bench_speed.py``), ``results/continual.md``
-(``bench_continual.py``) and ``results/nas.md`` (``bench_nas.py``). A JSON file of no
+(``bench_continual.py``), ``results/nas.md`` (``bench_nas.py``) and
+``results/evaluate.md`` (``bench_evaluate.py``). A JSON file of no
 known shape fails the build, so a new benchmark cannot silently go unpublished.
 """
 
@@ -28,6 +29,7 @@ PAGES = {
     "speed": ("Distillation speed", "results/speed.md"),
     "continual": ("Continual learning", "results/continual.md"),
     "nas": ("Architecture search proxies", "results/nas.md"),
+    "evaluate": ("Evaluation: networks together", "results/evaluate.md"),
 }
 
 
@@ -61,6 +63,8 @@ def kind_of(report: dict[str, Any]) -> str:
         return "continual"
     if "architectures" in report and "proxies" in report:
         return "nas"
+    if "paths" in report and "speedup" in report:
+        return "evaluate"
     raise ValueError("unknown benchmark JSON shape (keys: " + ", ".join(sorted(report)) + ")")
 
 
@@ -241,8 +245,22 @@ def render_nas(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     return "\n".join(lines), {name: png}
 
 
+def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    train = report["train"]
+    lines = [f"## {stem}", "", *_commands(report),
+             f"{report['synthetic']} ({report['ipc']} per class) on device {report['device']}: "
+             f"{report['runs']} x {report['model']}, {train['epochs']} epochs.", "",
+             "| path | seconds (all runs) | accuracy % |", "|---|---|---|"]
+    for name, p in report["paths"].items():
+        lines.append(f"| {name.replace('_', ' ')} | {p['seconds']:.1f} | {_pm(p, 'accuracy')} |")
+    lines += ["", f"Speed-up of training together: {report['speedup']}x; the largest difference "
+              f"between the two paths in one run's accuracy: {100 * report['max_accuracy_difference']:.2f} "
+              "points."]
+    return "\n".join(lines), {}
+
+
 RENDER = {"distillation": render_distillation, "speed": render_speed, "continual": render_continual,
-          "nas": render_nas}
+          "nas": render_nas, "evaluate": render_evaluate}
 
 
 # At import, not in on_config: mkdocstrings reads its search paths before any hook runs,

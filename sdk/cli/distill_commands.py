@@ -141,6 +141,11 @@ def evaluate_command(
     full_data: bool = typer.Option(False, "--full-data", help="Also train on the whole training "
                                    "split (SGD, cosine, 20 epochs) for the upper bound and cost."),
     full_epochs: int = typer.Option(20, "--full-epochs", min=1, help="Epochs of the full-data run."),
+    together: bool | None = typer.Option(
+        None, "--together/--one-at-a-time", show_default=False,
+        help="Train a model's runs at once as one stacked network (torch.func.vmap; the same "
+             "weights up to rounding) or one after another [default: together on a GPU, for "
+             "models without BatchNorm or dropout]."),
     dataset: str | None = typer.Option(None, "--dataset", help="Test dataset [default: the set's own]."),
     json_out: Path | None = typer.Option(None, "--json", help="Write every number and setting to this JSON file [default: not written]."),
     root: Path | None = ROOT,
@@ -154,7 +159,7 @@ def evaluate_command(
     train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation)
     names = None if models == "auto" else parse_list(models)
     result = evaluate(syn, test, names, runs=runs, train=train_cfg, seed=seed,
-                      device=device, progress=progress)
+                      device=device, progress=progress, together=together)
     console = Console()
     print_evaluation(result, console, f"{synthetic.name}: {syn.metadata.get('method')} "
                                       f"ipc {syn.ipc} on {name} test ({len(test)} images)")

@@ -1,0 +1,66 @@
+"""Training several networks at once (torch.func) against one after another."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from datadam import data, distill, models
+from datadam.augment import DSA
+from datadam.errors import ConfigError
+from datadam.evaluate import evaluate
+from datadam.training import TrainConfig, can_train_together, train_network, train_networks_together
+
+
+def _nets(seeds, **options):
+    return [models.create("convnet3", 1, 4, (16, 16), seed=s, net_width=8, **options) for s in seeds]
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_stacked_training_gives_the_weights_of_one_network_at_a_time(schedule):
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(24, 1, 16, 16, generator=g), torch.arange(4).repeat(6)
+    # batch 10 of 24 images: three minibatches an epoch, the last one short
+    config = TrainConfig(epochs=4, batch=10, lr=0.05, schedule=schedule)
+    dsa, seeds = DSA.from_name("digits"), [3, 7, 11]
+    one_by_one = _nets(seeds)
+    for net, seed in zip(one_by_one, seeds):
+        train_network(net, images, labels, config, dsa, seed)
+    together = train_networks_together(_nets(seeds), images, labels, config, dsa, seeds)
+    untrained = _nets(seeds)
+    for a, b, c in zip(one_by_one, together, untrained):
+        for (name, p), q, r in zip(a.named_parameters(), b.parameters(), c.parameters()):
+            assert not torch.equal(p, r), f"{name} did not train"
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_networks_with_state_in_the_forward_cannot_be_stacked():
+    assert can_train_together(_nets([0])[0])
+    batchnorm = _nets([0], net_norm="batchnorm")
+    assert not can_train_together(batchnorm[0])
+    with pytest.raises(ValueError, match="BatchNorm"):
+        train_networks_together(batchnorm, torch.zeros(4, 1, 16, 16), torch.arange(4), TrainConfig(epochs=1),
+                                DSA.from_name("none"), [0])
+
+
+def test_evaluate_together_matches_one_at_a_time(mnist_idx_root):
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(train, "random", ipc=2, progress=False)
+    options = {"convnet3": {"net_width": 16}}
+    kwargs = dict(runs=3, train=TrainConfig(epochs=6), progress=False, device="cpu", model_options=options)
+    apart = evaluate(syn, test, ["convnet3"], together=False, **kwargs)
+    joint = evaluate(syn, test, ["convnet3"], together=True, **kwargs)
+    assert apart.settings["trained_together"] == {"convnet3": False}
+    assert joint.settings["trained_together"] == {"convnet3": True}
+    for a, b in zip(apart.runs["convnet3"], joint.runs["convnet3"]):
+        # the same networks up to rounding: at most one test image may flip
+        assert abs(a["accuracy"] - b["accuracy"]) <= 1 / len(test) + 1e-6
+
+
+def test_evaluate_together_refuses_batchnorm_before_training(mnist_idx_root):
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False)
+    with pytest.raises(ConfigError, match="one at a time"):
+        evaluate(syn, test, ["convnet2", "convnet3"], runs=2, train=TrainConfig(epochs=1), progress=False,
+                 together=True, model_options={"convnet3": {"net_norm": "batchnorm"}})
