@@ -21,6 +21,14 @@ class RateColumn(ProgressColumn):
         return Text(f"{task.speed:.2f} it/s" if task.speed else "-- it/s", style="progress.data.speed")
 
 
+class LossColumn(ProgressColumn):
+    """The task's ``loss`` field, e.g. ``loss 36.61``; ``loss -`` before the first value."""
+
+    def render(self, task) -> Text:
+        loss = task.fields.get("loss")
+        return Text(f"loss {loss:.4g}" if loss is not None else "loss -")
+
+
 def progress_bar(enabled: bool | None, *fields: ProgressColumn) -> Progress:
     """A bar with description, count, ``fields``, rate, elapsed time and ETA.
 

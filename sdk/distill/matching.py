@@ -12,7 +12,6 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from rich.progress import TextColumn
 from torch import nn
 
 from datadam import models
@@ -22,7 +21,7 @@ from datadam.distill.base import IterationState, Method, derive_seed, register_m
 from datadam.distill.distributed import Shard, current_shard
 from datadam.errors import ConfigError, DistillationInterrupted, DivergenceError
 from datadam.models.convnet import Features, Reduce
-from datadam.progress import progress_bar
+from datadam.progress import LossColumn, progress_bar
 from datadam.synthetic import load_tensors, save_tensors
 
 # Streams of randomness derived from (seed, iteration, stream): one purpose each.
@@ -171,11 +170,10 @@ class MatchingMethod(Method):
         if start == 0 and self.snapshot_every:
             self._snapshot(syn, 0)
 
-        bar = progress_bar(self.progress if shard.is_main else False,
-                           TextColumn("loss {task.fields[loss]:.4g}"))
+        bar = progress_bar(self.progress if shard.is_main else False, LossColumn())
         with bar as progress, _stop_on_sigint() as sigint:
             task = progress.add_task(f"{self.name} ipc={cfg.ipc}", total=cfg.iterations,
-                                     completed=start, loss=float("nan"))
+                                     completed=start, loss=self.history[-1] if self.history else None)
             for it in range(start, cfg.iterations):
                 tick = time.perf_counter()
                 if sigint["stop"]:
