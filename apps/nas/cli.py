@@ -32,7 +32,7 @@ _ACTS = typer.Option("relu,gelu,sigmoid", "--activations",
 _POOLS = typer.Option("avgpooling,maxpooling", "--poolings",
                       help="Poolings to search: avgpooling, maxpooling, none.")
 _EPOCHS = typer.Option(50, "--epochs", min=1, help="Training epochs of every network on a small proxy.")
-_FULL_EPOCHS = typer.Option(2, "--full-epochs", min=1,
+_FULL_EPOCHS = typer.Option(3, "--full-epochs", min=1,
                             help="Training epochs of every network on the full data.")
 _BATCH = typer.Option(256, "--batch", min=1, help="Training minibatch.")
 _LR = typer.Option(0.01, "--lr", min=0.0, help="SGD learning rate (cosine annealing to 0).")

@@ -31,9 +31,9 @@ from datadam.evaluate import TrainConfig, predict, train_network
 #: protocol's augmentation), few epochs (docs/nas.md says how the budget was chosen).
 PROXY_TRAIN = TrainConfig(epochs=50, batch=256, lr=0.01, schedule="cosine", augmentation=None)
 #: Training on the full data: the handout's upper-bound recipe (cosine, no augmentation)
-#: for 2 epochs: long enough to separate good from poor architectures, short enough that
+#: for 3 epochs: long enough to separate good from poor architectures, short enough that
 #: accuracies do not all bunch at 99% and a study of 20 architectures fits a CPU.
-FULL_TRAIN = TrainConfig(epochs=2, batch=256, lr=0.01, schedule="cosine", augmentation="none")
+FULL_TRAIN = TrainConfig(epochs=3, batch=256, lr=0.01, schedule="cosine", augmentation="none")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from datadam.apps.nas.study import markdown_table, plot_scatter, study
 from datadam.synthetic import SyntheticSet, atomic_path
 
 
-def report(result, command: str, distill_command: str, machine_line: str, threads: int) -> str:
+def report(result, command: str, distill_command: str, machine_line: str, threads: int,
+           scatter: str) -> str:
     s = result.settings
     full = s["full_data"]
     names = list(result.proxies)
@@ -62,7 +63,7 @@ def report(result, command: str, distill_command: str, machine_line: str, thread
         "floating-point operations (forward + backward per training image, forward per validation "
         "image; DSA and the optimiser left out), which no other job can stretch.",
         "",
-        "![proxy vs full-data accuracy](nas_mnist_scatter.png)",
+        f"![proxy vs full-data accuracy]({scatter})",
         "",
         "| architecture | full data % | " + " | ".join(f"{n} %" for n in names) + " |",
         "|---|---:|" + "---:|" * len(names),
@@ -86,7 +87,7 @@ def main() -> None:
                         help="iterations of the proxy when this script makes it")
     parser.add_argument("--archs", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=50, help="training epochs on a proxy")
-    parser.add_argument("--full-epochs", type=int, default=2, help="training epochs on the full data")
+    parser.add_argument("--full-epochs", type=int, default=3, help="training epochs on the full data")
     parser.add_argument("--validation", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the cores are shared)")
     parser.add_argument("--seed", type=int, default=0)
@@ -127,8 +128,9 @@ def main() -> None:
                                                         "seed", "wall_time_s")})
     out = Path(args.out)
     result.save(out.with_suffix(".json"))
-    plot_scatter(result, out.parent / f"{out.name}_scatter.png")
-    text = report(result, command, distill_command, result.settings["machine"], args.threads)
+    scatter = f"{out.name}_scatter.png"
+    plot_scatter(result, out.parent / scatter)
+    text = report(result, command, distill_command, result.settings["machine"], args.threads, scatter)
     with atomic_path(out.with_suffix(".md")) as tmp:
         tmp.write_text(text)
     print(text)
