@@ -180,8 +180,9 @@ class MatchingMethod(Method):
                     where = self._save_checkpoint(dataset, syn, optimizer, net, it)
                     raise DistillationInterrupted(
                         f"interrupted at iteration {it}/{cfg.iterations}; "
-                        + (f"checkpoint saved to {where}; continue with --resume" if where
-                           else "no checkpoint file was set, progress is lost"))
+                        + (f"checkpoint saved to {where}; continue with --resume (Python: resume=True)"
+                           if where else "no checkpoint file was set (Python: checkpoint=PATH), "
+                           "so the run cannot be continued"))
                 if it // cfg.net_keep != net_window:
                     net_window = it // cfg.net_keep
                     net = self._network(dataset, derive_seed(cfg.seed, net_window, _NETWORK))
