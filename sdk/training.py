@@ -20,6 +20,7 @@ Examples:
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -68,6 +69,17 @@ def make_optimizer(params, config: TrainConfig) -> tuple[torch.optim.Optimizer,
     return opt, sched
 
 
+def epoch_batches(images: torch.Tensor, labels: torch.Tensor, batch: int, dsa: DSA,
+                  generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch's minibatches ``(x [B, C, H, W], y [B])``: a permutation drawn from
+    ``generator``, then, per minibatch, its augmentation drawn from the same generator."""
+    order = torch.randperm(images.shape[0], generator=generator).to(images.device)
+    for s in range(0, len(order), batch):
+        idx = order[s:s + batch]
+        x = images[idx]
+        yield (dsa(x, generator) if dsa.enabled else x), labels[idx]
+
+
 def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
                   dsa: DSA, seed: int, progress=None) -> nn.Module:
     """Train ``net`` on normalised ``images [N, C, H, W]`` with ``labels [N]`` in place and
@@ -76,15 +88,9 @@ def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, co
     g = torch.Generator().manual_seed(seed)
     opt, sched = make_optimizer(net.parameters(), config)
     net.train()
-    n = images.shape[0]
     for _ in range(config.epochs):
-        order = torch.randperm(n, generator=g).to(images.device)
-        for s in range(0, n, config.batch):
-            idx = order[s:s + config.batch]
-            x = images[idx]
-            if dsa.enabled:
-                x = dsa(x, g)
-            loss = F.cross_entropy(net(x), labels[idx])
+        for x, y in epoch_batches(images, labels, config.batch, dsa, g):
+            loss = F.cross_entropy(net(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -119,16 +125,10 @@ def train_networks_together(nets: list[nn.Module], images: torch.Tensor, labels:
     stacked_forward = vmap(forward)
     opt, sched = make_optimizer(list(params.values()), config)
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    n = images.shape[0]
     for _ in range(config.epochs):
-        orders = [torch.randperm(n, generator=g).to(images.device) for g in generators]
-        for s in range(0, n, config.batch):
-            batches, targets = [], []
-            for order, g in zip(orders, generators):
-                idx = order[s:s + config.batch]
-                x = images[idx]
-                batches.append(dsa(x, g) if dsa.enabled else x)
-                targets.append(labels[idx])
+        # Network i's minibatches come from its own generator, drawn exactly as train_network draws them.
+        for step in zip(*(epoch_batches(images, labels, config.batch, dsa, g) for g in generators)):
+            batches, targets = zip(*step)
             logits = stacked_forward(params, buffers, torch.stack(batches))  # [R, B, K]
             y = torch.stack(targets)
             # Each network's loss is the mean over its own minibatch; their sum has, for

@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from datadam.apps.nas.evaluator import FULL_TRAIN, PROXY_TRAIN
 from datadam.cli.options import DEVICE, IMAGE_SIZE, PROGRESS, ROOT, SEED, dataset_options, parse_list
 from datadam.errors import ConfigError
 from datadam.progress import progress_bar
@@ -31,8 +32,8 @@ _ACTS = typer.Option("relu,gelu,sigmoid", "--activations",
                      help="Activations to search: relu, leakyrelu, sigmoid, gelu.")
 _POOLS = typer.Option("avgpooling,maxpooling", "--poolings",
                       help="Poolings to search: avgpooling, maxpooling, none.")
-_EPOCHS = typer.Option(50, "--epochs", min=1, help="Training epochs of every network on a small proxy.")
-_FULL_EPOCHS = typer.Option(3, "--full-epochs", min=1,
+_EPOCHS = typer.Option(PROXY_TRAIN.epochs, "--epochs", min=1, help="Training epochs of every network on a small proxy.")
+_FULL_EPOCHS = typer.Option(FULL_TRAIN.epochs, "--full-epochs", min=1,
                             help="Training epochs of every network on the full data.")
 _BATCH = typer.Option(256, "--batch", min=1, help="Training minibatch.")
 _LR = typer.Option(0.01, "--lr", min=0.0, help="SGD learning rate (cosine annealing to 0).")
@@ -80,7 +81,8 @@ def search_command(
     port: int = typer.Option(8080, "--port", min=1, max=65535,
                              help="Port of NNI's web portal (--engine ts)."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs of every candidate "
-                                      "[default: 50 on a small proxy, 2 on the full data].",
+                                      f"[default: {PROXY_TRAIN.epochs} on a small proxy, "
+                                      f"{FULL_TRAIN.epochs} on the full data].",
                                       show_default=False),
     batch: int = _BATCH,
     lr: float = _LR,
