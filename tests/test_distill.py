@@ -141,6 +141,21 @@ def test_resume_refuses_other_settings_or_missing_checkpoint(tiny, tmp_path):
         distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast(attention_power=1.0))
 
 
+def test_resume_from_a_checkpoint_older_than_a_setting(tiny, tmp_path):
+    """A checkpoint written before a setting existed resumes under that setting's default."""
+    from datadam.synthetic import load_tensors, save_tensors
+    ckpt = tmp_path / "c.safetensors"
+    distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=3, **fast())
+    tensors, meta = load_tensors(ckpt)
+    del meta["config"]["real_precision"]
+    save_tensors(ckpt, tensors, meta)
+    resumed = distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast(iterations=4))
+    assert resumed.metadata["iterations_done"] == 4
+    with pytest.raises(ConfigError, match="settings differ.*real_precision"):
+        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True,
+                **fast(iterations=4, real_precision="bf16"))
+
+
 def test_diverging_run_stops_and_keeps_last_good_state(tiny, tmp_path, monkeypatch):
     ckpt = tmp_path / "c.safetensors"
     calls = {"n": 0}
@@ -174,6 +189,8 @@ def test_bad_options():
         DistillConfig().replace(ipcc=3)
     with pytest.raises(ConfigError, match="init"):
         DistillConfig(init="zeros")
+    with pytest.raises(ConfigError, match="real_precision must be fp32 or bf16"):
+        DistillConfig(real_precision="fp8")
 
 
 def test_default_model_grows_with_image_size():
@@ -235,3 +252,40 @@ def test_fast_channels_last_path_equals_plain_reference(power):
                                                         groups=10), 10, power)
     for a, b in zip(plain, fast):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0, 3.0, 4.0])
+def test_attention_gradient_of_the_channels_last_path_equals_autograd(power):
+    """The hand-written backward of the chunked attention equals autograd's of the plain
+    expression (the synthetic images' gradient flows through it)."""
+    f = torch.randn(6, 16, 9, 7, dtype=torch.float64)
+    weights = torch.randn(6, 63, dtype=torch.float64)
+    plain = f.clone().requires_grad_(True)
+    (spatial_attention(plain, power) * weights).sum().backward()
+    fast = f.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    (spatial_attention(fast, power) * weights).sum().backward()
+    torch.testing.assert_close(fast.grad, plain.grad)
+    assert fast.grad.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_bf16_real_forward_matches_fp32_loss_and_gradient(tiny):
+    """``real_precision='bf16'`` only rounds the real images' features: the loss and the
+    images' gradient stay within a few percent of the float32 ones."""
+    cfg = DistillConfig(ipc=2, batch_real=32).resolve("mnist", (28, 28))
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(10 * 32, 1, 28, 28, generator=g).contiguous(memory_format=torch.channels_last)
+    syn = torch.randn(10 * 2, 1, 28, 28, generator=g).contiguous(memory_format=torch.channels_last)
+    results = {}
+    for precision in ("fp32", "bf16"):
+        method = DataDAM(cfg.replace(real_precision=precision), torch.device("cpu"))
+        net = method._network(tiny, 0)
+        images = syn.clone().requires_grad_(True)
+        loss = method.loss(net, real, images, 10)
+        loss.backward()
+        results[precision] = (loss.detach(), images.grad)
+    (loss32, grad32), (loss16, grad16) = results["fp32"], results["bf16"]
+    print("loss", loss32.item(), loss16.item())
+    assert loss16.dtype == torch.float32 and grad16.dtype == torch.float32
+    torch.testing.assert_close(loss16, loss32, rtol=1e-2, atol=0)
+    assert (grad16 - grad32).norm() < 0.02 * grad32.norm()
+    assert loss16 != loss32  # the bf16 path did run

@@ -189,19 +189,27 @@ def render_speed(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
 
     rows = report["rows"]
     lines = [f"## {stem}", "", *_commands(report),
-             "Limit: GFLOP/s of a plain no-grad forward of the same network on the same real images.",
-             "", "| data | model | IPC | batch_real | s / iteration | GFLOP / iteration | GFLOP/s "
-                 "| limit GFLOP/s | iteration / real forward | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "Limit: GFLOP/s of a plain no-grad forward of the same network on the same real images, "
+             "in the row's real precision.",
+             "", "| data | model | IPC | batch_real | real precision | s / iteration | GFLOP / iteration "
+                 "| GFLOP/s | limit GFLOP/s | iteration / real forward | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['data']} | {r['model']} | {r['ipc']} | {r['batch_real']} | "
+                     f"{r.get('real_precision', 'fp32')} | "
                      f"{r['seconds_per_iteration']:.3f} | {r['gflop_per_iteration']:.1f} | "
                      f"{r['achieved_gflops']:.1f} | {r['limit_gflops']:.1f} | "
                      f"{r['iteration_over_real_forward']:.2f} | {r['peak_rss_mb']:.0f} |")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.4), dpi=120)
     labels = [f"{r['data']}\nipc {r['ipc']}, b {r['batch_real']}" for r in rows]
-    ax.bar(range(len(rows)), [r["seconds_per_iteration"] for r in rows], color="C0")
+    precisions = list(dict.fromkeys(r.get("real_precision", "fp32") for r in rows))
+    colors = [f"C{precisions.index(r.get('real_precision', 'fp32'))}" for r in rows]
+    ax.bar(range(len(rows)), [r["seconds_per_iteration"] for r in rows], color=colors)
+    if len(precisions) > 1:
+        from matplotlib.patches import Patch
+        ax.legend([Patch(color=f"C{i}") for i in range(len(precisions))],
+                  [f"real images in {p}" for p in precisions], fontsize=7)
     ax.set_xticks(range(len(rows)), labels, fontsize=6)
     ax.set_yscale("log")
     ax.set_ylabel("seconds per iteration")

@@ -51,6 +51,11 @@ def distill_command(
     net_lr: float = typer.Option(_DEFAULTS.net_lr, "--net-lr", help="Learning rate of those steps."),
     net_keep: int = typer.Option(1, "--net-keep", min=1,
                                  help="Keep a sampled network for this many iterations."),
+    real_precision: str = typer.Option(
+        _DEFAULTS.real_precision, "--real-precision",
+        help="Precision of the real images' forward: fp32, or bf16 (about 1.4x faster "
+             "iterations on CPUs with AVX512-BF16 and on recent GPUs; the synthetic images "
+             "and their gradient stay fp32)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1,
                                          help="Write a checkpoint every N iterations."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint."),
@@ -86,7 +91,8 @@ def distill_command(
             train, method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
             momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
             model=model, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
-            net_keep=net_keep, seed=seed, device=device, progress=progress, checkpoint=checkpoint,
+            net_keep=net_keep, real_precision=real_precision, seed=seed, device=device,
+            progress=progress, checkpoint=checkpoint,
             checkpoint_every=checkpoint_every, resume=resume, snapshot_every=snapshot_every,
             callbacks=[logger] if logger else (),
         )

@@ -15,6 +15,9 @@ def default_model(image_size: tuple[int, int]) -> str:
     return "convnet3" if side <= 32 else f"convnet{max(3, round(math.log2(side)) - 1)}"
 
 
+REAL_PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Settings of one distillation (DESIGN.md §2). ``None`` means "the published default
@@ -40,6 +43,10 @@ class DistillConfig:
         net_lr: lr of those steps.
         net_batch: real minibatch of those steps.
         net_keep: keep a sampled network for this many iterations (1: fresh every time).
+        real_precision: ``fp32``, or ``bf16`` to forward the real images under bfloat16
+            autocast (their features only enter as class means, kept in float32); the
+            synthetic images and their gradient stay float32. About 2x faster real
+            forwards on CPUs with AVX512-BF16/AMX and on recent GPUs.
         seed: fixes the result.
     """
 
@@ -62,6 +69,7 @@ class DistillConfig:
     net_lr: float = 0.01
     net_batch: int = 256
     net_keep: int = 1
+    real_precision: str = "fp32"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -71,6 +79,9 @@ class DistillConfig:
             raise ConfigError("iterations, net_steps must be >= 0; batch_real, net_keep >= 1")
         if self.init not in ("real", "noise"):
             raise ConfigError(f"init must be 'real' or 'noise', not {self.init!r}")
+        if self.real_precision not in REAL_PRECISIONS:
+            raise ConfigError(f"real_precision must be {' or '.join(REAL_PRECISIONS)}, "
+                              f"not {self.real_precision!r}")
 
     def resolve(self, dataset_name: str, image_size: tuple[int, int]) -> DistillConfig:
         """A copy with every ``None`` replaced by the published default for the data."""

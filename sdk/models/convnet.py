@@ -52,6 +52,11 @@ _CHUNK_ELEMENTS = 1 << 21  # float32 temporaries of 8 MB stay in malloc's reused
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
+def accumulation_dtype(x: torch.Tensor) -> torch.dtype:
+    """float32 for half-precision tensors (their sums lose digits fast), else the tensor's own."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
 def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int,
                         reduce: Reduce | None = None) -> torch.Tensor:
     """Training-mode batch norm with separate statistics per contiguous group of the batch.
@@ -72,30 +77,38 @@ def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int,
     if no_grad and x.is_contiguous(memory_format=torch.channels_last):
         rows = x.permute(0, 2, 3, 1).view(groups, -1, c)  # [G, m, C], a view
         count = float(rows.shape[1])
-        if reduce is None:
-            mean = rows.mean(dim=1)
-        else:
-            count = float(reduce(torch.tensor([count], dtype=torch.float64, device=x.device)))
-            mean = reduce(rows.sum(dim=1)) / count
-        var = torch.empty_like(mean)
+        dtype = accumulation_dtype(x)  # statistics of bfloat16 activations in float32
         step = max(1, _CHUNK_ELEMENTS // c)
+        if dtype == x.dtype:
+            total = rows.sum(dim=1)
+        else:  # converted a chunk at a time, not as one float32 copy of the whole tensor
+            total = torch.stack([sum(rows[g, start:start + step].sum(dim=0, dtype=dtype)
+                                     for start in range(0, rows.shape[1], step))
+                                 for g in range(groups)])
+        if reduce is not None:
+            count = float(reduce(torch.tensor([count], dtype=torch.float64, device=x.device)))
+            total = reduce(total)
+        mean = total / count
+        var = torch.empty_like(mean)
         for g in range(groups):
-            acc = torch.zeros(c, dtype=x.dtype, device=x.device)
+            acc = torch.zeros(c, dtype=dtype, device=x.device)
             for start in range(0, rows.shape[1], step):
                 acc += (rows[g, start:start + step] - mean[g]).square_().sum(dim=0)
             var[g] = acc
         var = (var if reduce is None else reduce(var)) / count
         scale, shift = _affine(norm, mean, var)
-        torch.addcmul(shift.unsqueeze(1), rows, scale.unsqueeze(1), out=rows)
+        # in the activations' own dtype: mixing dtypes would copy the whole tensor twice
+        torch.addcmul(shift.unsqueeze(1).to(x.dtype), rows, scale.unsqueeze(1).to(x.dtype), out=rows)
         return x
     if reduce is not None:  # no autograd, channels-first (GPU): the plain expression
         parts = x.reshape(groups, -1, c, h, w)
+        dtype = accumulation_dtype(x)
         count = reduce(torch.tensor([float(parts.shape[1] * h * w)], dtype=torch.float64,
-                                    device=x.device)).to(x.dtype)
-        mean = reduce(parts.sum(dim=(1, 3, 4))) / count
+                                    device=x.device)).to(dtype)
+        mean = reduce(parts.sum(dim=(1, 3, 4), dtype=dtype)) / count
         var = reduce((parts - mean[:, None, :, None, None]).square().sum(dim=(1, 3, 4))) / count
-        scale, shift = _affine(norm, mean, var)
-        return (parts * scale[:, None, :, None, None] + shift[:, None, :, None, None]).view_as(x)
+        scale, shift = (t.to(x.dtype)[:, None, :, None, None] for t in _affine(norm, mean, var))
+        return (parts * scale + shift).view_as(x)
     # With autograd: the native batch-norm kernels (fused forward and backward) per group.
     return torch.cat([F.batch_norm(part, None, None, norm.weight, norm.bias, training=True, eps=norm.eps)
                       for part in x.chunk(groups)])

@@ -33,6 +33,7 @@ VARIANTS = {
     "datadam_p1": ("datadam", {"attention_power": 1.0}),
     "datadam_no_sam": ("datadam", {"sam_weight": 0.0}),
     "datadam_noise": ("datadam", {"init": "noise"}),
+    "datadam_bf16": ("datadam", {"real_precision": "bf16"}),
 }
 
 

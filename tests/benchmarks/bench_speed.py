@@ -28,9 +28,11 @@ import time
 from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
 
 CONFIGS = [
-    {"data": "mnist", "ipc": ipc, "batch_real": b} for b in (64, 256) for ipc in (1, 10, 50)
+    {"data": "mnist", "ipc": ipc, "batch_real": b, "real_precision": p}
+    for p in ("fp32", "bf16") for b in (64, 256) for ipc in (1, 10, 50)
 ] + [
-    {"data": f"mhist{s}", "size": s, "ipc": 10, "batch_real": 64} for s in (64, 112, 224)
+    {"data": f"mhist{s}", "size": s, "ipc": 10, "batch_real": 64, "real_precision": p}
+    for p in ("fp32", "bf16") for s in (64, 112, 224)
 ]
 
 
@@ -58,7 +60,8 @@ def measure(cfg, iterations: int) -> dict:
     from datadam.distill.matching import DataDAM
 
     data = dataset(cfg)
-    options = dict(ipc=cfg["ipc"], batch_real=cfg["batch_real"], progress=False)
+    options = dict(ipc=cfg["ipc"], batch_real=cfg["batch_real"], real_precision=cfg["real_precision"],
+                   progress=False)
     syn = datadam.distill(data, "datadam", iterations=iterations, **options)
     per_iteration = syn.metadata["seconds_per_iteration"]
     counter = FlopCounterMode(display=False)
@@ -66,14 +69,16 @@ def measure(cfg, iterations: int) -> dict:
         datadam.distill(data, "datadam", iterations=1, **options)
     flops = counter.get_total_flops()
 
-    # The limit: the same network, a plain forward of the same real images.
+    # The limit: the same network, a plain forward of the same real images, in the
+    # precision the iteration forwards them in.
     resolved = DistillConfig(ipc=cfg["ipc"], batch_real=cfg["batch_real"]).resolve(data.name, data.image_size)
     method = DataDAM(resolved, torch.device("cpu"))
     net = method._network(data, 0)
     k = data.num_classes
     n = k * min(cfg["batch_real"], int(torch.bincount(data.labels).min()))
     x = data.normalized(torch.arange(n) % len(data)).contiguous(memory_format=method.memory_format)
-    with torch.no_grad():
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg["real_precision"] == "bf16")
+    with torch.no_grad(), autocast:
         counter = FlopCounterMode(display=False)
         with counter:
             net(x)
@@ -119,11 +124,15 @@ def main() -> None:
         tmp.write_text(json.dumps(result, indent=1))
     lines = ["# Distillation speed against the machine's limit", "",
              f"Command: `{result['command']}`  ", f"Machine: {result['machine']}  ",
-             "Limit: GFLOP/s of a plain no-grad forward of the same network on the same real images.", "",
-             "| data | model | IPC | batch_real | s/iter | GFLOP/iter | GFLOP/s | limit GFLOP/s | ratio "
-             "| iter / real forward | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Limit: GFLOP/s of a plain no-grad forward of the same network on the same real images, "
+             "in the precision of the row (`--real-precision`: the real images' forward; the synthetic "
+             "images always go through float32).", "",
+             "| data | model | IPC | batch_real | real precision | s/iter | GFLOP/iter | GFLOP/s | "
+             "limit GFLOP/s | ratio | iter / real forward | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['data']} | {r['model']} | {r['ipc']} | {r['batch_real']} | "
+                     f"{r.get('real_precision', 'fp32')} | "
                      f"{r['seconds_per_iteration']:.3f} | {r['gflop_per_iteration']:.1f} | "
                      f"{r['achieved_gflops']:.1f} | {r['limit_gflops']:.1f} | {r['ratio']:.2f} | "
                      f"{r['iteration_over_real_forward']:.2f} | {r['peak_rss_mb']:.0f} |")
