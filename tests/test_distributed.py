@@ -15,7 +15,7 @@ import torch
 import datadam
 from datadam.distill import matching
 from datadam.distill.distributed import Shard
-from datadam.distill.matching import class_means
+from datadam.distill.matching import class_means, matching_targets
 from datadam.errors import ConfigError
 from datadam.models.convnet import _grouped_batch_norm
 from datadam.synthetic import SyntheticSet
@@ -76,6 +76,30 @@ def test_class_means_over_ranks():
     parts = TwoRanks().run(lambda r, reduce: class_means(feats[rows[r]], 3, reduce))
     torch.testing.assert_close(parts[0], class_means(feats, 3))
     torch.testing.assert_close(parts[1], parts[0])
+
+
+def test_one_collective_per_statistic_and_the_same_targets_as_one_process():
+    """Per iteration of ConvNet-3: a sum-and-count and a variance per BatchNorm, and one
+    sum-and-count per matched mean: 9 all-reduces; the targets equal one process's."""
+    net = datadam.models.create("convnet3", 1, 3, (28, 28), net_norm="batchnorm")
+    net = net.train().requires_grad_(False)
+    x = torch.randn(3 * 5, 1, 28, 28).contiguous(memory_format=torch.channels_last)
+    rows = [torch.cat([torch.arange(g * 5, (g + 1) * 5)[r::2] for g in range(3)]) for r in (0, 1)]
+    calls = [0, 0]
+
+    def targets(r, reduce):
+        def counted(t):
+            calls[r] += 1
+            return reduce(t)
+        return matching_targets(net.forward_features(x[rows[r]].contiguous(memory_format=torch.channels_last),
+                                                     groups=3, reduce=counted), 3, 4.0, reduce=counted)
+
+    parts = TwoRanks().run(targets)
+    assert calls == [9, 9]
+    with torch.no_grad():
+        whole = matching_targets(net.forward_features(x, groups=3), 3, 4.0)
+    for got, want in zip(parts[0], whole):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_reduce_identity_matches_the_plain_path():

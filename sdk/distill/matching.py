@@ -21,7 +21,7 @@ from datadam.distill.base import IterationState, Method, derive_seed, register_m
 from datadam.distill.config import DistillConfig
 from datadam.distill.distributed import Shard, current_shard
 from datadam.errors import ConfigError, DistillationInterrupted, DivergenceError
-from datadam.models.convnet import Features, Reduce, accumulation_dtype
+from datadam.models.convnet import Features, Reduce, accumulation_dtype, reduce_sum_and_count
 from datadam.progress import LossColumn, progress_bar
 from datadam.synthetic import load_tensors, save_tensors
 
@@ -127,8 +127,8 @@ def class_means(x: torch.Tensor, groups: int, reduce: Reduce | None = None) -> t
     dtype = accumulation_dtype(x)
     if reduce is None:
         return grouped.mean(dim=1, dtype=dtype)
-    count = reduce(torch.tensor([float(grouped.shape[1])], dtype=torch.float64, device=x.device))
-    return reduce(grouped.sum(dim=1, dtype=dtype)) / count.to(dtype)
+    total, count = reduce_sum_and_count(reduce, grouped.sum(dim=1, dtype=dtype), float(grouped.shape[1]))
+    return total / count
 
 
 def matching_targets(features: Features, groups: int, power: float,

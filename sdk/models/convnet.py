@@ -52,6 +52,13 @@ _CHUNK_ELEMENTS = 1 << 21  # float32 temporaries of 8 MB stay in malloc's reused
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
+def reduce_sum_and_count(reduce: Reduce, total: torch.Tensor, count: float) -> tuple[torch.Tensor, float]:
+    """Sum a partial ``total`` and the ``count`` of elements behind it over processes in
+    one collective (latency, not bandwidth, is what each all-reduce costs)."""
+    packed = reduce(torch.cat([total.flatten(), total.new_tensor([count])]))
+    return packed[:-1].view_as(total), float(packed[-1])
+
+
 def accumulation_dtype(x: torch.Tensor) -> torch.dtype:
     """float32 for half-precision tensors (their sums lose digits fast), else the tensor's own."""
     return torch.promote_types(x.dtype, torch.float32)
@@ -86,8 +93,7 @@ def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int,
                                      for start in range(0, rows.shape[1], step))
                                  for g in range(groups)])
         if reduce is not None:
-            count = float(reduce(torch.tensor([count], dtype=torch.float64, device=x.device)))
-            total = reduce(total)
+            total, count = reduce_sum_and_count(reduce, total, count)
         mean = total / count
         var = torch.empty_like(mean)
         for g in range(groups):
@@ -103,9 +109,9 @@ def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int,
     if reduce is not None:  # no autograd, channels-first (GPU): the plain expression
         parts = x.reshape(groups, -1, c, h, w)
         dtype = accumulation_dtype(x)
-        count = reduce(torch.tensor([float(parts.shape[1] * h * w)], dtype=torch.float64,
-                                    device=x.device)).to(dtype)
-        mean = reduce(parts.sum(dim=(1, 3, 4), dtype=dtype)) / count
+        total, count = reduce_sum_and_count(reduce, parts.sum(dim=(1, 3, 4), dtype=dtype),
+                                            float(parts.shape[1] * h * w))
+        mean = total / count
         var = reduce((parts - mean[:, None, :, None, None]).square().sum(dim=(1, 3, 4))) / count
         scale, shift = (t.to(x.dtype)[:, None, :, None, None] for t in _affine(norm, mean, var))
         return (parts * scale + shift).view_as(x)
