@@ -71,6 +71,32 @@ def loss_figure(history: list[float], title: str = "") -> Any:
     return fig
 
 
+def convergence_figure(iterations: list[int], accuracy_mean: list[float],
+                       accuracy_std: list[float], history: list[float] | None = None,
+                       title: str = "") -> Any:
+    """Test accuracy (%, mean with a ± std bar) at some distillation iterations, and
+    the matching loss per iteration (moving average, log scale) on a second axis."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=120)
+    ax.errorbar(iterations, accuracy_mean, yerr=accuracy_std, marker="o", capsize=3, color="C0")
+    ax.set_xlabel("distillation iteration")
+    ax.set_ylabel("test accuracy % (mean ± std)", color="C0")
+    ax.grid(alpha=0.3)
+    if history:
+        values = np.asarray(history, dtype=float)
+        window = max(1, len(values) // 50)
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        loss_ax = ax.twinx()
+        loss_ax.plot(np.arange(window, len(values) + 1), smooth, color="C1", lw=1.2)
+        loss_ax.set_yscale("log")
+        loss_ax.set_ylabel(f"matching loss (mean of {window} iterations)", color="C1")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_loss(history: list[float], path: str | Path, title: str = "") -> Path:
     """Write :func:`loss_figure` to ``path`` (PNG)."""
     return save_figure(loss_figure(history, title), path)

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from datadam.errors import DatadamError
+from datadam.errors import ConfigError, DatadamError
 
 FORMAT = "datadam.synthetic/1"
 
@@ -130,6 +130,35 @@ class SyntheticSet:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def snapshot_iterations(self) -> list[int]:
+        """Iterations at which :attr:`snapshots` were taken (empty without snapshots)."""
+        return [int(i) for i in self.metadata.get("snapshot_iterations") or []]
+
+    def at_iteration(self, iteration: int) -> SyntheticSet:
+        """The set as it was after ``iteration`` image updates, from its snapshots.
+
+        The returned set has the snapshot's images ``[N, C, H, W]``, the same labels and
+        normalisation, and metadata whose ``iterations_done`` and ``loss_history`` stop
+        at ``iteration``; it has no snapshots of its own. Raises :class:`ConfigError`
+        when no snapshot was taken at that iteration.
+        """
+        if iteration == self.metadata.get("iterations_done"):
+            return SyntheticSet(self.images, self.labels, list(self.classes), self.mean, self.std,
+                                dict(self.metadata))
+        kept = self.snapshot_iterations
+        if self.snapshots is None or iteration not in kept:
+            where = (f"snapshots at iterations {', '.join(map(str, kept))}" if kept
+                     else "no snapshots (distill with --snapshot-every N)")
+            raise ConfigError(f"no images at iteration {iteration}: this set has {where}")
+        meta = dict(self.metadata, iterations_done=iteration, snapshot_of=self.metadata.get(
+            "iterations_done"))
+        meta.pop("snapshot_iterations", None)
+        if isinstance(meta.get("loss_history"), list):
+            meta["loss_history"] = meta["loss_history"][:iteration]
+        return SyntheticSet(self.snapshots[kept.index(iteration)].clone(), self.labels,
+                            list(self.classes), self.mean, self.std, meta)
 
     def denormalized(self) -> torch.Tensor:
         """Images ``[N, C, H, W]`` on the ``[0, 1]`` scale, clipped."""

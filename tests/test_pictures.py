@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from PIL import Image
@@ -11,7 +13,14 @@ import datadam
 from datadam.cli import app
 from datadam.distill import IterationState
 from datadam.errors import ConfigError
-from datadam.plots import attention_maps, class_index, plot_attention, plot_evolution
+from datadam.plots import (
+    attention_maps,
+    class_index,
+    convergence_figure,
+    plot_attention,
+    plot_evolution,
+    save_figure,
+)
 from datadam.synthetic import SyntheticSet, SyntheticSetFormatError
 
 runner = CliRunner()
@@ -61,6 +70,41 @@ def test_mismatched_snapshots_are_refused(train, tmp_path):
     syn.save(tmp_path / "bad.safetensors")
     with pytest.raises(SyntheticSetFormatError, match="snapshots"):
         SyntheticSet.load(tmp_path / "bad.safetensors")
+
+
+def test_at_iteration_gives_the_set_a_shorter_run_would_have_made(train, mnist_idx_root, tmp_path):
+    syn = datadam.distill(train, ipc=2, iterations=5, snapshot_every=2, **TINY)
+    four = datadam.distill(train, ipc=2, iterations=4, **TINY)
+    at_four = syn.at_iteration(4)
+    assert torch.equal(at_four.images, four.images) and torch.equal(at_four.labels, syn.labels)
+    assert at_four.metadata["iterations_done"] == 4 and at_four.snapshots is None
+    assert at_four.metadata["loss_history"] == syn.metadata["loss_history"][:4]
+    assert torch.equal(syn.at_iteration(5).images, syn.images)  # the end is always there
+    with pytest.raises(ConfigError, match="snapshots at iterations 0, 2, 4"):
+        syn.at_iteration(3)
+    with pytest.raises(ConfigError, match="no snapshots"):
+        four.at_iteration(2)
+    syn.save(tmp_path / "s.safetensors")
+    out = runner.invoke(app, ["evaluate", str(tmp_path / "s.safetensors"), "--at-iteration", "3",
+                              "--root", str(mnist_idx_root), "--epochs", "1", "--runs", "1"])
+    assert out.exit_code == 1 and "no images at iteration 3" in out.output
+    out = runner.invoke(app, ["evaluate", str(tmp_path / "s.safetensors"), "--at-iteration", "2",
+                              "--root", str(mnist_idx_root), "--epochs", "1", "--runs", "1",
+                              "--device", "cpu", "--json", str(tmp_path / "e.json")])
+    assert out.exit_code == 0, out.output
+    assert "at iteration 2" in out.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["settings"]["synthetic"]["iterations_done"] == 2
+
+
+def test_convergence_figure_draws_accuracy_and_loss(tmp_path):
+    fig = convergence_figure([0, 500, 1000], [90.0, 94.0, 95.0], [1.0, 0.5, 0.4],
+                             [40.0 - i / 100 for i in range(1000)], "datadam ipc 10")
+    accuracy_ax, loss_ax = fig.axes
+    assert accuracy_ax.get_title() == "datadam ipc 10" and loss_ax.get_yscale() == "log"
+    assert list(accuracy_ax.lines[0].get_xdata()) == [0, 500, 1000]
+    save_figure(fig, tmp_path / "c.png")
+    assert _distinct_tiles(tmp_path / "c.png") > 10
 
 
 def test_callbacks_see_every_iteration_with_the_current_images(train):

@@ -9,7 +9,8 @@ Every ``docs/results/*.json`` is recognised by its shape and rendered, tables an
 plot, into one page per kind: ``results/distillation.md`` (``bench_distill.py``),
 ``results/speed.md`` (``bench_speed.py``), ``results/continual.md``
 (``bench_continual.py``), ``results/nas.md`` (``bench_nas.py``) and
-``results/evaluate.md`` (``bench_evaluate.py``). A JSON file of no
+``results/evaluate.md`` (``bench_evaluate.py``), ``results/convergence.md``
+(``bench_convergence.py``). A JSON file of no
 known shape fails the build, so a new benchmark cannot silently go unpublished.
 """
 
@@ -30,6 +31,7 @@ PAGES = {
     "continual": ("Continual learning", "results/continual.md"),
     "nas": ("Architecture search proxies", "results/nas.md"),
     "evaluate": ("Evaluation: networks together", "results/evaluate.md"),
+    "convergence": ("Accuracy against iterations", "results/convergence.md"),
 }
 
 
@@ -57,6 +59,8 @@ def _api_source_tree(root: Path) -> None:
 def kind_of(report: dict[str, Any]) -> str:
     if "entries" in report:
         return "distillation"
+    if "points" in report:
+        return "convergence"
     if "rows" in report:
         return "speed"
     if "summary" in report and "settings" in report and "runs" in report:
@@ -267,8 +271,32 @@ def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     return "\n".join(lines), {}
 
 
+def render_convergence(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    from datadam.plots import convergence_figure, figure_png
+
+    s = report["settings"]
+    points = [report["points"][k] for k in sorted(report["points"], key=int)]
+    lines = [f"## {stem}", "", *_commands(report),
+             f"Set: {s['method']}, IPC {s['ipc']}, {s['dataset']}, {s['iterations_done']} iterations, "
+             f"made with `{s['distill_command']}`. Iteration 0 is the initialisation.", "",
+             f"Evaluation: {s['runs']} fresh {s['model']} networks x {s['epochs']} epochs at each "
+             "iteration; mean ± std of the final accuracy (%).", "",
+             "| iteration | accuracy | matching loss (mean of the 100 iterations before) |",
+             "|---|---|---|"]
+    for p in points:
+        loss = "–" if p["loss"] is None else f"{p['loss']:.2f}"
+        lines.append(f"| {p['iteration']} | {_pm(p, 'accuracy')} | {loss} |")
+    fig = convergence_figure([p["iteration"] for p in points],
+                             [100 * p["accuracy_mean"] for p in points],
+                             [100 * p["accuracy_std"] for p in points], report.get("loss_history"),
+                             f"{s['method']} IPC {s['ipc']} on {s['dataset']}")
+    name = f"{stem}.png"
+    lines += ["", f"![Accuracy and loss against iterations](img/{name})"]
+    return "\n".join(lines), {name: figure_png(fig)}
+
+
 RENDER = {"distillation": render_distillation, "speed": render_speed, "continual": render_continual,
-          "nas": render_nas, "evaluate": render_evaluate}
+          "nas": render_nas, "evaluate": render_evaluate, "convergence": render_convergence}
 
 
 # At import, not in on_config: mkdocstrings reads its search paths before any hook runs,

@@ -153,6 +153,9 @@ def evaluate_command(
              "weights up to rounding) or one after another [default: together on a GPU, for "
              "models without BatchNorm or dropout]."),
     dataset: str | None = typer.Option(None, "--dataset", help="Test dataset [default: the set's own]."),
+    at_iteration: int | None = typer.Option(
+        None, "--at-iteration", min=0, help="Evaluate the images as they were after N iterations "
+                                            "(a snapshot of distill --snapshot-every) [default: the final images]."),
     json_out: Path | None = typer.Option(None, "--json", help="Write every number and setting to this JSON file [default: not written]."),
     root: Path | None = ROOT,
     device: str = DEVICE,
@@ -161,13 +164,16 @@ def evaluate_command(
 ) -> None:
     """Train fresh networks on a synthetic set and test them on the real test split."""
     syn = SyntheticSet.load(synthetic)
+    if at_iteration is not None:
+        syn = syn.at_iteration(at_iteration)
     test, name, options = _test_split(syn, dataset, root)
     train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation)
     names = None if models == "auto" else parse_list(models)
     result = evaluate(syn, test, names, runs=runs, train=train_cfg, seed=seed,
                       device=device, progress=progress, together=together)
     console = Console()
-    print_evaluation(result, console, f"{synthetic.name}: {syn.metadata.get('method')} "
+    at = "" if at_iteration is None else f" at iteration {at_iteration}"
+    print_evaluation(result, console, f"{synthetic.name}{at}: {syn.metadata.get('method')} "
                                       f"ipc {syn.ipc} on {name} test ({len(test)} images)")
     report = result.to_dict()
     if full_data:

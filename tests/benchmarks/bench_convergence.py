@@ -1,0 +1,125 @@
+"""Benchmark: test accuracy of a synthetic set against the distillation iterations.
+
+Evaluates the snapshots that ``datadam distill --snapshot-every N`` keeps inside the
+set (iteration 0 is the initialisation: random real images when ``--init real``) and
+the final images, each with the protocol (DESIGN.md §5), and writes a JSON, a markdown
+table and a PNG plot (accuracy with its spread, and the matching loss, against the
+iterations). Resumable: iterations already in the JSON are skipped.
+
+    datadam distill mnist --ipc 10 --iterations 4000 --snapshot-every 500 \\
+        --out mnist_ipc10.safetensors
+    python tests/benchmarks/bench_convergence.py mnist_ipc10.safetensors \\
+        --runs 5 --epochs 300 --out docs/results/mnist_convergence
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
+
+import datadam
+from datadam.evaluate import TrainConfig, evaluate
+from datadam.plots import convergence_figure, save_figure
+from datadam.synthetic import SyntheticSet, atomic_path
+
+MODEL = "convnet3"
+
+
+def table(results: dict) -> str:
+    s = results["settings"]
+    lines = [
+        "# Accuracy against distillation iterations",
+        "",
+        *[f"Command: `{c}`  " for c in s["commands"]],
+        f"Machine: {s['machine']}  ",
+        f"Set: {s['method']} ipc {s['ipc']} on {s['dataset']}, {s['iterations_done']} iterations, "
+        f"distilled with `{s['distill_command']}`  ",
+        f"Evaluation: {s['runs']} {MODEL} networks x {s['epochs']} epochs each "
+        "(protocol: 1,000); mean ± std of the final test accuracy.",
+        "",
+        "| iteration | accuracy % | matching loss (mean of the 100 iterations before) |",
+        "|---|---|---|",
+    ]
+    for key in sorted(results["points"], key=int):
+        r = results["points"][key]
+        loss = "-" if r["loss"] is None else f"{r['loss']:.2f}"
+        lines.append(f"| {key} | {100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f} | {loss} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, history: list[float], path: Path) -> None:
+    points = [results["points"][k] for k in sorted(results["points"], key=int)]
+    s = results["settings"]
+    save_figure(convergence_figure([p["iteration"] for p in points],
+                                   [100 * p["accuracy_mean"] for p in points],
+                                   [100 * p["accuracy_std"] for p in points], history,
+                                   f"{s['method']} ipc {s['ipc']} on {s['dataset']}"), path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("synthetic", type=Path, help="a set distilled with --snapshot-every")
+    ap.add_argument("--at", default="all", help="iterations, comma-separated [all snapshots and the end]")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--root", default=None)
+    ap.add_argument("--distill-command", default="not given", help="the command that made the set")
+    ap.add_argument("--out", default="docs/results/mnist_convergence", help="path prefix of .json, .md, .png")
+    args = ap.parse_args()
+    syn = SyntheticSet.load(args.synthetic)
+    final = int(syn.metadata.get("iterations_done", 0))
+    its = (sorted({*syn.snapshot_iterations, final}) if args.at == "all"
+           else [int(i) for i in args.at.split(",")])
+    json_path = Path(args.out + ".json")
+    results = json.loads(json_path.read_text()) if json_path.exists() else {"points": {}}
+    command = "python " + shlex.join(sys.argv)
+    if "settings" in results:
+        s = results["settings"]
+        if (s["runs"], s["epochs"], s["iterations_done"]) != (args.runs, args.epochs, final):
+            sys.exit("this JSON holds another set or budget: write to another --out")
+        commands = list(dict.fromkeys(s["commands"] + [command]))
+    else:
+        commands = [command]
+    results["settings"] = {
+        "commands": commands, "machine": describe(), "synthetic": args.synthetic.name,
+        "distill_command": args.distill_command, "method": syn.metadata.get("method"),
+        "dataset": syn.metadata.get("dataset"), "ipc": syn.ipc, "iterations_done": final,
+        "config": syn.metadata.get("config"), "runs": args.runs, "epochs": args.epochs,
+        "seed": args.seed, "model": MODEL, "datadam": datadam.__version__,
+    }
+    history = list(syn.metadata.get("loss_history") or [])
+    results["loss_history"] = history
+    test = datadam.data.load(results["settings"]["dataset"] or "mnist", args.root, split="test")
+    for it in its:
+        if str(it) in results["points"]:
+            continue
+        try:
+            at = syn.at_iteration(it)
+        except datadam.errors.ConfigError as e:
+            sys.exit(str(e))
+        ev = evaluate(at, test, [MODEL], runs=args.runs, seed=args.seed,
+                      train=TrainConfig(epochs=args.epochs), device=args.device, progress=False)
+        summary = ev.summary[MODEL]
+        recent = history[max(0, it - 100):it]
+        results["points"][str(it)] = {
+            "iteration": it, "accuracy_mean": summary["accuracy_mean"],
+            "accuracy_std": summary["accuracy_std"],
+            "loss": sum(recent) / len(recent) if recent else None, "evaluation": ev.to_dict()}
+        print(f"iteration {it}: {100 * summary['accuracy_mean']:.2f} ± "
+              f"{100 * summary['accuracy_std']:.2f}", flush=True)
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(results, indent=1))
+        with atomic_path(Path(args.out + ".md")) as tmp:
+            tmp.write_text(table(results))
+        plot(results, history, Path(args.out + ".png"))
+
+
+if __name__ == "__main__":
+    main()
