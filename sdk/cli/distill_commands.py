@@ -53,9 +53,9 @@ def distill_command(
                                  help="Keep a sampled network for this many iterations."),
     real_precision: str = typer.Option(
         _DEFAULTS.real_precision, "--real-precision",
-        help="Precision of the real images' forward: fp32, or bf16 (about 1.4x faster "
-             "iterations on CPUs with AVX512-BF16 and on recent GPUs; the synthetic images "
-             "and their gradient stay fp32)."),
+        help="Precision of the real images' forward: fp32, or bf16 (faster on recent GPUs "
+             "and on some CPUs, slower on others: measure; the synthetic images and their "
+             "gradient stay fp32)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1,
                                          help="Write a checkpoint every N iterations."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint."),

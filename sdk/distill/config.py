@@ -45,8 +45,8 @@ class DistillConfig:
         net_keep: keep a sampled network for this many iterations (1: fresh every time).
         real_precision: ``fp32``, or ``bf16`` to forward the real images under bfloat16
             autocast (their features only enter as class means, kept in float32); the
-            synthetic images and their gradient stay float32. About 2x faster real
-            forwards on CPUs with AVX512-BF16/AMX and on recent GPUs.
+            synthetic images and their gradient stay float32. Faster on recent GPUs and
+            some CPUs; on CPUs whose bfloat16 elementwise kernels are slow, slower.
         seed: fixes the result.
     """
 
