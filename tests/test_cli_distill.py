@@ -116,6 +116,22 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(mnist_idx_root, tmp_path)
     assert saved.load(out).metadata["iterations_done"] == done + 2
 
 
+def test_keep_checkpoint_lets_a_finished_run_be_extended(mnist_idx_root, tmp_path):
+    common = ["distill", "mnist", "--root", mnist_idx_root, "--ipc", 1, "--batch-real", 4,
+              "--checkpoint-every", 10, "--device", "cpu", "--seed", 5]
+    whole, part = tmp_path / "whole.safetensors", tmp_path / "part.safetensors"
+    assert run(*common, "--iterations", 5, "--out", whole).exit_code == 0
+    r = run(*common, "--iterations", 3, "--out", part, "--keep-checkpoint")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "part.ckpt.safetensors").is_file()  # 3 is not a multiple of 10: the end
+    r = run(*common, "--iterations", 5, "--out", part, "--resume")
+    assert r.exit_code == 0, r.output
+    extended = SyntheticSet.load(part)
+    assert extended.metadata["iterations_done"] == 5
+    assert torch.equal(extended.images, SyntheticSet.load(whole).images)
+    assert not (tmp_path / "part.ckpt.safetensors").exists()  # no --keep-checkpoint this time
+
+
 def test_unwritable_output_is_one_line(mnist_idx_root, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

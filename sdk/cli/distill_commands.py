@@ -59,6 +59,9 @@ def distill_command(
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1,
                                          help="Write a checkpoint every N iterations."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint."),
+    keep_checkpoint: bool = typer.Option(
+        False, "--keep-checkpoint", help="Keep OUT's checkpoint once the run is done, so that "
+                                         "--resume with more --iterations extends it later."),
     snapshot_every: int = typer.Option(
         0, "--snapshot-every", min=0, help="Keep the images at iteration 0 and every N iterations "
                                            "inside OUT, for `datadam show --evolution` (0 = none)."),
@@ -78,7 +81,7 @@ def distill_command(
 
     Under torchrun (torchrun --nproc-per-node N -m datadam distill ...) each process forwards a slice of every iteration's real images and the per-class sums are all-reduced (gloo on the CPU, NCCL on GPUs); rank 0 writes OUT.
 
-    A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it and gives the same result as an uninterrupted run.
+    A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it and gives the same result as an uninterrupted run. --keep-checkpoint keeps it after the run, so that --resume --iterations M extends a finished run.
     """
     shard = init_from_environment(device)  # several processes under torchrun; else one
     # Fail on a missing tensorboard before any data is read; rank 0 alone logs.
@@ -103,7 +106,8 @@ def distill_command(
     if not shard.is_main:
         return  # every rank holds the same set; rank 0 writes it
     syn.save(out)
-    checkpoint.unlink(missing_ok=True)
+    if not keep_checkpoint:
+        checkpoint.unlink(missing_ok=True)
     meta = syn.metadata
     final = f", final loss {meta['loss_history'][-1]:.4g}" if meta["loss_history"] else ""
     typer.echo(f"wrote {out}: {len(syn)} images ({syn.ipc} per class) by {meta['method']}, "

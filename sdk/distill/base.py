@@ -187,8 +187,10 @@ def distill(dataset: ImageDataset, method: str | None = None, ipc: int | None = 
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
         progress: show a progress bar (None: only on a terminal).
         checkpoint: file to write the run's state to every ``checkpoint_every``
-            iterations, on Ctrl-C and before stopping on a diverging loss.
+            iterations, after the last one and on Ctrl-C (a diverging run leaves the last
+            good one in place).
         resume: continue from ``checkpoint``; the result equals an uninterrupted run.
+            With more ``iterations`` than the checkpoint's run, it extends that run.
         config: a full :class:`DistillConfig`; ``options`` override its fields.
         callbacks: functions called with an :class:`IterationState` after every image
             update (``datadam``, ``dm``), e.g. a :class:`datadam.monitor.TensorBoardLogger`.

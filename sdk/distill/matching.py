@@ -269,7 +269,9 @@ class MatchingMethod(Method):
                                            dataset.std)
                     for callback in self.callbacks:
                         callback(state)
-                if self.checkpoint and self.iterations_done % self.checkpoint_every == 0:
+                # the last iteration too: a finished run can then be extended with resume
+                if self.checkpoint and (self.iterations_done % self.checkpoint_every == 0
+                                        or self.iterations_done == cfg.iterations):
                     self._save_checkpoint(dataset, syn, optimizer, net, self.iterations_done)
                 self.iteration_seconds.append(time.perf_counter() - tick)
                 progress.update(task, advance=1, loss=self.history[-1])
