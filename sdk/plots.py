@@ -48,19 +48,28 @@ def figure_png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _moving_average(history: list[float]) -> tuple[Any, Any, Any, int]:
+    """``(values, steps, smooth, window)``: the loss per iteration and its moving average
+    over ``window`` (a 50th of the run) ending at iterations ``steps``."""
+    import numpy as np
+
+    values = np.asarray(history, dtype=float)
+    window = max(1, len(values) // 50)
+    smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+    return values, np.arange(window, len(values) + 1), smooth, window
+
+
 def loss_figure(history: list[float], title: str = "") -> Any:
     """The distillation loss per iteration (log scale) with a moving average."""
     import numpy as np
 
     plt = _pyplot()
-    values = np.asarray(history, dtype=float)
-    window = max(1, len(values) // 50)
-    smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+    values, steps, smooth, window = _moving_average(history)
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     ax.plot(np.arange(1, len(values) + 1), values, color="0.75" if window > 1 else "C0",
             lw=0.8 if window > 1 else 1.6, label="per iteration")
     if window > 1:  # a moving average only helps once there are many iterations
-        ax.plot(np.arange(window, len(values) + 1), smooth, color="C0", lw=1.6,
+        ax.plot(steps, smooth, color="C0", lw=1.6,
                 label=f"mean of {window} iterations")
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
@@ -76,8 +85,6 @@ def convergence_figure(iterations: list[int], accuracy_mean: list[float],
                        title: str = "") -> Any:
     """Test accuracy (%, mean with a ± std bar) at some distillation iterations, and
     the matching loss per iteration (moving average, log scale) on a second axis."""
-    import numpy as np
-
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=120)
     ax.errorbar(iterations, accuracy_mean, yerr=accuracy_std, marker="o", capsize=3, color="C0")
@@ -85,11 +92,9 @@ def convergence_figure(iterations: list[int], accuracy_mean: list[float],
     ax.set_ylabel("test accuracy % (mean ± std)", color="C0")
     ax.grid(alpha=0.3)
     if history:
-        values = np.asarray(history, dtype=float)
-        window = max(1, len(values) // 50)
-        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        _, steps, smooth, window = _moving_average(history)
         loss_ax = ax.twinx()
-        loss_ax.plot(np.arange(window, len(values) + 1), smooth, color="C1", lw=1.2)
+        loss_ax.plot(steps, smooth, color="C1", lw=1.2)
         loss_ax.set_yscale("log")
         loss_ax.set_ylabel(f"matching loss (mean of {window} iterations)", color="C1")
     ax.set_title(title)
@@ -205,7 +210,7 @@ def evolution_figure(syn: SyntheticSet, label: int, max_images: int = 10, max_st
     import numpy as np
 
     plt = _pyplot()
-    iterations = list(syn.metadata.get("snapshot_iterations") or [])
+    iterations = syn.snapshot_iterations
     if syn.snapshots is None or not iterations:
         raise ConfigError("this synthetic set has no snapshots: distill with --snapshot-every N "
                           "(Python: distill(..., snapshot_every=N))")
