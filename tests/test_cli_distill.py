@@ -46,6 +46,7 @@ def test_distill_show_evaluate(mnist_idx_root, tmp_path):
     assert "convnet3" in r.output and "alexnet" in r.output and "full data" in r.output
     report = json.loads((tmp_path / "e.json").read_text())
     assert len(report["runs"]["alexnet"]) == 2 and "full_data" in report
+    assert report["cli_options"]["runs"] == 2 and report["cli_options"]["models"] == "convnet3,alexnet"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -85,6 +85,8 @@ def test_every_committed_result_has_a_page_and_unknown_ones_fail():
     assert kinds <= set(hook.PAGES)
     with pytest.raises(ValueError, match="unknown benchmark JSON"):
         hook.kind_of({"accuracy": 0.9})
+    with pytest.raises(ValueError, match="unknown benchmark JSON"):  # `datadam evaluate --json`'s shape
+        hook.kind_of({"runs": {}, "summary": {}, "settings": {"models": ["convnet3"]}})
 
 
 def test_generated_results_pages_quote_the_json():

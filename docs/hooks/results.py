@@ -63,7 +63,7 @@ def kind_of(report: dict[str, Any]) -> str:
         return "convergence"
     if "rows" in report:
         return "speed"
-    if "summary" in report and "settings" in report and "runs" in report:
+    if "class_orders" in report.get("settings", {}):
         return "continual"
     if "architectures" in report and "proxies" in report:
         return "nas"

@@ -138,6 +138,7 @@ def print_evaluation(result: EvaluationResult, console: Console, title: str) -> 
 
 
 def evaluate_command(
+    ctx: typer.Context,
     synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors) to evaluate."),
     models: str = typer.Option(
         "auto", "--models", help="Comma-separated networks, e.g. convnet3,alexnet,vgg11,resnet18 "
@@ -197,6 +198,9 @@ def evaluate_command(
             f"({full['train_flops'] / max(syn_s['train_flops'], 1):.1f}x fewer FLOPs)")
     if json_out:
         report["synthetic"] = synthetic.name  # lets `datadam report` pair it with its set
+        # the options as resolved (defaults included): enough to run the same evaluation again
+        report["cli_options"] = {k: str(v) if isinstance(v, Path) else v
+                                 for k, v in ctx.params.items()}
         write_json(json_out, report)
         typer.echo(f"wrote {json_out}")
 

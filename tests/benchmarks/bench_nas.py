@@ -26,6 +26,7 @@ from machine import describe  # tests/benchmarks/machine.py (the script's own fo
 
 import datadam
 from datadam.apps.nas.architecture import SearchSpace
+from datadam.apps.nas.evaluator import FULL_TRAIN, PROXY_TRAIN
 from datadam.apps.nas.proxy import split_validation
 from datadam.apps.nas.study import markdown_table, plot_scatter, study
 from datadam.synthetic import SyntheticSet, atomic_path
@@ -86,8 +87,10 @@ def main() -> None:
     parser.add_argument("--distill-iterations", type=int, default=200,
                         help="iterations of the proxy when this script makes it")
     parser.add_argument("--archs", type=int, default=24)
-    parser.add_argument("--epochs", type=int, default=50, help="training epochs on a proxy")
-    parser.add_argument("--full-epochs", type=int, default=3, help="training epochs on the full data")
+    parser.add_argument("--epochs", type=int, default=PROXY_TRAIN.epochs, help="training epochs on a proxy")
+    parser.add_argument("--batch", type=int, default=PROXY_TRAIN.batch, help="minibatch on a proxy")
+    parser.add_argument("--full-epochs", type=int, default=FULL_TRAIN.epochs,
+                        help="training epochs on the full data")
     parser.add_argument("--validation", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the cores are shared)")
     parser.add_argument("--seed", type=int, default=0)
@@ -119,7 +122,8 @@ def main() -> None:
               f"{100 * row[proxy]['accuracy']:6.2f}% in {row[proxy]['seconds']:.2f} s", flush=True)
 
     result = study("mnist", [args.proxy, "random"], archs=args.archs, space=SearchSpace(),
-                   proxy_train={"epochs": args.epochs}, full_train={"epochs": args.full_epochs},
+                   proxy_train={"epochs": args.epochs, "batch": args.batch},
+                   full_train={"epochs": args.full_epochs},
                    validation=args.validation, seed=args.seed, device="cpu", cache=args.cache,
                    on_step=on_step)
     result.settings.update(command=command, distill_command=distill_command, machine=describe(),
