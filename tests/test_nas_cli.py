@@ -45,13 +45,14 @@ def test_search_and_study_commands(mnist_idx_root, tmp_path):
     syn = tmp_path / "syn.safetensors"
     distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(syn)
     r = run("nas", "study", "mnist", "--proxies", f"{syn},random", "--archs", 2, "--epochs", 1,
-            "--full-epochs", 1, "--validation", 10, "--root", mnist_idx_root, "--out", tmp_path / "st",
+            "--full-epochs", 1, "--batch", 4, "--full-batch", 16, "--validation", 10, "--root", mnist_idx_root, "--out", tmp_path / "st",
             "--no-progress", *TINY_SPACE)
     assert r.exit_code == 0, r.output
     assert "Spearman" in r.output and "full data (ground truth)" in r.output
     report = json.loads((tmp_path / "st" / "study.json").read_text())
     assert set(report["proxies"]) == {"syn.safetensors", "random"}
     assert report["settings"]["full_train"]["epochs"] == 1 and report["settings"]["seed"] == 0
+    assert (report["settings"]["proxy_train"]["batch"], report["settings"]["full_train"]["batch"]) == (4, 16)
     for name in ("study.md", "study_scatter.png", "full_data_cache.json"):
         assert (tmp_path / "st" / name).stat().st_size > 0
 

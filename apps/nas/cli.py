@@ -35,7 +35,8 @@ _POOLS = typer.Option("avgpooling,maxpooling", "--poolings",
 _EPOCHS = typer.Option(PROXY_TRAIN.epochs, "--epochs", min=1, help="Training epochs of every network on a small proxy.")
 _FULL_EPOCHS = typer.Option(FULL_TRAIN.epochs, "--full-epochs", min=1,
                             help="Training epochs of every network on the full data.")
-_BATCH = typer.Option(256, "--batch", min=1, help="Training minibatch.")
+_FULL_BATCH = typer.Option(FULL_TRAIN.batch, "--full-batch", min=1,
+                           help="Training minibatch of every network on the full data.")
 _LR = typer.Option(0.01, "--lr", min=0.0, help="SGD learning rate (cosine annealing to 0).")
 _VALIDATION = typer.Option(5000, "--validation", min=1,
                            help="Real training images held out to score every network.")
@@ -84,7 +85,9 @@ def search_command(
                                       f"[default: {PROXY_TRAIN.epochs} on a small proxy, "
                                       f"{FULL_TRAIN.epochs} on the full data].",
                                       show_default=False),
-    batch: int = _BATCH,
+    batch: int | None = typer.Option(None, "--batch", min=1, help="Training minibatch of every candidate "
+                                     f"[default: {PROXY_TRAIN.batch} on a small proxy, "
+                                     f"{FULL_TRAIN.batch} on the full data].", show_default=False),
     lr: float = _LR,
     reports: int = typer.Option(4, "--reports", min=1,
                                 help="Validation accuracies per trial reported to NNI (the last is final)."),
@@ -111,9 +114,11 @@ def search_command(
         trials = 30
     total = trials or space.size
     typer.echo(f"space: {space.describe()}")
-    train: dict[str, Any] = {"batch": batch, "lr": lr}
+    train: dict[str, Any] = {"lr": lr}
     if epochs is not None:
         train["epochs"] = epochs
+    if batch is not None:
+        train["batch"] = batch
     bar = progress_bar(progress)
     best: list[float] = []
     with bar:
@@ -150,7 +155,9 @@ def study_command(
     top_k: int = typer.Option(5, "--top-k", min=1, help="Size of the top sets compared."),
     epochs: int = _EPOCHS,
     full_epochs: int = _FULL_EPOCHS,
-    batch: int = _BATCH,
+    batch: int = typer.Option(PROXY_TRAIN.batch, "--batch", min=1,
+                              help="Training minibatch of every network on a small proxy."),
+    full_batch: int = _FULL_BATCH,
     lr: float = _LR,
     validation: int = _VALIDATION,
     ipc: int | None = _IPC,
@@ -184,7 +191,7 @@ def study_command(
 
         result = study(dataset, names, archs=archs, space=space,
                        proxy_train={"epochs": epochs, "batch": batch, "lr": lr},
-                       full_train={"epochs": full_epochs, "batch": batch, "lr": lr},
+                       full_train={"epochs": full_epochs, "batch": full_batch, "lr": lr},
                        validation=validation, ipc=ipc, top_k=top_k, seed=seed, root=root,
                        dataset_options=dataset_options(image_size), device=device,
                        cache=cache or out / "full_data_cache.json", on_step=on_step)
