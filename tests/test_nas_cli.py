@@ -45,7 +45,8 @@ def test_search_and_study_commands(mnist_idx_root, tmp_path):
     syn = tmp_path / "syn.safetensors"
     distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(syn)
     r = run("nas", "study", "mnist", "--proxies", f"{syn},random", "--archs", 2, "--epochs", 1,
-            "--full-epochs", 1, "--batch", 4, "--full-batch", 16, "--validation", 10, "--root", mnist_idx_root, "--out", tmp_path / "st",
+            "--full-epochs", 1, "--batch", 4, "--full-batch", 16, "--validation", 10,
+            "--root", mnist_idx_root, "--out", tmp_path / "st",
             "--no-progress", *TINY_SPACE)
     assert r.exit_code == 0, r.output
     assert "Spearman" in r.output and "full data (ground truth)" in r.output
