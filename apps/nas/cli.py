@@ -35,6 +35,8 @@ _POOLS = typer.Option("avgpooling,maxpooling", "--poolings",
 _EPOCHS = typer.Option(PROXY_TRAIN.epochs, "--epochs", min=1, help="Training epochs of every network on a small proxy.")
 _FULL_EPOCHS = typer.Option(FULL_TRAIN.epochs, "--full-epochs", min=1,
                             help="Training epochs of every network on the full data.")
+_BATCH = typer.Option(PROXY_TRAIN.batch, "--batch", min=1,
+                      help="Training minibatch of every network on a small proxy.")
 _FULL_BATCH = typer.Option(FULL_TRAIN.batch, "--full-batch", min=1,
                            help="Training minibatch of every network on the full data.")
 _LR = typer.Option(0.01, "--lr", min=0.0, help="SGD learning rate (cosine annealing to 0).")
@@ -155,8 +157,7 @@ def study_command(
     top_k: int = typer.Option(5, "--top-k", min=1, help="Size of the top sets compared."),
     epochs: int = _EPOCHS,
     full_epochs: int = _FULL_EPOCHS,
-    batch: int = typer.Option(PROXY_TRAIN.batch, "--batch", min=1,
-                              help="Training minibatch of every network on a small proxy."),
+    batch: int = _BATCH,
     full_batch: int = _FULL_BATCH,
     lr: float = _LR,
     validation: int = _VALIDATION,
