@@ -74,8 +74,16 @@ def binary_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def predict(net: nn.Module, images: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-    """Logits ``[N, K]`` of ``net`` in eval mode over normalised ``images``."""
+def predict(net: nn.Module, images: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    """Logits ``[N, K]`` of ``net`` in eval mode over normalised ``images`` ``[N, C, H, W]``.
+
+    ``chunk`` images go through at once; None: 128 on the CPU, 1024 elsewhere.
+    """
+    if chunk is None:
+        # On the CPU a chunk's activations must stay in cache: scoring 5,000 MNIST images
+        # with the NAS space's networks took 0.41 s a network in chunks of 128 against
+        # 0.81 s in chunks of 1,024 (2-core Xeon, one thread).
+        chunk = 128 if images.device.type == "cpu" else 1024
     net.eval()
     return torch.cat([net(images[s:s + chunk]).float() for s in range(0, len(images), chunk)])
 

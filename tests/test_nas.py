@@ -13,7 +13,7 @@ from datadam.apps.nas.architecture import SearchSpace, arch_key
 from datadam.apps.nas.proxy import make_proxy, split_validation
 from datadam.apps.nas.search import search
 from datadam.apps.nas.space import ConvNetSpace, space_size
-from datadam.apps.nas.study import FullDataCache, rank_quality, study
+from datadam.apps.nas.study import FullDataCache, markdown_table, plot_scatter, rank_quality, study
 from datadam.errors import ConfigError, DataFormatError, UnknownNameError
 from datadam.synthetic import SyntheticSet
 
@@ -75,6 +75,18 @@ def test_random_proxy_is_balanced_and_disjoint_from_validation(mnist_idx_root):
     assert len(split.train) == 40 and len(split.validation_labels) == 10
     again = split_validation(train, 10, seed=3)
     assert torch.equal(again.validation_images, split.validation_images)
+
+
+def test_random_draws_are_other_subsets_of_the_same_size(mnist_idx_root):
+    split = split_validation(data.load("mnist", mnist_idx_root), 10, seed=3)
+    first, same, other = (make_proxy(spec, split.train, 2, seed=4)
+                          for spec in ("random", "random:0", "random:1"))
+    assert (first.name, same.name, other.name) == ("random", "random", "random:1")
+    assert torch.equal(first.images, same.images)
+    assert torch.bincount(other.labels, minlength=10).tolist() == [2] * 10
+    assert not torch.equal(first.images, other.images)
+    with pytest.raises(ConfigError, match="random:K"):
+        make_proxy("random:two", split.train, 2, seed=4)
 
 
 def test_search_in_process_returns_the_best_architecture(mnist_idx_root, tmp_path):
@@ -161,6 +173,24 @@ def test_study_measures_each_proxy_and_caches_full_data(mnist_idx_root, tiny_syn
     for name, q in result.proxies.items():  # proxies train the same networks again: same ranking
         for key in ("spearman", "kendall", "chosen_arch", "top_k_overlap", "accuracy_mean"):
             assert again.proxies[name][key] == q[key], key
+
+
+def test_study_summarises_random_draws(mnist_idx_root, tmp_path):
+    result = study("mnist", ["random", "random:1", "random:2"], archs=4, space=TINY, proxy_train=FAST,
+                   full_train={"epochs": 1}, validation=10, root=mnist_idx_root, ipc=1)
+    draws = result.settings["random_draws"]
+    values = [q["spearman"] for q in result.proxies.values()]
+    assert draws["draws"] == 3 and None not in values
+    assert draws["spearman_mean"] == pytest.approx(sum(values) / len(values))
+    assert draws["spearman_min"] == min(values) and draws["spearman_max"] == max(values)
+    line = f"Random subsets, 3 draws: Spearman {draws['spearman_mean']:.3f}"
+    assert line in markdown_table(result)
+    png = plot_scatter(result, tmp_path / "two.png", ["random:2", "random"])
+    assert png.stat().st_size > 0
+    with pytest.raises(ConfigError, match="no proxy named 'random:7'"):
+        plot_scatter(result, tmp_path / "bad.png", ["random:7"])
+    with pytest.raises(ConfigError, match="same name"):
+        study("mnist", ["random", "random:0"], archs=2, space=TINY, validation=10, root=mnist_idx_root, ipc=1)
 
 
 def test_study_refuses_a_proxy_of_another_dataset(mnist_idx_root, tmp_path):

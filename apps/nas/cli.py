@@ -69,7 +69,8 @@ def search_command(
     dataset: str = _DATASET,
     proxy: str = typer.Option(..., "--proxy", "-p",
                               help="What every candidate trains on: a synthetic set (.safetensors), "
-                                   "'random' (real images, --ipc per class) or 'full'."),
+                                   "'random' or 'random:K' (real images, --ipc per class; K picks another "
+                                   "draw) or 'full'."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (search.json and NNI's files)."),
     strategy: str = typer.Option("evolution", "--strategy", "-s",
                                  help="NNI strategy: random, evolution (regularized evolution) or grid."),
@@ -148,7 +149,8 @@ def study_command(
     dataset: str = _DATASET,
     proxies: str = typer.Option(..., "--proxies", "-p",
                                 help="Comma-separated proxies to judge: synthetic sets (.safetensors) "
-                                     "and/or 'random' (real images, as many per class)."),
+                                     "and/or 'random' (real images, as many per class; random:K is the "
+                                     "K-th further random draw, to see how much random subsets vary)."),
     out: Path = typer.Option(..., "--out", "-o",
                              help="Output folder: study.json, study.md, study_scatter.png."),
     archs: int = typer.Option(20, "--archs", "-k", min=2, help="Architectures sampled from the space."),

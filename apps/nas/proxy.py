@@ -2,7 +2,8 @@
 validation split that judges it.
 
 A proxy is a condensed :class:`~datadam.synthetic.SyntheticSet`, a random class-balanced
-subset of real training images (``random``), or every training image (``full``). The
+subset of real training images (``random``; ``random:K`` is the K-th independent draw,
+``random:0`` the same as ``random``), or every training image (``full``). The
 validation split is carved from the training split before anything else, so the
 random subset and the full proxy never contain a validation image and the test split
 stays untouched for the final report of whatever architecture a search picks.
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from datadam.data.base import ImageDataset
+from datadam.distill.base import derive_seed
 from datadam.errors import ConfigError
 from datadam.evaluate import check_compatible
 from datadam.synthetic import SyntheticSet
@@ -68,8 +70,11 @@ def split_validation(train: ImageDataset, size: int, seed: int) -> Split:
                   "dataset": train.name})
 
 
-def random_subset(pool: ImageDataset, ipc: int, seed: int) -> Proxy:
-    """``ipc`` random real images of every class of ``pool``."""
+def random_subset(pool: ImageDataset, ipc: int, seed: int, draw: int = 0) -> Proxy:
+    """``ipc`` random real images of every class of ``pool``; ``draw`` K > 0 is another subset."""
+    name = RANDOM if draw == 0 else f"{RANDOM}:{draw}"
+    if draw:
+        seed = derive_seed(seed, draw)
     g = torch.Generator().manual_seed(seed)
     chosen = []
     for label in range(pool.num_classes):
@@ -79,8 +84,8 @@ def random_subset(pool: ImageDataset, ipc: int, seed: int) -> Proxy:
                               f"training images, fewer than {ipc} per class")
         chosen.append(members[torch.randperm(len(members), generator=g)[:ipc]])
     idx = torch.cat(chosen)
-    return Proxy(RANDOM, RANDOM, pool.normalized(idx), pool.labels[idx],
-                 {"ipc": ipc, "images": len(idx), "seed": seed})
+    return Proxy(name, RANDOM, pool.normalized(idx), pool.labels[idx],
+                 {"ipc": ipc, "images": len(idx), "seed": seed, "draw": draw})
 
 
 def synthetic_proxy(path: str | Path, pool: ImageDataset) -> Proxy:
@@ -98,18 +103,31 @@ def synthetic_proxy(path: str | Path, pool: ImageDataset) -> Proxy:
                   "source_dataset": syn.metadata.get("dataset")})
 
 
+def random_draw(spec: str) -> int | None:
+    """K of a ``random`` (0) or ``random:K`` spec; None for any other spec."""
+    if spec == RANDOM:
+        return 0
+    head, sep, tail = spec.partition(":")
+    if head != RANDOM or not sep:
+        return None
+    if not tail.isdigit():
+        raise ConfigError(f"proxy {spec!r}: write random:K with K a whole number (the K-th random draw)")
+    return int(tail)
+
+
 def make_proxy(spec: str, pool: ImageDataset, ipc: int, seed: int) -> Proxy:
-    """``full``, ``random`` (``ipc`` per class) or the path of a synthetic set."""
+    """``full``, ``random`` / ``random:K`` (``ipc`` per class) or the path of a synthetic set."""
     if spec == FULL:
         return Proxy(FULL, FULL, pool.normalized(), pool.labels, {"images": len(pool)})
-    if spec == RANDOM:
-        return random_subset(pool, ipc, seed)
+    draw = random_draw(spec)
+    if draw is not None:
+        return random_subset(pool, ipc, seed, draw)
     return synthetic_proxy(spec, pool)
 
 
 def matching_ipc(specs: list[str], pool: ImageDataset, default: int) -> int:
     """IPC of the random proxy: that of the (first) synthetic proxy, so both hold as many images."""
     for spec in specs:
-        if spec not in (FULL, RANDOM):
+        if spec != FULL and random_draw(spec) is None:
             return SyntheticSet.load(spec).ipc
     return default

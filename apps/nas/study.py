@@ -22,7 +22,7 @@ import torch
 from datadam import __version__, data
 from datadam.apps.nas.architecture import Architecture, SearchSpace, arch_key
 from datadam.apps.nas.evaluator import FULL_TRAIN, PROXY_TRAIN, train_and_validate
-from datadam.apps.nas.proxy import FULL, make_proxy, matching_ipc, split_validation
+from datadam.apps.nas.proxy import FULL, RANDOM, make_proxy, matching_ipc, split_validation
 from datadam.distill.base import derive_seed
 from datadam.errors import ConfigError, DataFormatError
 from datadam.evaluate import TrainConfig
@@ -180,7 +180,8 @@ def study(dataset: str, proxies: list[str], *, archs: int = 20, space: SearchSpa
     ipc = ipc or matching_ipc(proxies, split.train, 10)
     made = [make_proxy(spec, split.train, ipc, derive_seed(seed, 1)) for spec in proxies]
     if len({p.name for p in made}) != len(made):
-        raise ConfigError("two proxies have the same file name; rename one")
+        raise ConfigError("two proxies have the same name (a file name, or random and random:0); "
+                          "rename or drop one")
     full = make_proxy(FULL, split.train, ipc, seed)
     arch_list = sample_architectures(space, archs, seed, train.channels, train.num_classes,
                                      train.image_size)
@@ -243,7 +244,9 @@ def study(dataset: str, proxies: list[str], *, archs: int = 20, space: SearchSpa
         "versions": {"datadam": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
     }
-    return StudyResult(rows, quality, settings)
+    result = StudyResult(rows, quality, settings)
+    settings["random_draws"] = random_draws_summary(result)
+    return result
 
 
 def image_flops(arch: Architecture, channel: int, num_classes: int,
@@ -298,17 +301,49 @@ def markdown_table(result: StudyResult) -> str:
     lines.append(f"| full data (ground truth) | {full['images']} | 1 | 1 "
                  f"| {100 * full['accuracy_max']:.2f} (1 of {n}) | {k}/{k} "
                  f"| {full['seconds_per_arch']:.2f} | 1x | 1x |")
+    draws = random_draws_summary(result)
+    if draws is not None:
+        lines += ["", f"Random subsets, {draws['draws']} draws: Spearman {draws['spearman_mean']:.3f} "
+                  f"± {draws['spearman_std']:.3f} (min {draws['spearman_min']:.3f}, max "
+                  f"{draws['spearman_max']:.3f}); Kendall {draws['kendall_mean']:.3f} "
+                  f"± {draws['kendall_std']:.3f}."]
     return "\n".join(lines) + "\n"
 
 
-def plot_scatter(result: StudyResult, path: str | Path) -> Path:
-    """Proxy accuracy against full-data accuracy, one panel per proxy (PNG)."""
+def random_draws_summary(result: StudyResult) -> dict[str, float] | None:
+    """Mean, std (sample), min and max of the random proxies' Spearman and Kendall.
+
+    None unless the study has at least two random draws (``random``, ``random:K``...) with
+    defined correlations: the spread a synthetic proxy's correlation should be read against.
+    """
+    import statistics
+
+    qs = [q for q in result.proxies.values() if q["details"].get("kind") == RANDOM
+          and q["spearman"] is not None and q["kendall"] is not None]
+    if len(qs) < 2:
+        return None
+    summary: dict[str, float] = {"draws": len(qs)}
+    for key in ("spearman", "kendall"):
+        values = [q[key] for q in qs]
+        summary |= {f"{key}_mean": statistics.fmean(values), f"{key}_std": statistics.stdev(values),
+                    f"{key}_min": min(values), f"{key}_max": max(values)}
+    return summary
+
+
+def plot_scatter(result: StudyResult, path: str | Path, names: list[str] | None = None) -> Path:
+    """Proxy accuracy against full-data accuracy, one panel per proxy (PNG).
+
+    ``names``: the proxies to draw, in order (None: all of them).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(result.proxies)
+    names = list(result.proxies) if names is None else names
+    unknown = [n for n in names if n not in result.proxies]
+    if unknown:
+        raise ConfigError(f"no proxy named {unknown[0]!r} in this study: {', '.join(result.proxies)}")
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4), dpi=120, squeeze=False)
     full = [100 * r["full"]["accuracy"] for r in result.architectures]
     for ax, name in zip(axes[0], names):

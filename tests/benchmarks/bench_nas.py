@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=PROXY_TRAIN.batch, help="minibatch on a proxy")
     parser.add_argument("--full-epochs", type=int, default=FULL_TRAIN.epochs,
                         help="training epochs on the full data")
+    parser.add_argument("--random-draws", type=int, default=1,
+                        help="random real subsets to judge (random, random:1, ...): their spread")
     parser.add_argument("--validation", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the cores are shared)")
     parser.add_argument("--seed", type=int, default=0)
@@ -121,7 +123,8 @@ def main() -> None:
         print(f"[{time.perf_counter() - start:7.1f} s] {proxy:>24}: {row['key']:<36} "
               f"{100 * row[proxy]['accuracy']:6.2f}% in {row[proxy]['seconds']:.2f} s", flush=True)
 
-    result = study("mnist", [args.proxy, "random"], archs=args.archs, space=SearchSpace(),
+    randoms = ["random"] + [f"random:{k}" for k in range(1, args.random_draws)]
+    result = study("mnist", [args.proxy, *randoms], archs=args.archs, space=SearchSpace(),
                    proxy_train={"epochs": args.epochs, "batch": args.batch},
                    full_train={"epochs": args.full_epochs},
                    validation=args.validation, seed=args.seed, device="cpu", cache=args.cache,
@@ -133,7 +136,7 @@ def main() -> None:
     out = Path(args.out)
     result.save(out.with_suffix(".json"))
     scatter = f"{out.name}_scatter.png"
-    plot_scatter(result, out.parent / scatter)
+    plot_scatter(result, out.parent / scatter, [Path(args.proxy).name, "random"])
     text = report(result, command, distill_command, result.settings["machine"], args.threads, scatter)
     with atomic_path(out.with_suffix(".md")) as tmp:
         tmp.write_text(text)
