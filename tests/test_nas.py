@@ -175,7 +175,7 @@ def test_study_measures_each_proxy_and_caches_full_data(mnist_idx_root, tiny_syn
             assert again.proxies[name][key] == q[key], key
 
 
-def test_study_summarises_random_draws(mnist_idx_root, tmp_path):
+def test_study_summarises_random_draws(mnist_idx_root, tmp_path, monkeypatch):
     result = study("mnist", ["random", "random:1", "random:2"], archs=4, space=TINY, proxy_train=FAST,
                    full_train={"epochs": 1}, validation=10, root=mnist_idx_root, ipc=1)
     draws = result.settings["random_draws"]
@@ -187,6 +187,10 @@ def test_study_summarises_random_draws(mnist_idx_root, tmp_path):
     assert line in markdown_table(result)
     png = plot_scatter(result, tmp_path / "two.png", ["random:2", "random"])
     assert png.stat().st_size > 0
+    drawn = []
+    monkeypatch.setattr("matplotlib.axes.Axes.set_title", lambda ax, title, **kw: drawn.append(title))
+    plot_scatter(result, tmp_path / "default.png")
+    assert [t.split("\n")[0] for t in drawn] == ["random"]  # further draws are summarised, not drawn
     with pytest.raises(ConfigError, match="no proxy named 'random:7'"):
         plot_scatter(result, tmp_path / "bad.png", ["random:7"])
     with pytest.raises(ConfigError, match="same name"):

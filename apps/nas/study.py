@@ -333,14 +333,17 @@ def random_draws_summary(result: StudyResult) -> dict[str, float] | None:
 def plot_scatter(result: StudyResult, path: str | Path, names: list[str] | None = None) -> Path:
     """Proxy accuracy against full-data accuracy, one panel per proxy (PNG).
 
-    ``names``: the proxies to draw, in order (None: all of them).
+    ``names``: the proxies to draw, in order (None: every proxy but the further random
+    draws ``random:K``, whose spread the table summarises).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(result.proxies) if names is None else names
+    if names is None:
+        names = [n for n, q in result.proxies.items()
+                 if q["details"].get("kind") != RANDOM or not q["details"].get("draw")]
     unknown = [n for n in names if n not in result.proxies]
     if unknown:
         raise ConfigError(f"no proxy named {unknown[0]!r} in this study: {', '.join(result.proxies)}")

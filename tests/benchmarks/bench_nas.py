@@ -136,7 +136,7 @@ def main() -> None:
     out = Path(args.out)
     result.save(out.with_suffix(".json"))
     scatter = f"{out.name}_scatter.png"
-    plot_scatter(result, out.parent / scatter, [Path(args.proxy).name, "random"])
+    plot_scatter(result, out.parent / scatter)
     text = report(result, command, distill_command, result.settings["machine"], args.threads, scatter)
     with atomic_path(out.with_suffix(".md")) as tmp:
         tmp.write_text(text)
