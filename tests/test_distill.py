@@ -88,6 +88,7 @@ def test_every_method_gives_the_same_kind_of_result(tiny, method):
     meta = syn.metadata
     assert meta["method"] == method and meta["dataset"] == "mnist" and meta["seed"] == 0
     assert meta["config"]["ipc"] == 2 and meta["versions"]["torch"] == torch.__version__
+    assert meta["dataset_images"] == len(tiny)
     if method in ("datadam", "dm"):
         assert meta["iterations_done"] == 3 and len(meta["loss_history"]) == 3
 

@@ -150,6 +150,7 @@ class Method(ABC):
             "method": self.name,
             "dataset": dataset.name,
             "dataset_source": dataset.source,
+            "dataset_images": len(dataset),  # a subset (a NAS training pool...) shows here
             "image_shape": list(dataset.images.shape[1:]),
             "config": self.config.to_dict(),
             "seed": self.config.seed,

@@ -117,6 +117,8 @@ def main() -> None:
         distill_command = (f"datadam distill {meta.get('dataset')} --method {meta.get('method')} "
                            f"--ipc {cfg.get('ipc')} --iterations {meta.get('iterations_done')} "
                            f"--seed {meta.get('seed')} --out {Path(args.proxy).name}")
+        if meta.get("dataset_images") is not None:  # sets written before it was recorded lack it
+            distill_command += f" (condensed from {meta['dataset_images']} real images)"
     start = time.perf_counter()
 
     def on_step(proxy: str, row: dict) -> None:
