@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -228,8 +229,6 @@ def study(dataset: str, proxies: list[str], *, archs: int = 20, space: SearchSpa
                  accuracy_mean=sum(acc) / len(acc), accuracy_min=min(acc), accuracy_max=max(acc),
                  details=proxy.details | {"kind": proxy.kind})
         quality[proxy.name] = q
-    import statistics
-
     settings = {
         "dataset": dataset, "dataset_options": dataset_options or {}, "split": split.details,
         "archs": archs, "space": space.to_dict(), "space_size": space.size,
@@ -316,8 +315,6 @@ def random_draws_summary(result: StudyResult) -> dict[str, float] | None:
     None unless the study has at least two random draws (``random``, ``random:K``...) with
     defined correlations: the spread a synthetic proxy's correlation should be read against.
     """
-    import statistics
-
     qs = [q for q in result.proxies.values() if q["details"].get("kind") == RANDOM
           and q["spearman"] is not None and q["kendall"] is not None]
     if len(qs) < 2:
