@@ -145,14 +145,17 @@ def attention_figure(syn: SyntheticSet, real: ImageDataset, label: int, n_images
     the last column is the class mean of each row, which is what the loss matches.
     """
     from datadam import models
+    from datadam.distill.config import draw_network
 
     plt = _pyplot()
     if real.classes != syn.classes or real.images.shape[1:] != syn.images.shape[1:]:
         raise ConfigError(f"the real data ({real.name}, {tuple(real.images.shape[1:])}) is not the "
                           f"data of this synthetic set ({tuple(syn.images.shape[1:])})")
     cfg = syn.metadata.get("config", {})
-    model = cfg.get("model") or "convnet3"
-    options = cfg.get("model_options") or {"net_norm": "batchnorm", "net_pooling": "avgpooling"}
+    # a set distilled with several architectures shows the one its config draws for this seed
+    default_options = {"net_norm": "batchnorm", "net_pooling": "avgpooling"}
+    model, options = draw_network(cfg.get("model") or "convnet3", cfg.get("model_options") or default_options,
+                                  cfg.get("model_choices") or {}, seed)
     power = float(cfg.get("attention_power", 4.0))
     net = models.create(model, real.channels, real.num_classes, real.image_size, seed=seed, **options)
     if not hasattr(net, "forward_features"):

@@ -49,6 +49,17 @@ def test_distill_show_evaluate(mnist_idx_root, tmp_path):
     assert report["cli_options"]["runs"] == 2 and report["cli_options"]["models"] == "convnet3,alexnet"
 
 
+def test_distill_with_several_architectures(mnist_idx_root, tmp_path):
+    out = tmp_path / "s.safetensors"
+    r = run("distill", "mnist", "--root", mnist_idx_root, "--ipc", 1, "--iterations", 2, "--batch-real", 4,
+            "--model", "convnet1,convnet2", "--model-choice", "net_norm=batchnorm,none",
+            "--model-choice", "net_width=8,16", "--out", out, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    config = SyntheticSet.load(out).metadata["config"]
+    assert config["model"] == "convnet1,convnet2"
+    assert config["model_choices"] == {"net_norm": ["batchnorm", "none"], "net_width": [8, 16]}
+
+
 @pytest.mark.parametrize("args, message", [
     (["distill", "cifar", "--out", "x.safetensors"], "unknown dataset 'cifar'"),
     (["distill", "mnist", "--method", "dc", "--out", "x.safetensors"], "unknown method 'dc'"),
@@ -57,6 +68,9 @@ def test_distill_show_evaluate(mnist_idx_root, tmp_path):
     (["distill", "mnist", "--augmentation", "blur", "--out", "x.safetensors"], "unknown augmentation"),
     (["distill", "mnist", "--device", "cuda:7", "--out", "x.safetensors"], "cuda"),
     (["distill", "mnist", "--model", "lenet", "--out", "x.safetensors"], "unknown model 'lenet'"),
+    (["distill", "mnist", "--model", "convnet2,lenet", "--out", "x.safetensors"], "unknown model 'lenet'"),
+    (["distill", "mnist", "--model-choice", "net_norm", "--out", "x.safetensors"], "OPTION=VALUE,VALUE"),
+    (["distill", "mnist", "--model-choice", "net_norm=batchnorm,fancy", "--out", "x.safetensors"], "fancy"),
 ])
 def test_distill_errors_are_one_line(mnist_idx_root, tmp_path, args, message):
     os.chdir(tmp_path)

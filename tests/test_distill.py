@@ -290,3 +290,54 @@ def test_bf16_real_forward_matches_fp32_loss_and_gradient(tiny):
     torch.testing.assert_close(loss16, loss32, rtol=1e-2, atol=0)
     assert (grad16 - grad32).norm() < 0.02 * grad32.norm()
     assert loss16 != loss32  # the bf16 path did run
+
+
+def test_model_choices_draw_each_network_from_several_architectures(tiny, monkeypatch):
+    from datadam.distill import matching
+
+    built = []
+    original = matching.models.create
+
+    def recording_create(name, *args, **kwargs):
+        if kwargs.get("seed") is not None:  # a sampled network, not the up-front check of the choices
+            built.append((name, kwargs.get("net_norm"), kwargs.get("net_width")))
+        return original(name, *args, **kwargs)
+
+    monkeypatch.setattr(matching.models, "create", recording_create)
+    choices = {"net_norm": ["batchnorm", "instancenorm", "none"], "net_width": [8, 16]}
+    a = distill(tiny, "datadam", ipc=1, model="convnet1,convnet2,convnet3", model_choices=choices,
+                **fast(iterations=12))
+    assert len(built) == 12
+    assert {b[0] for b in built} == {"convnet1", "convnet2", "convnet3"}
+    assert {b[1] for b in built} == set(choices["net_norm"]) and {b[2] for b in built} == {8, 16}
+    assert a.metadata["config"]["model_choices"] == choices
+    assert a.metadata["config"]["model"] == "convnet1,convnet2,convnet3"
+    # the same seed draws the same networks; the loss differs from a single architecture's
+    built.clear()
+    b = distill(tiny, "datadam", ipc=1, model="convnet1,convnet2,convnet3", model_choices=choices,
+                **fast(iterations=12))
+    assert torch.equal(a.images, b.images) and len(built) == 12
+    single = distill(tiny, "datadam", ipc=1, **fast(iterations=12))
+    assert not torch.equal(a.images, single.images)
+
+
+def test_one_model_without_choices_draws_the_same_network_every_time():
+    from datadam.distill.config import draw_network
+    options = {"net_norm": "batchnorm"}
+    assert {draw_network("convnet3", options, {}, s)[0] for s in range(20)} == {"convnet3"}
+    drawn = [draw_network("convnet1, convnet2", options, {"net_act": ["relu", "gelu"]}, s) for s in range(40)]
+    assert {d[0] for d in drawn} == {"convnet1", "convnet2"}
+    assert {d[1]["net_act"] for d in drawn} == {"relu", "gelu"}
+    assert all(d[1]["net_norm"] == "batchnorm" for d in drawn)
+    assert options == {"net_norm": "batchnorm"}  # the caller's options are not touched
+
+
+def test_bad_model_choices(tiny):
+    with pytest.raises(ConfigError, match="non-empty list"):
+        DistillConfig(model_choices={"net_norm": []})
+    with pytest.raises(ConfigError, match="non-empty list"):
+        DistillConfig(model_choices={"net_norm": "batchnorm"})
+    with pytest.raises(UnknownNameError, match="nope"):
+        distill(tiny, "datadam", ipc=1, model="convnet2,nope", **fast())
+    with pytest.raises(ConfigError, match="at least one name"):
+        DistillConfig(model=" , ")

@@ -9,7 +9,16 @@ from rich.console import Console
 from rich.table import Table
 
 from datadam import data
-from datadam.cli.options import DEVICE, IMAGE_SIZE, PROGRESS, ROOT, SEED, dataset_options, parse_list
+from datadam.cli.options import (
+    DEVICE,
+    IMAGE_SIZE,
+    PROGRESS,
+    ROOT,
+    SEED,
+    dataset_options,
+    parse_choices,
+    parse_list,
+)
 from datadam.distill import DistillConfig, available_methods, distill
 from datadam.distill.distributed import init_from_environment
 from datadam.errors import ConfigError
@@ -40,7 +49,13 @@ def distill_command(
     sam_weight: float = typer.Option(_DEFAULTS.sam_weight, "--sam-weight",
                                      help="Weight of the attention term (0 = ablation without SAM)."),
     model: str | None = typer.Option(
-        None, "--model", help="Distillation network [default: convnet3, deeper for large images]."),
+        None, "--model", help="Distillation network, or several joined by commas to draw each "
+                              "sampled network from [default: convnet3, deeper for large images]."),
+    model_choice: list[str] = typer.Option(
+        [], "--model-choice", help="Draw a network option per sampled network: "
+                                   "OPTION=VALUE,VALUE..., e.g. net_norm=batchnorm,instancenorm "
+                                   "(repeatable) [default: the same network every time].",
+        show_default=False),
     init: str = typer.Option(_DEFAULTS.init, "--init", help="Initialisation: real or noise."),
     augmentation: str | None = typer.Option(
         None, "--augmentation", help="DSA preset (digits, natural, none) or families joined by _ "
@@ -83,6 +98,7 @@ def distill_command(
 
     A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it and gives the same result as an uninterrupted run. --keep-checkpoint keeps it after the run, so that --resume --iterations M extends a finished run.
     """
+    choices = parse_choices(model_choice)
     shard = init_from_environment(device)  # several processes under torchrun; else one
     # Fail on a missing tensorboard before any data is read; rank 0 alone logs.
     logger = (TensorBoardLogger(tensorboard, image_every=tensorboard_every)
@@ -93,7 +109,7 @@ def distill_command(
         syn = distill(
             train, method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
             momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
-            model=model, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
+            model=model, model_choices=choices, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
             net_keep=net_keep, real_precision=real_precision, seed=seed, device=device,
             progress=progress, checkpoint=checkpoint,
             checkpoint_every=checkpoint_every, resume=resume, snapshot_every=snapshot_every,

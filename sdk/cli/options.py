@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from datadam.errors import ConfigError
+
 ROOT = typer.Option(None, "--root", "-r", help="Data folder [default: $DATADAM_DATA or ./data].",
                     show_default=False)
 IMAGE_SIZE = typer.Option(None, "--image-size", min=1,
@@ -21,3 +23,25 @@ def dataset_options(image_size: int | None, channels: int | None = None) -> dict
 
 def parse_list(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _value(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_choices(items: list[str]) -> dict[str, list[int | float | str]]:
+    """``["net_norm=batchnorm,instancenorm", "net_width=64,128"]`` -> option name to values
+    (numbers become numbers). :class:`ConfigError` on an item without ``=`` or values."""
+    choices: dict[str, list[int | float | str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip() or not parse_list(values):
+            raise ConfigError(f"--model-choice {item!r}: write OPTION=VALUE,VALUE... "
+                              "(e.g. net_norm=batchnorm,instancenorm)")
+        choices[key.strip()] = [_value(v) for v in parse_list(values)]
+    return choices

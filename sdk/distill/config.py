@@ -6,6 +6,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import torch
+
 from datadam.errors import ConfigError
 
 
@@ -16,6 +18,34 @@ def default_model(image_size: tuple[int, int]) -> str:
 
 
 REAL_PRECISIONS = ("fp32", "bf16")
+
+
+def model_names(model: str) -> list[str]:
+    """The registry names of a ``model`` setting: one name, or several joined by commas."""
+    return [name.strip() for name in model.split(",") if name.strip()]
+
+
+def draw_network(model: str, options: dict[str, Any], choices: dict[str, list[Any]],
+                 seed: int) -> tuple[str, dict[str, Any]]:
+    """The model name and constructor options of the network drawn with ``seed``.
+
+    With one name and no ``choices`` this is ``(model, options)`` whatever the seed.
+    Otherwise the name is drawn uniformly from ``model``'s names and each option in
+    ``choices`` uniformly from its values (it overrides ``options``), all from ``seed``.
+    """
+    names = model_names(model)
+    if len(names) == 1 and not choices:
+        return names[0], dict(options)
+    g = torch.Generator().manual_seed(seed)
+
+    def pick(values: list[Any]) -> Any:
+        return values[int(torch.randint(len(values), (1,), generator=g))]
+
+    name = pick(names)
+    drawn = dict(options)
+    for key in sorted(choices):
+        drawn[key] = pick(list(choices[key]))
+    return name, drawn
 
 
 @dataclass(frozen=True)
@@ -34,8 +64,14 @@ class DistillConfig:
         task_balance: lambda of the last-layer term (None: 0.01 up to 64 px, else 0.02).
         sam_weight: weight of the attention term (1 for DataDAM, 0 for DM and the ablation).
         loss_scale: the overall factor of the loss (100 in the official code).
-        model: network registry name (None: :func:`default_model` of the image size).
+        model: network registry name (None: :func:`default_model` of the image size), or
+            several joined by commas (``convnet1,convnet2,convnet3``): each sampled
+            network is then one of them, drawn at random.
         model_options: constructor options of the network (BatchNorm by default).
+        model_choices: constructor options drawn at random for each sampled network,
+            option name to its candidate values (``{"net_norm": ["batchnorm",
+            "instancenorm"]}``); they override ``model_options``. Empty: every network is
+            the same architecture (the published method).
         init: ``real`` (random real images of the class) or ``noise``.
         augmentation: DSA preset or families (None: ``digits`` for MNIST, else ``natural``).
         net_steps: handout variant: SGD steps on the sampled network between image
@@ -63,6 +99,7 @@ class DistillConfig:
     model: str | None = None
     model_options: dict[str, Any] = field(
         default_factory=lambda: {"net_norm": "batchnorm", "net_pooling": "avgpooling"})
+    model_choices: dict[str, list[Any]] = field(default_factory=dict)
     init: str = "real"
     augmentation: str | None = None
     net_steps: int = 0
@@ -82,6 +119,11 @@ class DistillConfig:
         if self.real_precision not in REAL_PRECISIONS:
             raise ConfigError(f"real_precision must be {' or '.join(REAL_PRECISIONS)}, "
                               f"not {self.real_precision!r}")
+        if self.model is not None and not model_names(self.model):
+            raise ConfigError("model needs at least one name")
+        for key, values in self.model_choices.items():
+            if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or not len(values):
+                raise ConfigError(f"model choice {key!r} needs a non-empty list of values, not {values!r}")
 
     def resolve(self, dataset_name: str, image_size: tuple[int, int]) -> DistillConfig:
         """A copy with every ``None`` replaced by the published default for the data."""
@@ -108,7 +150,15 @@ class DistillConfig:
         if self.augmentation is not None:
             DSA.from_name(self.augmentation)
         if self.model is not None:
-            models.get_factory(self.model)
+            for name in model_names(self.model):
+                models.get_factory(name)
+
+    def draw_network(self, seed: int) -> tuple[str, dict[str, Any]]:
+        """The model name and constructor options of the network sampled with ``seed``
+        (:func:`draw_network` of this config's model, options and choices)."""
+        if self.model is None:
+            raise ConfigError("resolve() the config before drawing networks")
+        return draw_network(self.model, self.model_options, self.model_choices, seed)
 
     def replace(self, **changes: Any) -> DistillConfig:
         unknown = set(changes) - {f.name for f in fields(self)}

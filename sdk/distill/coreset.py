@@ -37,8 +37,9 @@ class CoresetMethod(Method):
 
     def _embedder(self, dataset: ImageDataset):
         cfg = self.config
-        options = dict(cfg.model_options, net_norm="instancenorm")
-        net = models.create(cfg.model, dataset.channels, dataset.num_classes, dataset.image_size,
+        name, options = cfg.draw_network(derive_seed(cfg.seed, 1, _SELECT))
+        options["net_norm"] = "instancenorm"
+        net = models.create(name, dataset.channels, dataset.num_classes, dataset.image_size,
                             seed=derive_seed(cfg.seed, 1, _SELECT), **options)
         return net.to(self.device).eval().requires_grad_(False)
 

@@ -18,7 +18,7 @@ from datadam import models
 from datadam.augment import DSA
 from datadam.data.base import ImageDataset
 from datadam.distill.base import IterationState, Method, derive_seed, register_method
-from datadam.distill.config import DistillConfig
+from datadam.distill.config import DistillConfig, model_names
 from datadam.distill.distributed import Shard, current_shard
 from datadam.errors import ConfigError, DistillationInterrupted, DivergenceError
 from datadam.models.convnet import Features, Reduce, accumulation_dtype, reduce_sum_and_count
@@ -26,7 +26,7 @@ from datadam.progress import LossColumn, progress_bar
 from datadam.synthetic import load_tensors, save_tensors
 
 # Streams of randomness derived from (seed, iteration, stream): one purpose each.
-_INIT, _BATCH, _NETWORK, _NET_TRAIN = 1, 2, 3, 4
+_INIT, _BATCH, _NETWORK, _NET_TRAIN, _ARCHITECTURE = 1, 2, 3, 4, 5
 
 
 def spatial_attention(activation: torch.Tensor, power: float) -> torch.Tensor:
@@ -209,6 +209,7 @@ class MatchingMethod(Method):
             x = (x.div_(255.0) if dataset.images.dtype == torch.uint8 else x).sub_(mean).div_(std)
             return x.contiguous(memory_format=self.memory_format)
 
+        self._check_networks(dataset)
         syn = self._initial_images(dataset, by_class, real_images).requires_grad_(True)
         optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
         dsa = DSA.from_name(cfg.augmentation)
@@ -303,12 +304,29 @@ class MatchingMethod(Method):
         idx = torch.cat([i[torch.randperm(len(i), generator=g)[:cfg.ipc]] for i in by_class])
         return real_images(idx).clone()
 
+    def _check_networks(self, dataset: ImageDataset) -> None:
+        """Build every model name and every choice value once, so that a bad one fails
+        before the first iteration instead of whenever it happens to be drawn."""
+        cfg = self.config
+        names = model_names(cfg.model)
+        if len(names) == 1 and not cfg.model_choices:
+            return  # built at the first iteration anyway
+        first = {**cfg.model_options, **{k: v[0] for k, v in cfg.model_choices.items()}}
+        variants = [(name, first) for name in names]
+        variants += [(names[0], {**first, key: value})
+                     for key, values in cfg.model_choices.items() for value in values[1:]]
+        for name, options in variants:
+            models.create(name, dataset.channels, dataset.num_classes, dataset.image_size, **options)
+
     def _network(self, dataset: ImageDataset, seed: int) -> nn.Module:
         cfg = self.config
-        net = models.create(cfg.model, dataset.channels, dataset.num_classes, dataset.image_size,
-                            seed=seed, **cfg.model_options)
+        # The architecture is drawn from another stream than the weights, so adding
+        # choices does not change which initial weights a given architecture gets.
+        name, options = cfg.draw_network(derive_seed(seed, _ARCHITECTURE))
+        net = models.create(name, dataset.channels, dataset.num_classes, dataset.image_size,
+                            seed=seed, **options)
         if not hasattr(net, "forward_features"):
-            raise ConfigError(f"model {cfg.model!r} has no forward_features(); "
+            raise ConfigError(f"model {name!r} has no forward_features(); "
                               "distill with a ConvNet (convnet1-convnet8)")
         net = net.to(self.device, memory_format=self.memory_format).train()
         if not cfg.net_steps:
