@@ -10,6 +10,7 @@ from datadam.augment import DSA, PRESETS
 from datadam.distill import DistillConfig, available_methods, distill, get_method, spatial_attention
 from datadam.distill.matching import DataDAM, matching_loss, matching_targets
 from datadam.errors import ConfigError, DivergenceError, UnknownNameError
+from datadam.synthetic import load_tensors
 
 
 @pytest.fixture
@@ -128,8 +129,12 @@ def test_resume_equals_uninterrupted(tiny, tmp_path, extra):
     ckpt = tmp_path / "run.ckpt.safetensors"
     distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=3, **fast(iterations=3, **extra))
     assert ckpt.is_file()
+    first_seconds = load_tensors(ckpt)[1]["wall_time_s"]
     resumed = distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast(iterations=5, **extra))
     torch.testing.assert_close(resumed.images, full.images, rtol=0, atol=1e-6)
+    # the wall time carries over from the checkpointed process
+    assert resumed.metadata["resumed_at_iteration"] == 3 and "resumed_at_iteration" not in full.metadata
+    assert resumed.metadata["wall_time_s"] > first_seconds > 0
     assert resumed.metadata["loss_history"] == pytest.approx(full.metadata["loss_history"], rel=1e-5)
 
 

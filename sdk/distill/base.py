@@ -126,6 +126,10 @@ class Method(ABC):
         self.history: list[float] = []
         self.iteration_seconds: list[float] = []
         self.iterations_done = 0
+        # a resumed run: the wall time its earlier processes spent, and where it resumed
+        self.earlier_seconds = 0.0
+        self.resumed_at: int | None = None
+        self.started = time.perf_counter()
         self.callbacks = list(callbacks)
         self.snapshot_every = snapshot_every
         # images at iterations 0, snapshot_every, 2 * snapshot_every... (iterative methods only)
@@ -136,13 +140,18 @@ class Method(ABC):
     def condense(self, dataset: ImageDataset) -> torch.Tensor:
         """Synthetic images ``[K * ipc, C, H, W]``, normalised, ``ipc`` per class in class order."""
 
+    def elapsed_seconds(self) -> float:
+        """Wall time of the run so far, earlier processes of a resumed run included
+        (as far as their checkpoint recorded it)."""
+        return self.earlier_seconds + time.perf_counter() - self.started
+
     def run(self, dataset: ImageDataset) -> SyntheticSet:
         counts = torch.bincount(dataset.labels, minlength=dataset.num_classes)
         if int(counts.min()) < self.config.ipc:
             k = int(counts.argmin())
             raise ConfigError(f"ipc={self.config.ipc} is larger than class {dataset.classes[k]!r} "
                               f"of {dataset.name}, which has {int(counts[k])} image(s)")
-        start = time.perf_counter()
+        self.started = time.perf_counter()
         images = self.condense(dataset).detach().cpu()
         labels = torch.arange(dataset.num_classes).repeat_interleave(self.config.ipc)
         metadata = {
@@ -156,7 +165,7 @@ class Method(ABC):
             "seed": self.config.seed,
             "iterations_done": self.iterations_done,
             "loss_history": [float(f"{v:.6g}") for v in self.history],
-            "wall_time_s": round(time.perf_counter() - start, 3),
+            "wall_time_s": round(self.elapsed_seconds(), 3),
             # the median ignores the first iteration (warm-up: allocations, oneDNN plans)
             "seconds_per_iteration": (round(statistics.median(self.iteration_seconds[1:]), 4)
                                       if len(self.iteration_seconds) > 1 else None),
@@ -165,6 +174,8 @@ class Method(ABC):
             "versions": {"datadam": __version__, "torch": torch.__version__,
                          "python": platform.python_version()},
         }
+        if self.resumed_at is not None:
+            metadata["resumed_at_iteration"] = self.resumed_at
         snapshots = None
         if self.snapshots:
             snapshots = torch.stack(self.snapshots)

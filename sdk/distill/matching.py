@@ -381,6 +381,7 @@ class MatchingMethod(Method):
             "iteration": iteration, "loss_history": self.history[:iteration],
             "snapshot_iterations": list(self.snapshot_iterations),
             "dataset": self._fingerprint(dataset), "saved_at": time.time(),
+            "wall_time_s": round(self.elapsed_seconds(), 3),
         })
         return self.checkpoint
 
@@ -400,6 +401,8 @@ class MatchingMethod(Method):
         if meta["dataset"] != self._fingerprint(dataset):
             raise ConfigError(f"cannot resume from {self.checkpoint}: it was made on other data")
         iteration = int(meta["iteration"])
+        self.resumed_at = iteration
+        self.earlier_seconds = float(meta.get("wall_time_s", 0.0))  # older checkpoints lack it
         with torch.no_grad():
             syn.copy_(tensors["syn"].to(syn.device))
         if tensors["momentum"].numel():
