@@ -10,7 +10,7 @@ from torch import nn
 
 from datadam import data, distill
 from datadam.apps.nas.architecture import SearchSpace, arch_key
-from datadam.apps.nas.proxy import make_proxy, split_validation
+from datadam.apps.nas.proxy import distill_proxy, make_proxy, split_validation
 from datadam.apps.nas.search import search
 from datadam.apps.nas.space import ConvNetSpace, space_size
 from datadam.apps.nas.study import FullDataCache, markdown_table, plot_scatter, rank_quality, study
@@ -75,6 +75,32 @@ def test_random_proxy_is_balanced_and_disjoint_from_validation(mnist_idx_root):
     assert len(split.train) == 40 and len(split.validation_labels) == 10
     again = split_validation(train, 10, seed=3)
     assert torch.equal(again.validation_images, split.validation_images)
+
+
+def test_distill_proxy_never_sees_validation_images_and_draws_networks_from_the_space(mnist_idx_root):
+    train = data.load("mnist", mnist_idx_root)
+    split = split_validation(train, 10, seed=2)
+    # zero iterations: the proxy is its real initialisation, drawn from the training pool only
+    start = distill_proxy("mnist", ipc=1, iterations=0, space=TINY, validation=10, seed=2,
+                          root=mnist_idx_root, progress=False)
+    pool, held = split.train.normalized(), split.validation_images
+    for image in start.images:
+        assert (pool - image).abs().flatten(1).amax(1).min() < 1e-5
+        assert (held - image).abs().flatten(1).amax(1).min() > 1e-3
+    syn = distill_proxy("mnist", ipc=1, iterations=2, space=TINY, validation=10, seed=2,
+                        root=mnist_idx_root, progress=False, batch_real=4)
+    meta = syn.metadata
+    assert meta["dataset_images"] == len(train) - 10 and meta["iterations_done"] == 2
+    assert meta["nas_split"]["validation_images"] == 10 and meta["nas_split"]["split_seed"] == 2
+    assert meta["nas_split"]["networks"] == "space"
+    assert meta["config"]["model"] == "convnet1,convnet2"
+    assert meta["config"]["model_choices"]["net_width"] == [4, 8]
+    published = distill_proxy("mnist", ipc=1, iterations=1, space=TINY, networks="convnet", validation=10,
+                              root=mnist_idx_root, progress=False, batch_real=4)
+    assert published.metadata["config"]["model"] == "convnet3"
+    assert published.metadata["config"]["model_choices"] == {}
+    with pytest.raises(ConfigError, match="networks must be"):
+        distill_proxy("mnist", networks="resnet", root=mnist_idx_root)
 
 
 def test_random_draws_are_other_subsets_of_the_same_size(mnist_idx_root):

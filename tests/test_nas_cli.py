@@ -58,6 +58,22 @@ def test_search_and_study_commands(mnist_idx_root, tmp_path):
         assert (tmp_path / "st" / name).stat().st_size > 0
 
 
+def test_distill_command_writes_a_proxy_the_study_accepts(mnist_idx_root, tmp_path):
+    proxy = tmp_path / "proxy.safetensors"
+    r = run("nas", "distill", "mnist", "--ipc", 1, "--iterations", 2, "--validation", 10, "--root",
+            mnist_idx_root, "--out", proxy, "--no-progress", "--device", "cpu", *TINY_SPACE)
+    assert r.exit_code == 0, r.output
+    train = data.load("mnist", mnist_idx_root)
+    assert f"condensed from {len(train) - 10} training images" in r.output
+    syn = SyntheticSet.load(proxy)
+    assert syn.metadata["config"]["model"] == "convnet1,convnet2" and len(syn) == 10
+    assert not proxy.with_name("proxy.ckpt.safetensors").exists()
+    r = run("nas", "study", "mnist", "--proxies", f"{proxy},random", "--archs", 2, "--epochs", 1,
+            "--full-epochs", 1, "--validation", 10, "--root", mnist_idx_root, "--out", tmp_path / "s",
+            "--no-progress", *TINY_SPACE)
+    assert r.exit_code == 0, r.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["search", "mnist", "--proxy", "random", "--strategy", "bayes"], "unknown strategy 'bayes'"),
     (["search", "mnist", "--proxy", "random", "--engine", "k8s", "--trials", "1"], "unknown engine 'k8s'"),
@@ -65,6 +81,8 @@ def test_search_and_study_commands(mnist_idx_root, tmp_path):
     (["search", "mnist", "--proxy", "random", "--depths", "1,x"], "--depths must be comma-separated"),
     (["search", "mnist", "--proxy", "random", "--norms", "weightnorm"], "norm choices must be among"),
     (["study", "mnist", "--proxies", "full"], "ground truth"),
+    (["distill", "mnist", "--networks", "resnet"], "--networks must be space or convnet"),
+    (["distill", "mnist", "--widths", "8,x"], "--widths must be comma-separated"),
     (["study", "mnist", "--proxies", "random", "--archs", "999"], "between 2 and 162"),
 ])
 def test_errors_are_one_line(mnist_idx_root, tmp_path, args, message):

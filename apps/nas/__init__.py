@@ -10,6 +10,8 @@ measures how far the ranking can be trusted.
   proxy (a synthetic set, ``random`` real images, or ``full``) and score it on a real
   validation split carved from the training set; the latter is NNI's
   ``FunctionalEvaluator`` function and reports with ``nni.report_*``.
+- :func:`distill_proxy`: a DataDAM proxy condensed from the training images outside
+  the validation split, each iteration's network drawn from the space.
 - :func:`search`: NNI's Random, RegularizedEvolution or GridSearch strategy, trials
   in-process by default.
 - :func:`study`: Spearman and Kendall rank correlation of each proxy with full-data
@@ -34,7 +36,8 @@ from datadam.lazy import lazy_exports
 _EXPORTS = {
     "SearchSpace": "architecture", "arch_key": "architecture", "build_network": "architecture",
     "ConvNetSpace": "space", "space_size": "space",
-    "Proxy": "proxy", "make_proxy": "proxy", "split_validation": "proxy",
+    "Proxy": "proxy", "make_proxy": "proxy", "distill_proxy": "proxy",
+    "distill_family": "architecture", "split_validation": "proxy",
     "Task": "evaluator", "train_and_validate": "evaluator", "evaluate_trial": "evaluator",
     "make_evaluator": "evaluator", "PROXY_TRAIN": "evaluator", "FULL_TRAIN": "evaluator",
     "search": "search", "SearchResult": "search", "make_strategy": "search", "STRATEGIES": "search",

@@ -89,6 +89,21 @@ class SearchSpace:
         return f"{self.size} architectures: {parts}"
 
 
+def distill_family(space: SearchSpace, widths: bool = True) -> dict[str, Any]:
+    """Settings of :func:`datadam.distill` that draw every sampled network from ``space``.
+
+    The published method matches features of one architecture (ConvNet-3); a proxy
+    distilled that way teaches networks like it best. Drawn from the space, each
+    iteration's network is a candidate the proxy will have to rank. ``widths=False``
+    keeps the distillation network's own width (128) instead of the space's.
+    """
+    choices: dict[str, list[Any]] = {"net_norm": list(space.norm), "net_act": list(space.activation),
+                                     "net_pooling": list(space.pooling)}
+    if widths:
+        choices["net_width"] = list(space.width)
+    return {"model": ",".join(f"convnet{d}" for d in space.depth), "model_choices": choices}
+
+
 def arch_key(arch: Architecture) -> str:
     """A stable, readable name, e.g. ``d3-w16-batchnorm-relu-avgpooling``."""
     return f"d{arch['depth']}-w{arch['width']}-{arch['norm']}-{arch['activation']}-{arch['pooling']}"

@@ -64,6 +64,51 @@ def _percent(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
+@app.command("distill")
+def distill_command(
+    dataset: str = typer.Argument(..., help="Dataset to condense: mnist, mhist or folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Proxy to write (.safetensors)."),
+    ipc: int = typer.Option(10, "--ipc", min=1, help="Synthetic images per class."),
+    iterations: int = typer.Option(1000, "--iterations", "-n", min=0,
+                                   help="Image updates (a proxy needs a ranking, not top accuracy: the "
+                                        "studies in docs/nas.md used 1,000)."),
+    networks: str = typer.Option("space", "--networks",
+                                 help="Each iteration's random network: 'space' (drawn from the search "
+                                      "space below) or 'convnet' (the published method's ConvNet-3)."),
+    validation: int = _VALIDATION,
+    depths: str = _DEPTHS, widths: str = _WIDTHS, norms: str = _NORMS, activations: str = _ACTS,
+    poolings: str = _POOLS,
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1,
+                                         help="Write a checkpoint every N iterations."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint."),
+    root: Path | None = ROOT,
+    image_size: int | None = IMAGE_SIZE,
+    device: str = DEVICE,
+    seed: int = SEED,
+    progress: bool | None = PROGRESS,
+) -> None:
+    """Condense DATASET into a proxy for `nas search` and `nas study`.
+
+    DataDAM on the training images left after the validation split (the same --validation and --seed as the search or study that uses it), so the proxy never sees an image candidates are scored on. A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it.
+    """
+    from datadam.apps.nas.proxy import PROXY_NETWORKS, distill_proxy
+
+    if networks not in PROXY_NETWORKS:  # before any data is read
+        raise ConfigError(f"--networks must be {' or '.join(PROXY_NETWORKS)}, not {networks!r}")
+    space = _space(depths, widths, norms, activations, poolings)
+    checkpoint = out.with_name(out.stem + ".ckpt" + (out.suffix or ".safetensors"))
+    syn = distill_proxy(dataset, ipc=ipc, iterations=iterations, space=space, networks=networks,
+                        validation=validation, seed=seed, root=root,
+                        dataset_options=dataset_options(image_size), device=device, progress=progress,
+                        checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every)
+    syn.save(out)
+    checkpoint.unlink(missing_ok=True)
+    meta = syn.metadata
+    typer.echo(f"wrote {out}: {len(syn)} images ({ipc} per class) condensed from {meta['dataset_images']} "
+               f"training images ({validation} held out for validation), {meta['iterations_done']} "
+               f"iterations, networks: {networks} ({space.describe() if networks == 'space' else 'convnet3'})")
+
+
 @app.command("search")
 def search_command(
     dataset: str = _DATASET,

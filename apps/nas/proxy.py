@@ -17,7 +17,10 @@ from typing import Any
 
 import torch
 
+from datadam import data
+from datadam.apps.nas.architecture import SearchSpace, distill_family
 from datadam.data.base import ImageDataset
+from datadam.distill import distill
 from datadam.distill.base import derive_seed
 from datadam.errors import ConfigError
 from datadam.evaluate import check_compatible
@@ -101,6 +104,40 @@ def synthetic_proxy(path: str | Path, pool: ImageDataset) -> Proxy:
                  {"file": str(path), "method": syn.metadata.get("method"), "ipc": syn.ipc,
                   "images": len(syn), "iterations": syn.metadata.get("iterations_done"),
                   "source_dataset": syn.metadata.get("dataset")})
+
+
+#: What each iteration's network of :func:`distill_proxy` is: drawn from the search
+#: space (``space``) or the published method's single ConvNet (``convnet``).
+PROXY_NETWORKS = ("space", "convnet")
+
+
+def distill_proxy(dataset: str, *, ipc: int = 10, iterations: int = 1000, space: SearchSpace | None = None,
+                  networks: str = "space", validation: int = 5000, seed: int = 0,
+                  root: str | Path | None = None, dataset_options: dict[str, Any] | None = None,
+                  device: str = "cpu", progress: bool | None = None, checkpoint: str | Path | None = None,
+                  resume: bool = False, **options: Any) -> SyntheticSet:
+    """A DataDAM set made to rank the architectures of ``space``.
+
+    It is condensed from the training images left after the validation split of
+    ``seed`` (the split :func:`~datadam.apps.nas.study` and
+    :func:`~datadam.apps.nas.search` score every candidate on, with the same
+    ``validation`` and ``seed``), so the proxy has never seen a validation image. With
+    ``networks="space"`` each iteration's random network is drawn from ``space``
+    (:func:`~datadam.apps.nas.architecture.distill_family`); ``"convnet"`` is the
+    published method's ConvNet-3. ``options`` go to :func:`datadam.distill`. The
+    metadata's ``nas_split`` records the split.
+    """
+    if networks not in PROXY_NETWORKS:
+        raise ConfigError(f"networks must be {' or '.join(PROXY_NETWORKS)}, not {networks!r}")
+    space = space or SearchSpace()
+    train = data.load(dataset, Path(root) if root else None, "train", **(dataset_options or {}))
+    space.check_image_size(train.image_size)
+    split = split_validation(train, validation, seed)
+    family = distill_family(space) if networks == "space" else {}
+    syn = distill(split.train, "datadam", ipc, iterations=iterations, seed=seed, device=device,
+                          progress=progress, checkpoint=checkpoint, resume=resume, **family, **options)
+    syn.metadata["nas_split"] = dict(split.details, networks=networks, space=space.to_dict())
+    return syn
 
 
 def random_draw(spec: str) -> int | None:

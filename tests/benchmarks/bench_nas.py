@@ -25,14 +25,14 @@ import torch
 from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
 
 import datadam
-from datadam.apps.nas.architecture import SearchSpace
+from datadam.apps.nas.architecture import SearchSpace, distill_family
 from datadam.apps.nas.evaluator import FULL_TRAIN, PROXY_TRAIN
 from datadam.apps.nas.proxy import split_validation
 from datadam.apps.nas.study import markdown_table, plot_scatter, study
 from datadam.synthetic import SyntheticSet, atomic_path
 
 
-def report(result, command: str, distill_command: str, machine_line: str, threads: int,
+def report(result, command: str, distill_commands: dict[str, str], machine_line: str, threads: int,
            scatter: str) -> str:
     s = result.settings
     full = s["full_data"]
@@ -42,7 +42,7 @@ def report(result, command: str, distill_command: str, machine_line: str, thread
         "# A condensed set as a NAS proxy on real MNIST",
         "",
         f"Command: `{command}`  ",
-        f"Proxy made with: `{distill_command}`  ",
+        *(f"Proxy {name} made with: `{how}`  " for name, how in distill_commands.items()),
         f"Machine: {machine_line}; torch threads: {threads} (the 2 cores were shared with another job)  ",
         f"Architectures: {s['archs']} sampled (seed {s['seed']}) from a space of {s['space_size']}: "
         + ", ".join(f"{k} {{{', '.join(map(str, v))}}}" for k, v in s["space"].items()) + "  ",
@@ -80,12 +80,43 @@ def train_speedup(result, name: str) -> float:
     return sum(r["full"]["train_seconds"] for r in rows) / sum(r[name]["train_seconds"] for r in rows)
 
 
+def make_or_describe(path: str, args: argparse.Namespace) -> str:
+    """Distil the proxy at ``path`` if it does not exist; return how it was made."""
+    if not Path(path).exists():
+        # Condensed from the training images the study trains on, never from the held-out
+        # validation images that score every architecture (the random proxy can't see them either).
+        pool = split_validation(datadam.data.load("mnist"), args.validation, args.seed).train
+        family = distill_family(SearchSpace()) if args.distill_family == "space" else {}
+        datadam.distill(pool, method="datadam", ipc=10, iterations=args.distill_iterations,
+                        seed=args.seed, device="cpu", progress=True, **family).save(path)
+        return (f"this script: datadam.distill(the {len(pool)} training images left after "
+                f"holding out the validation split, method='datadam', ipc=10, "
+                f"iterations={args.distill_iterations}, seed={args.seed}"
+                + "".join(f", {k}={v!r}" for k, v in family.items()) + ")")
+    meta = SyntheticSet.load(path).metadata
+    cfg = meta.get("config", {})
+    how = (f"datadam distill {meta.get('dataset')} --method {meta.get('method')} "
+           f"--ipc {cfg.get('ipc')} --iterations {meta.get('iterations_done')} --seed {meta.get('seed')}")
+    if cfg.get("model") and cfg["model"] != "convnet3":
+        how += f" --model {cfg['model']}"
+    how += "".join(f" --model-choice {k}={','.join(map(str, v))}"
+                   for k, v in (cfg.get("model_choices") or {}).items())
+    how += f" --out {Path(path).name}"
+    if meta.get("dataset_images") is not None:  # sets written before it was recorded lack it
+        how += f" (condensed from {meta['dataset_images']} real images)"
+    return how
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--proxy", required=True,
-                        help="DataDAM synthetic set (.safetensors); made here if it does not exist")
+    parser.add_argument("--proxy", required=True, action="append",
+                        help="DataDAM synthetic set (.safetensors), made here if it does not exist; "
+                             "repeat to judge several")
     parser.add_argument("--distill-iterations", type=int, default=200,
-                        help="iterations of the proxy when this script makes it")
+                        help="iterations of a proxy this script makes")
+    parser.add_argument("--distill-family", choices=("convnet3", "space"), default="convnet3",
+                        help="networks a proxy this script makes is distilled with: the published "
+                             "ConvNet-3, or networks drawn from the search space")
     parser.add_argument("--archs", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=PROXY_TRAIN.epochs, help="training epochs on a proxy")
     parser.add_argument("--batch", type=int, default=PROXY_TRAIN.batch, help="minibatch on a proxy")
@@ -101,24 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    distill_command = None
-    if not Path(args.proxy).exists():
-        # Condensed from the training images the study trains on, never from the held-out
-        # validation images that score every architecture (the random proxy can't see them either).
-        pool = split_validation(datadam.data.load("mnist"), args.validation, args.seed).train
-        datadam.distill(pool, method="datadam", ipc=10, iterations=args.distill_iterations,
-                        seed=args.seed, device="cpu", progress=True).save(args.proxy)
-        distill_command = (f"this script: datadam.distill(the {len(pool)} training images left after "
-                           f"holding out the validation split, method='datadam', ipc=10, "
-                           f"iterations={args.distill_iterations}, seed={args.seed})")
-    meta = SyntheticSet.load(args.proxy).metadata
-    cfg = meta.get("config", {})
-    if distill_command is None:
-        distill_command = (f"datadam distill {meta.get('dataset')} --method {meta.get('method')} "
-                           f"--ipc {cfg.get('ipc')} --iterations {meta.get('iterations_done')} "
-                           f"--seed {meta.get('seed')} --out {Path(args.proxy).name}")
-        if meta.get("dataset_images") is not None:  # sets written before it was recorded lack it
-            distill_command += f" (condensed from {meta['dataset_images']} real images)"
+    distill_commands = {Path(p).name: make_or_describe(p, args) for p in args.proxy}
     start = time.perf_counter()
 
     def on_step(proxy: str, row: dict) -> None:
@@ -126,20 +140,22 @@ def main() -> None:
               f"{100 * row[proxy]['accuracy']:6.2f}% in {row[proxy]['seconds']:.2f} s", flush=True)
 
     randoms = ["random"] + [f"random:{k}" for k in range(1, args.random_draws)]
-    result = study("mnist", [args.proxy, *randoms], archs=args.archs, space=SearchSpace(),
+    result = study("mnist", [*args.proxy, *randoms], archs=args.archs, space=SearchSpace(),
                    proxy_train={"epochs": args.epochs, "batch": args.batch},
                    full_train={"epochs": args.full_epochs},
                    validation=args.validation, seed=args.seed, device="cpu", cache=args.cache,
                    on_step=on_step)
-    result.settings.update(command=command, distill_command=distill_command, machine=describe(),
+    result.settings.update(command=command, distill_commands=distill_commands, machine=describe(),
                            torch_threads=args.threads, proxy_metadata={
-                               k: meta.get(k) for k in ("method", "dataset", "config", "iterations_done",
-                                                        "seed", "wall_time_s")})
+                               Path(p).name: {k: meta.get(k) for k in (
+                                   "method", "dataset", "config", "iterations_done", "seed", "wall_time_s",
+                                   "dataset_images")}
+                               for p in args.proxy for meta in [SyntheticSet.load(p).metadata]})
     out = Path(args.out)
     result.save(out.with_suffix(".json"))
     scatter = f"{out.name}_scatter.png"
     plot_scatter(result, out.parent / scatter)
-    text = report(result, command, distill_command, result.settings["machine"], args.threads, scatter)
+    text = report(result, command, distill_commands, result.settings["machine"], args.threads, scatter)
     with atomic_path(out.with_suffix(".md")) as tmp:
         tmp.write_text(text)
     print(text)
