@@ -87,7 +87,7 @@ def test_distill_proxy_never_sees_validation_images_and_draws_networks_from_the_
     for image in start.images:
         assert (pool - image).abs().flatten(1).amax(1).min() < 1e-5
         assert (held - image).abs().flatten(1).amax(1).min() > 1e-3
-    syn = distill_proxy("mnist", ipc=1, iterations=2, space=TINY, validation=10, seed=2,
+    syn = distill_proxy("mnist", ipc=1, iterations=2, space=TINY, networks="space", validation=10, seed=2,
                         root=mnist_idx_root, progress=False, batch_real=4)
     meta = syn.metadata
     assert meta["dataset_images"] == len(train) - 10 and meta["iterations_done"] == 2
@@ -95,7 +95,7 @@ def test_distill_proxy_never_sees_validation_images_and_draws_networks_from_the_
     assert meta["nas_split"]["networks"] == "space"
     assert meta["config"]["model"] == "convnet1,convnet2"
     assert meta["config"]["model_choices"]["net_width"] == [4, 8]
-    published = distill_proxy("mnist", ipc=1, iterations=1, space=TINY, networks="convnet", validation=10,
+    published = distill_proxy("mnist", ipc=1, iterations=1, space=TINY, validation=10,
                               root=mnist_idx_root, progress=False, batch_real=4)
     assert published.metadata["config"]["model"] == "convnet3"
     assert published.metadata["config"]["model_choices"] == {}

@@ -61,7 +61,8 @@ def test_search_and_study_commands(mnist_idx_root, tmp_path):
 def test_distill_command_writes_a_proxy_the_study_accepts(mnist_idx_root, tmp_path):
     proxy = tmp_path / "proxy.safetensors"
     r = run("nas", "distill", "mnist", "--ipc", 1, "--iterations", 2, "--validation", 10, "--root",
-            mnist_idx_root, "--out", proxy, "--no-progress", "--device", "cpu", *TINY_SPACE)
+            mnist_idx_root, "--out", proxy, "--no-progress", "--device", "cpu", "--networks", "space",
+            *TINY_SPACE)
     assert r.exit_code == 0, r.output
     train = data.load("mnist", mnist_idx_root)
     assert f"condensed from {len(train) - 10} training images" in r.output
@@ -81,7 +82,7 @@ def test_distill_command_writes_a_proxy_the_study_accepts(mnist_idx_root, tmp_pa
     (["search", "mnist", "--proxy", "random", "--depths", "1,x"], "--depths must be comma-separated"),
     (["search", "mnist", "--proxy", "random", "--norms", "weightnorm"], "norm choices must be among"),
     (["study", "mnist", "--proxies", "full"], "ground truth"),
-    (["distill", "mnist", "--networks", "resnet"], "--networks must be space or convnet"),
+    (["distill", "mnist", "--networks", "resnet"], "--networks must be convnet or space"),
     (["distill", "mnist", "--widths", "8,x"], "--widths must be comma-separated"),
     (["study", "mnist", "--proxies", "random", "--archs", "999"], "between 2 and 162"),
 ])

@@ -95,6 +95,12 @@ def make_or_describe(path: str, args: argparse.Namespace) -> str:
                 + "".join(f", {k}={v!r}" for k, v in family.items()) + ")")
     meta = SyntheticSet.load(path).metadata
     cfg = meta.get("config", {})
+    split = meta.get("nas_split")
+    if split is not None:  # made by `datadam nas distill` (distill_proxy)
+        return (f"datadam nas distill {meta.get('dataset')} --ipc {cfg.get('ipc')} "
+                f"--iterations {meta.get('iterations_done')} --networks {split['networks']} "
+                f"--validation {split['validation_images']} --seed {meta.get('seed')} --out {Path(path).name}"
+                f" (condensed from {meta['dataset_images']} real images)")
     how = (f"datadam distill {meta.get('dataset')} --method {meta.get('method')} "
            f"--ipc {cfg.get('ipc')} --iterations {meta.get('iterations_done')} --seed {meta.get('seed')}")
     if cfg.get("model") and cfg["model"] != "convnet3":
