@@ -15,7 +15,18 @@ from typing import Any
 import typer
 
 from datadam.apps.nas.evaluator import FULL_TRAIN, PROXY_TRAIN
-from datadam.cli.options import DEVICE, IMAGE_SIZE, PROGRESS, ROOT, SEED, dataset_options, parse_list
+from datadam.cli.options import (
+    CHECKPOINT_EVERY,
+    DEVICE,
+    IMAGE_SIZE,
+    PROGRESS,
+    RESUME,
+    ROOT,
+    SEED,
+    checkpoint_path,
+    dataset_options,
+    parse_list,
+)
 from datadam.errors import ConfigError
 from datadam.progress import progress_bar
 from datadam.synthetic import atomic_path
@@ -79,9 +90,8 @@ def distill_command(
     validation: int = _VALIDATION,
     depths: str = _DEPTHS, widths: str = _WIDTHS, norms: str = _NORMS, activations: str = _ACTS,
     poolings: str = _POOLS,
-    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1,
-                                         help="Write a checkpoint every N iterations."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint."),
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    resume: bool = RESUME,
     root: Path | None = ROOT,
     image_size: int | None = IMAGE_SIZE,
     device: str = DEVICE,
@@ -97,7 +107,7 @@ def distill_command(
     if networks not in PROXY_NETWORKS:  # before any data is read
         raise ConfigError(f"--networks must be {' or '.join(PROXY_NETWORKS)}, not {networks!r}")
     space = _space(depths, widths, norms, activations, poolings)
-    checkpoint = out.with_name(out.stem + ".ckpt" + (out.suffix or ".safetensors"))
+    checkpoint = checkpoint_path(out)
     syn = distill_proxy(dataset, ipc=ipc, iterations=iterations, space=space, networks=networks,
                         validation=validation, seed=seed, root=root,
                         dataset_options=dataset_options(image_size), device=device, progress=progress,

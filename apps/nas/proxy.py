@@ -137,7 +137,7 @@ def distill_proxy(dataset: str, *, ipc: int = 10, iterations: int = 1000, space:
     split = split_validation(train, validation, seed)
     family = distill_family(space) if networks == "space" else {}
     syn = distill(split.train, "datadam", ipc, iterations=iterations, seed=seed, device=device,
-                          progress=progress, checkpoint=checkpoint, resume=resume, **family, **options)
+                  progress=progress, checkpoint=checkpoint, resume=resume, **family, **options)
     syn.metadata["nas_split"] = dict(split.details, networks=networks, space=space.to_dict())
     return syn
 

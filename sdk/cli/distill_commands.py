@@ -10,11 +10,14 @@ from rich.table import Table
 
 from datadam import data
 from datadam.cli.options import (
+    CHECKPOINT_EVERY,
     DEVICE,
     IMAGE_SIZE,
     PROGRESS,
+    RESUME,
     ROOT,
     SEED,
+    checkpoint_path,
     dataset_options,
     parse_choices,
     parse_list,
@@ -71,9 +74,8 @@ def distill_command(
         help="Precision of the real images' forward: fp32, or bf16 (faster on recent GPUs "
              "and on some CPUs, slower on others: measure; the synthetic images and their "
              "gradient stay fp32)."),
-    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1,
-                                         help="Write a checkpoint every N iterations."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT's checkpoint."),
+    checkpoint_every: int = CHECKPOINT_EVERY,
+    resume: bool = RESUME,
     keep_checkpoint: bool = typer.Option(
         False, "--keep-checkpoint", help="Keep OUT's checkpoint once the run is done, so that "
                                          "--resume with more --iterations extends it later."),
@@ -104,7 +106,7 @@ def distill_command(
     logger = (TensorBoardLogger(tensorboard, image_every=tensorboard_every)
               if tensorboard and shard.is_main else None)
     train = data.load(dataset, root, "train", **dataset_options(image_size))
-    checkpoint = out.with_name(out.stem + ".ckpt" + (out.suffix or ".safetensors"))
+    checkpoint = checkpoint_path(out)
     try:
         syn = distill(
             train, method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from datadam.errors import ConfigError
@@ -14,6 +16,13 @@ DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
 SEED = typer.Option(0, "--seed", help="Seed: the same seed gives the same result.")
 PROGRESS = typer.Option(None, "--progress/--no-progress",
                         help="Progress bars [default: only on a terminal].", show_default=False)
+CHECKPOINT_EVERY = typer.Option(500, "--checkpoint-every", min=1, help="Write a checkpoint every N iterations.")
+RESUME = typer.Option(False, "--resume", help="Continue from OUT's checkpoint.")
+
+
+def checkpoint_path(out: Path) -> Path:
+    """The checkpoint of a distillation writing ``out``: ``.ckpt`` before the suffix."""
+    return out.with_name(out.stem + ".ckpt" + (out.suffix or ".safetensors"))
 
 
 def dataset_options(image_size: int | None, channels: int | None = None) -> dict:

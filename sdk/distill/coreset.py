@@ -37,10 +37,11 @@ class CoresetMethod(Method):
 
     def _embedder(self, dataset: ImageDataset):
         cfg = self.config
-        name, options = cfg.draw_network(derive_seed(cfg.seed, 1, _SELECT))
+        seed = derive_seed(cfg.seed, 1, _SELECT)
+        name, options = cfg.draw_network(seed)
         options["net_norm"] = "instancenorm"
         net = models.create(name, dataset.channels, dataset.num_classes, dataset.image_size,
-                            seed=derive_seed(cfg.seed, 1, _SELECT), **options)
+                            seed=seed, **options)
         return net.to(self.device).eval().requires_grad_(False)
 
     @torch.no_grad()

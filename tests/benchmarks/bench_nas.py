@@ -3,9 +3,10 @@
 Samples architectures from the ConvNet space, trains each on the full training data
 (the ground truth; cached, so a rerun pays it once), on a DataDAM synthetic set and on
 a random real subset of the same size, scores all on the same real validation images,
-and writes JSON + markdown + the scatter plot. Make the proxy first, e.g.:
+and writes JSON + markdown + the scatter plot. Make the proxy first (or let this
+script make a missing one the same way), e.g.:
 
-    datadam distill mnist --ipc 10 --iterations 200 --out out/nas/mnist_ipc10.safetensors
+    datadam nas distill mnist --ipc 10 --iterations 1000 --out out/nas/mnist_ipc10.safetensors
     python tests/benchmarks/bench_nas.py --proxy out/nas/mnist_ipc10.safetensors \\
         --archs 24 --threads 1 --out docs/results/nas_mnist
 
@@ -24,10 +25,9 @@ from pathlib import Path
 import torch
 from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
 
-import datadam
-from datadam.apps.nas.architecture import SearchSpace, distill_family
+from datadam.apps.nas.architecture import SearchSpace
 from datadam.apps.nas.evaluator import FULL_TRAIN, PROXY_TRAIN
-from datadam.apps.nas.proxy import split_validation
+from datadam.apps.nas.proxy import PROXY_NETWORKS, distill_proxy
 from datadam.apps.nas.study import markdown_table, plot_scatter, study
 from datadam.synthetic import SyntheticSet, atomic_path
 
@@ -83,16 +83,10 @@ def train_speedup(result, name: str) -> float:
 def make_or_describe(path: str, args: argparse.Namespace) -> str:
     """Distil the proxy at ``path`` if it does not exist; return how it was made."""
     if not Path(path).exists():
-        # Condensed from the training images the study trains on, never from the held-out
-        # validation images that score every architecture (the random proxy can't see them either).
-        pool = split_validation(datadam.data.load("mnist"), args.validation, args.seed).train
-        family = distill_family(SearchSpace()) if args.distill_family == "space" else {}
-        datadam.distill(pool, method="datadam", ipc=10, iterations=args.distill_iterations,
-                        seed=args.seed, device="cpu", progress=True, **family).save(path)
-        return (f"this script: datadam.distill(the {len(pool)} training images left after "
-                f"holding out the validation split, method='datadam', ipc=10, "
-                f"iterations={args.distill_iterations}, seed={args.seed}"
-                + "".join(f", {k}={v!r}" for k, v in family.items()) + ")")
+        # `datadam nas distill`: condensed from the training images the study trains on,
+        # never from the held-out validation images that score every architecture
+        distill_proxy("mnist", iterations=args.distill_iterations, networks=args.distill_networks,
+                      validation=args.validation, seed=args.seed, progress=True).save(path)
     meta = SyntheticSet.load(path).metadata
     cfg = meta.get("config", {})
     split = meta.get("nas_split")
@@ -120,9 +114,9 @@ def main() -> None:
                              "repeat to judge several")
     parser.add_argument("--distill-iterations", type=int, default=200,
                         help="iterations of a proxy this script makes")
-    parser.add_argument("--distill-family", choices=("convnet3", "space"), default="convnet3",
-                        help="networks a proxy this script makes is distilled with: the published "
-                             "ConvNet-3, or networks drawn from the search space")
+    parser.add_argument("--distill-networks", choices=PROXY_NETWORKS, default=PROXY_NETWORKS[0],
+                        help="networks a proxy this script makes is distilled with (datadam nas "
+                             "distill --networks): the published ConvNet-3, or drawn from the space")
     parser.add_argument("--archs", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=PROXY_TRAIN.epochs, help="training epochs on a proxy")
     parser.add_argument("--batch", type=int, default=PROXY_TRAIN.batch, help="minibatch on a proxy")
