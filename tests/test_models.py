@@ -114,6 +114,19 @@ def test_forward_features_default_mnist_convnet():
     assert feats.embedding.shape == (2, 128 * 3 * 3) == (2, net.embed_dim)
 
 
+def test_first_padding_three_is_the_old_codes_mnist_network():
+    net = models.create("convnet3", channel=1, num_classes=10, im_size=(28, 28), first_padding=3)
+    x = torch.randn(2, 1, 28, 28)
+    feats = net.forward_features(x)
+    assert [tuple(a.shape[1:]) for a in feats.activations] == [(128, 32, 32), (128, 16, 16),
+                                                                (128, 8, 8)]
+    assert net.embed_dim == 128 * 4 * 4 and net(x).shape == (2, 10)
+    # padding the input by 2 and convolving with padding 1 is the same network
+    plain = models.create("convnet3", channel=1, num_classes=10, im_size=(32, 32))
+    plain.load_state_dict(net.state_dict())
+    assert torch.allclose(plain(torch.nn.functional.pad(x, (2, 2, 2, 2))), net(x), atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["alexnet", "vgg11"])
 def test_embed_then_classifier_is_forward(name):
     net = models.create(name, channel=1, num_classes=10, im_size=(28, 28)).eval()
@@ -199,6 +212,7 @@ def test_too_deep_for_image(size, depth):
     ({"net_pooling": "maxpool"}, "net_pooling must be one of avgpooling"),
     ({"net_width": 0}, "net_depth and net_width must be at least 1"),
     ({"net_norm": "groupnorm", "net_width": 6}, "divisible by 4"),
+    ({"first_padding": -1}, "first_padding must be at least 0"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(ConfigError, match=match):

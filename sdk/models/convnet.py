@@ -145,6 +145,8 @@ class ConvNet(nn.Module):
             ``groupnorm`` (4 groups), ``layernorm`` (over C, H, W), ``none``.
         net_pooling: ``avgpooling``, ``maxpooling`` or ``none``.
         im_size: input ``(H, W)``.
+        first_padding: zero padding of the first convolution. 3 is the old DC/DSA/DM
+            code's MNIST network, whose first block turns 1x28x28 into 32x32 maps.
 
     Shapes:
         input ``[B, C, H, W]`` -> logits ``[B, num_classes]``.
@@ -152,7 +154,8 @@ class ConvNet(nn.Module):
 
     def __init__(self, channel: int, num_classes: int, net_width: int = 128, net_depth: int = 3,
                  net_act: str = "relu", net_norm: str = "instancenorm",
-                 net_pooling: str = "avgpooling", im_size: tuple[int, int] = (32, 32)):
+                 net_pooling: str = "avgpooling", im_size: tuple[int, int] = (32, 32),
+                 first_padding: int = 1):
         super().__init__()
         for value, allowed, what in ((net_norm, NORMS, "net_norm"), (net_act, ACTIVATIONS, "net_act"),
                                      (net_pooling, POOLINGS, "net_pooling")):
@@ -162,13 +165,17 @@ class ConvNet(nn.Module):
             raise ConfigError("net_depth and net_width must be at least 1")
         if net_norm == "groupnorm" and net_width % 4:
             raise ConfigError("net_norm='groupnorm' needs net_width divisible by 4")
-        h, w = im_size
+        if first_padding < 0:
+            raise ConfigError("first_padding must be at least 0")
+        h, w = (size + 2 * first_padding - 2 for size in im_size)
+        if h < 1 or w < 1:
+            raise ConfigError(f"first_padding={first_padding} leaves no output for im_size={tuple(im_size)}")
         self.blocks = nn.ModuleList()
         self.pools = nn.ModuleList()
         in_channels = channel
         for depth in range(net_depth):
             self.blocks.append(nn.Sequential(
-                nn.Conv2d(in_channels, net_width, kernel_size=3, padding=1),
+                nn.Conv2d(in_channels, net_width, kernel_size=3, padding=first_padding if depth == 0 else 1),
                 _norm(net_norm, net_width, h, w),
                 _activation(net_act),
             ))

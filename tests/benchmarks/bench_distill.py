@@ -3,7 +3,9 @@ with the protocol (DESIGN.md §5). Writes a JSON (every setting and number) and 
 markdown table. Resumable: entries already in the JSON are skipped, and a distillation in progress
 keeps a checkpoint (every 100 iterations and on Ctrl-C, in ``OUT_checkpoints/``), so
 the same command run again continues where it stopped, even in the middle of a
-20,000-iteration run.
+20,000-iteration run. Every distilled set is kept in ``OUT_sets/VARIANT_ipcN.safetensors``
+(a set already there is evaluated, not distilled again), so it can be looked at or
+evaluated another way later (``datadam show``, ``datadam evaluate``).
 
     python tests/benchmarks/bench_distill.py --ipcs 1,10,50 --iterations 20000 \\
         --eval-runs 5 --eval-epochs 1000 --out docs/results/mnist_distill
@@ -16,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
@@ -24,7 +25,7 @@ from machine import describe  # tests/benchmarks/machine.py (the script's own fo
 import datadam
 from datadam.errors import DistillationInterrupted
 from datadam.evaluate import TrainConfig, evaluate
-from datadam.synthetic import atomic_path
+from datadam.synthetic import SyntheticSet, atomic_path
 
 # name -> (method, options): the baselines, DataDAM, and its ablations.
 VARIANTS = {
@@ -116,15 +117,20 @@ def main() -> None:
                 continue
             method, options = VARIANTS[variant]
             checkpoint = Path(args.out + "_checkpoints") / f"{variant}_ipc{ipc}.ckpt.safetensors"
+            kept = Path(args.out + "_sets") / f"{variant}_ipc{ipc}.safetensors"
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            start = time.perf_counter()
-            try:
-                syn = datadam.distill(train, method, ipc, iterations=args.iterations, seed=args.seed,
-                                      device=args.device, progress=False, checkpoint=checkpoint,
-                                      checkpoint_every=100, resume=checkpoint.is_file(), **options)
-            except DistillationInterrupted as e:
-                sys.exit(f"{key}: {e}; run the same command again to continue")
-            distill_s = time.perf_counter() - start  # of this process: a resumed run's is partial
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            if kept.is_file():
+                syn = SyntheticSet.load(kept)
+            else:
+                try:
+                    syn = datadam.distill(train, method, ipc, iterations=args.iterations, seed=args.seed,
+                                          device=args.device, progress=False, checkpoint=checkpoint,
+                                          checkpoint_every=100, resume=checkpoint.is_file(), **options)
+                except DistillationInterrupted as e:
+                    sys.exit(f"{key}: {e}; run the same command again to continue")
+                syn.save(kept)
+            distill_s = syn.metadata.get("wall_time_s", 0.0)  # carried over resumes
             ev = evaluate(syn, test, ["convnet3"], runs=args.eval_runs, seed=args.seed,
                           train=TrainConfig(epochs=args.eval_epochs), device=args.device, progress=False)
             per_it = syn.metadata["seconds_per_iteration"]
