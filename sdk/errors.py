@@ -1,7 +1,8 @@
-"""Typed exceptions of the datadam API.
+"""Typed exceptions and warnings of the datadam API.
 
 Every error that bad input can cause is a :class:`DatadamError`; the CLI turns it
-into one line on stderr and a non-zero exit, never a traceback.
+into one line on stderr and a non-zero exit, never a traceback. A
+:class:`DatadamWarning` is printed as one ``warning: ...`` line and the work goes on.
 """
 
 from __future__ import annotations
@@ -48,3 +49,7 @@ class DivergenceError(DatadamError, ArithmeticError):
 
 class MissingDependencyError(DatadamError, ImportError):
     """An optional feature needs a package that is not installed; the message says which."""
+
+
+class DatadamWarning(UserWarning):
+    """Base class of the warnings datadam gives; the CLI prints each as one ``warning:`` line."""

@@ -10,7 +10,14 @@ from torch import nn
 
 from datadam import data, distill
 from datadam.apps.nas.architecture import SearchSpace, arch_key
-from datadam.apps.nas.proxy import distill_proxy, make_proxy, split_validation
+from datadam.apps.nas.proxy import (
+    ValidationOverlapWarning,
+    distill_proxy,
+    make_proxy,
+    note_validation_overlap,
+    split_validation,
+    validation_overlap,
+)
 from datadam.apps.nas.search import search
 from datadam.apps.nas.space import ConvNetSpace, space_size
 from datadam.apps.nas.study import FullDataCache, markdown_table, plot_scatter, rank_quality, study
@@ -101,6 +108,24 @@ def test_distill_proxy_never_sees_validation_images_and_draws_networks_from_the_
     assert published.metadata["config"]["model_choices"] == {}
     with pytest.raises(ConfigError, match="networks must be"):
         distill_proxy("mnist", networks="resnet", root=mnist_idx_root)
+
+
+def test_a_proxy_that_has_seen_validation_images_is_flagged(mnist_idx_root, tmp_path):
+    train = data.load("mnist", mnist_idx_root)
+    split = split_validation(train, 10, seed=2)
+    own, whole = tmp_path / "own.safetensors", tmp_path / "whole.safetensors"
+    distill_proxy("mnist", ipc=1, iterations=0, validation=10, seed=2, root=mnist_idx_root,
+                  progress=False).save(own)
+    distill(train, "random", ipc=1, progress=False).save(whole)
+    assert validation_overlap(make_proxy(str(own), split.train, 1, 0), split) is None
+    other_split = split_validation(train, 10, seed=3)
+    assert "condensed for another validation split" in validation_overlap(
+        make_proxy(str(own), other_split.train, 1, 0), other_split)
+    proxy = make_proxy(str(whole), split.train, 1, 0)
+    with pytest.warns(ValidationOverlapWarning, match=f"condensed from {len(train)} training images"):
+        note_validation_overlap(proxy, split)
+    assert "has seen validation images" in proxy.details["validation_overlap"]
+    assert validation_overlap(make_proxy("random", split.train, 1, 0), split) is None
 
 
 def test_random_draws_are_other_subsets_of_the_same_size(mnist_idx_root):

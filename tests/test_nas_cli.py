@@ -52,6 +52,11 @@ def test_search_and_study_commands(mnist_idx_root, tmp_path):
     assert "Spearman" in r.output and "full data (ground truth)" in r.output
     report = json.loads((tmp_path / "st" / "study.json").read_text())
     assert set(report["proxies"]) == {"syn.safetensors", "random"}
+    # condensed from the whole training split, the validation images included: said, and kept
+    assert "warning: syn.safetensors was condensed from" in r.output
+    details = report["proxies"]["syn.safetensors"]["details"]
+    assert "has seen validation images" in details["validation_overlap"]
+    assert report["proxies"]["random"]["details"]["validation_overlap"] is None
     assert report["settings"]["full_train"]["epochs"] == 1 and report["settings"]["seed"] == 0
     assert (report["settings"]["proxy_train"]["batch"], report["settings"]["full_train"]["batch"]) == (4, 16)
     for name in ("study.md", "study_scatter.png", "full_data_cache.json"):
@@ -73,6 +78,7 @@ def test_distill_command_writes_a_proxy_the_study_accepts(mnist_idx_root, tmp_pa
             "--full-epochs", 1, "--validation", 10, "--root", mnist_idx_root, "--out", tmp_path / "s",
             "--no-progress", *TINY_SPACE)
     assert r.exit_code == 0, r.output
+    assert "warning" not in r.output  # made for this very split
 
 
 @pytest.mark.parametrize("args, message", [

@@ -11,6 +11,7 @@ stays untouched for the final report of whatever architecture a search picks.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from datadam.apps.nas.architecture import SearchSpace, distill_family
 from datadam.data.base import ImageDataset
 from datadam.distill import distill
 from datadam.distill.base import derive_seed
-from datadam.errors import ConfigError
+from datadam.errors import ConfigError, DatadamWarning
 from datadam.evaluate import check_compatible
 from datadam.synthetic import SyntheticSet
 
@@ -103,7 +104,49 @@ def synthetic_proxy(path: str | Path, pool: ImageDataset) -> Proxy:
     return Proxy(Path(path).name, "synthetic", images, syn.labels.long(),
                  {"file": str(path), "method": syn.metadata.get("method"), "ipc": syn.ipc,
                   "images": len(syn), "iterations": syn.metadata.get("iterations_done"),
-                  "source_dataset": syn.metadata.get("dataset")})
+                  "source_dataset": syn.metadata.get("dataset"),
+                  "condensed_from_images": syn.metadata.get("dataset_images"),
+                  "nas_split": syn.metadata.get("nas_split")})
+
+
+class ValidationOverlapWarning(DatadamWarning):
+    """A proxy was condensed from images that include the validation split."""
+
+
+def validation_overlap(proxy: Proxy, split: Split) -> str | None:
+    """Why ``proxy`` has seen validation images of ``split``, or None when it has not.
+
+    A set made by :func:`distill_proxy` for the same split never saw them. One made
+    for another split, or condensed from more images than the split leaves to train on
+    (``datadam distill`` of the whole training split), did: the validation accuracy of
+    the architectures trained on it is then measured partly on images it was made from.
+    """
+    if proxy.kind != "synthetic":
+        return None
+    made_for = proxy.details.get("nas_split")
+    keys = ("dataset", "validation_images", "split_seed")
+    if made_for is not None:
+        if all(made_for.get(k) == split.details[k] for k in keys):
+            return None
+        theirs = ", ".join(f"{k} {made_for.get(k)}" for k in keys)
+        ours = ", ".join(f"{k} {split.details[k]}" for k in keys)
+        return (f"{proxy.name} was condensed for another validation split ({theirs}; this one: {ours}), "
+                "so it has seen validation images")
+    seen = proxy.details.get("condensed_from_images")
+    if seen is not None and seen > len(split.train):
+        return (f"{proxy.name} was condensed from {seen} training images, more than the {len(split.train)} "
+                "outside the validation split, so it has seen validation images; make the proxy "
+                "with 'datadam nas distill' (distill_proxy) instead")
+    return None
+
+
+def note_validation_overlap(proxy: Proxy, split: Split) -> None:
+    """Warn (:class:`ValidationOverlapWarning`) if ``proxy`` has seen validation images of
+    ``split``, and record why in ``proxy.details["validation_overlap"]`` (None when not)."""
+    reason = validation_overlap(proxy, split)
+    proxy.details["validation_overlap"] = reason
+    if reason:
+        warnings.warn(reason, ValidationOverlapWarning, stacklevel=2)
 
 
 #: What each iteration's network of :func:`distill_proxy` is: the published method's

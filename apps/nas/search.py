@@ -23,6 +23,7 @@ from datadam import __version__
 from datadam.apps.nas._nni import import_nni
 from datadam.apps.nas.architecture import SearchSpace, arch_key
 from datadam.apps.nas.evaluator import TRIAL_LISTENERS, Task, load_task_data, make_evaluator
+from datadam.apps.nas.proxy import note_validation_overlap
 from datadam.errors import ConfigError, UnknownNameError
 from datadam.synthetic import write_json
 
@@ -145,6 +146,7 @@ def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "ev
     # Load and check the data before NNI starts, so bad input fails in one line, here.
     split, proxy_data = load_task_data(task)
     space.check_image_size(tuple(proxy_data.images.shape[2:]))
+    note_validation_overlap(proxy_data, split)
 
     nni = import_nni()
     from nni.nas.experiment import NasExperimentConfig

@@ -23,7 +23,14 @@ import torch
 from datadam import __version__, data
 from datadam.apps.nas.architecture import Architecture, SearchSpace, arch_key
 from datadam.apps.nas.evaluator import FULL_TRAIN, PROXY_TRAIN, train_and_validate
-from datadam.apps.nas.proxy import FULL, RANDOM, make_proxy, matching_ipc, split_validation
+from datadam.apps.nas.proxy import (
+    FULL,
+    RANDOM,
+    make_proxy,
+    matching_ipc,
+    note_validation_overlap,
+    split_validation,
+)
 from datadam.distill.base import derive_seed
 from datadam.errors import ConfigError, DataFormatError
 from datadam.evaluate import TrainConfig
@@ -180,6 +187,8 @@ def study(dataset: str, proxies: list[str], *, archs: int = 20, space: SearchSpa
     split = split_validation(train, validation, seed)
     ipc = ipc or matching_ipc(proxies, split.train, 10)
     made = [make_proxy(spec, split.train, ipc, derive_seed(seed, 1)) for spec in proxies]
+    for proxy in made:
+        note_validation_overlap(proxy, split)
     if len({p.name for p in made}) != len(made):
         raise ConfigError("two proxies have the same name (a file name, or random and random:0); "
                           "rename or drop one")

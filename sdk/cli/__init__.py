@@ -1,7 +1,8 @@
 """The ``datadam`` command line: a thin Typer layer over the Python API.
 
 Errors the API raises on purpose (:class:`~datadam.errors.DatadamError`) become one
-line on stderr and exit status 1; a usage error exits 2 (Typer's convention).
+line on stderr and exit status 1; a usage error exits 2 (Typer's convention). Its
+warnings (:class:`~datadam.errors.DatadamWarning`) become one ``warning: ...`` line.
 
 Applications add their own command groups through the ``datadam.commands`` entry-point
 group (name -> a :class:`typer.Typer` group or a command function), so the core never
@@ -11,6 +12,7 @@ imports an application.
 from __future__ import annotations
 
 import sys
+import warnings
 from importlib.metadata import entry_points
 
 import typer
@@ -19,16 +21,29 @@ from typer.core import TyperGroup
 from datadam import __version__
 from datadam.cli import distill_commands
 from datadam.cli.data_commands import data_app
-from datadam.errors import DatadamError
+from datadam.errors import DatadamError, DatadamWarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, DatadamWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
 
 
 class _OneLineErrors(TyperGroup):
     """Turns a :class:`DatadamError` (or an OS error such as an unwritable output) anywhere
-    below into ``error: ...`` and exit 1; Ctrl-C outside a distillation exits 130."""
+    below into ``error: ...`` and exit 1, and a :class:`DatadamWarning` into ``warning: ...``;
+    Ctrl-C outside a distillation exits 130."""
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except DatadamError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from None
