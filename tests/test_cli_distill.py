@@ -13,6 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from datadam import data, distill
 from datadam.cli import app
 from datadam.synthetic import SyntheticSet
 
@@ -71,6 +72,8 @@ def test_distill_with_several_architectures(mnist_idx_root, tmp_path):
     (["distill", "mnist", "--model", "convnet2,lenet", "--out", "x.safetensors"], "unknown model 'lenet'"),
     (["distill", "mnist", "--model-choice", "net_norm", "--out", "x.safetensors"], "OPTION=VALUE,VALUE"),
     (["distill", "mnist", "--model-choice", "net_norm=batchnorm,fancy", "--out", "x.safetensors"], "fancy"),
+    (["distill", "mnist", "--model-choice", "colour=red,blue", "--out", "x.safetensors"],
+     "model 'convnet3' does not take that option"),
 ])
 def test_distill_errors_are_one_line(mnist_idx_root, tmp_path, args, message):
     os.chdir(tmp_path)
@@ -91,6 +94,23 @@ def test_evaluate_errors(mnist_idx_root, tmp_path):
                  {"dataset": "mnist"}).save(other)
     r = run("evaluate", other, "--root", mnist_idx_root, "--epochs", 1, "--runs", 1)
     assert r.exit_code == 1 and "not the same dataset" in r.output
+
+
+
+def test_evaluate_with_model_options(mnist_idx_root, tmp_path):
+    syn = tmp_path / "s.safetensors"
+    distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(syn)
+    r = run("evaluate", syn, "--root", mnist_idx_root, "--runs", 1, "--epochs", 1,
+            "--model-option", "first_padding=3", "--model-option", "net_width=16",
+            "--json", tmp_path / "e.json")
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["settings"]["model_options"] == {"convnet3": {"first_padding": 3, "net_width": 16}}
+    for option, message in [("first_padding", "OPTION=VALUE"), ("first_padding=3,4", "one value, not 2"),
+                            ("colour=red", "model 'convnet3' does not take that option")]:
+        r = run("evaluate", syn, "--root", mnist_idx_root, "--runs", 1, "--epochs", 1,
+                "--model-option", option)
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
 
 
 def test_convert_official_pt(mnist_idx_root, tmp_path):

@@ -21,8 +21,10 @@ from datadam.cli.options import (
     dataset_options,
     parse_choices,
     parse_list,
+    parse_options,
 )
 from datadam.distill import DistillConfig, available_methods, distill
+from datadam.distill.config import default_model
 from datadam.distill.distributed import init_from_environment
 from datadam.errors import ConfigError
 from datadam.evaluate import EvaluationResult, TrainConfig, evaluate, evaluate_full_data
@@ -170,6 +172,11 @@ def evaluate_command(
     full_data: bool = typer.Option(False, "--full-data", help="Also train on the whole training "
                                    "split (SGD, cosine, 20 epochs) for the upper bound and cost."),
     full_epochs: int = typer.Option(20, "--full-epochs", min=1, help="Epochs of the full-data run."),
+    model_option: list[str] = typer.Option(
+        [], "--model-option", help="Constructor option of every evaluated network: OPTION=VALUE, "
+                                   "e.g. first_padding=3 (the old code's MNIST ConvNet) "
+                                   "(repeatable) [default: the registry's network].",
+        show_default=False),
     together: bool | None = typer.Option(
         None, "--together/--one-at-a-time", show_default=False,
         help="Train a model's runs at once as one stacked network (torch.func.vmap; the same "
@@ -191,9 +198,11 @@ def evaluate_command(
         syn = syn.at_iteration(at_iteration)
     test, name, options = _test_split(syn, dataset, root)
     train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation)
-    names = None if models == "auto" else parse_list(models)
-    result = evaluate(syn, test, names, runs=runs, train=train_cfg, seed=seed,
-                      device=device, progress=progress, together=together)
+    names = [default_model(tuple(syn.image_shape[1:]))] if models == "auto" else parse_list(models)
+    net_options = parse_options(model_option)
+    result = evaluate(syn, test, names, runs=runs, train=train_cfg, seed=seed, device=device,
+                      progress=progress, together=together,
+                      model_options={name: net_options for name in names} if net_options else None)
     console = Console()
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
     print_evaluation(result, console, f"{synthetic.name}{at}: {syn.metadata.get('method')} "
@@ -203,7 +212,7 @@ def evaluate_command(
         train = data.load(name, root, "train", **options)
         first = next(iter(result.summary))
         full = evaluate_full_data(train, test, first, seed=seed, device=device,
-                                  progress=progress,
+                                  progress=progress, model_options=net_options,
                                   train=TrainConfig(epochs=full_epochs, schedule="cosine",
                                                     augmentation="none"))
         report["full_data"] = full

@@ -43,14 +43,29 @@ def _value(text: str) -> int | float | str:
     return text
 
 
-def parse_choices(items: list[str]) -> dict[str, list[int | float | str]]:
-    """``["net_norm=batchnorm,instancenorm", "net_width=64,128"]`` -> option name to values
-    (numbers become numbers). :class:`ConfigError` on an item without ``=`` or values."""
-    choices: dict[str, list[int | float | str]] = {}
+def _option_values(items: list[str], flag: str, example: str) -> dict[str, list[int | float | str]]:
+    out: dict[str, list[int | float | str]] = {}
     for item in items:
         key, sep, values = item.partition("=")
         if not sep or not key.strip() or not parse_list(values):
-            raise ConfigError(f"--model-choice {item!r}: write OPTION=VALUE,VALUE... "
-                              "(e.g. net_norm=batchnorm,instancenorm)")
-        choices[key.strip()] = [_value(v) for v in parse_list(values)]
-    return choices
+            raise ConfigError(f"{flag} {item!r}: write {example}")
+        out[key.strip()] = [_value(v) for v in parse_list(values)]
+    return out
+
+
+def parse_choices(items: list[str]) -> dict[str, list[int | float | str]]:
+    """``["net_norm=batchnorm,instancenorm", "net_width=64,128"]`` -> option name to values
+    (numbers become numbers). :class:`ConfigError` on an item without ``=`` or values."""
+    return _option_values(items, "--model-choice",
+                          "OPTION=VALUE,VALUE... (e.g. net_norm=batchnorm,instancenorm)")
+
+
+def parse_options(items: list[str]) -> dict[str, int | float | str]:
+    """``["first_padding=3", "net_norm=batchnorm"]`` -> option name to value (numbers
+    become numbers). :class:`ConfigError` on an item without ``=`` or with several values."""
+    example = "OPTION=VALUE (e.g. net_norm=batchnorm)"
+    options = _option_values(items, "--model-option", example)
+    for key, values in options.items():
+        if len(values) != 1:
+            raise ConfigError(f"--model-option {key}: one value, not {len(values)}; write {example}")
+    return {key: values[0] for key, values in options.items()}

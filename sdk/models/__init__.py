@@ -73,11 +73,23 @@ def create(name: str, channel: int, num_classes: int, im_size: tuple[int, int] =
     """Build the model registered as ``name`` for ``channel x im_size`` inputs.
 
     With ``seed`` the initial weights depend on it alone (the global RNG is left as it
-    was). Raises :class:`~datadam.errors.UnknownNameError` for a name not in :func:`available`.
+    was). Raises :class:`~datadam.errors.UnknownNameError` for a name not in :func:`available`
+    and :class:`~datadam.errors.ConfigError` for an option its constructor does not take.
     """
     factory = get_factory(name)
     if seed is None:
-        return factory(channel, num_classes, im_size=tuple(im_size), **kwargs)
+        return _build(name, factory, channel, num_classes, im_size, kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        return _build(name, factory, channel, num_classes, im_size, kwargs)
+
+
+def _build(name: str, factory: Callable[..., nn.Module], channel: int, num_classes: int,
+           im_size: tuple[int, int], kwargs: dict[str, Any]) -> nn.Module:
+    try:
         return factory(channel, num_classes, im_size=tuple(im_size), **kwargs)
+    except TypeError as e:
+        if "keyword argument" not in str(e):
+            raise
+        # an option the constructor does not take: the user's input, not a bug
+        raise ConfigError(f"model {name!r} does not take that option: {e}") from None
