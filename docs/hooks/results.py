@@ -10,7 +10,8 @@ plot, into one page per kind: ``results/distillation.md`` (``bench_distill.py``)
 ``results/speed.md`` (``bench_speed.py``), ``results/continual.md``
 (``bench_continual.py``), ``results/nas.md`` (``bench_nas.py``) and
 ``results/evaluate.md`` (``bench_evaluate.py``), ``results/convergence.md``
-(``bench_convergence.py``). A JSON file of no
+(``bench_convergence.py``), ``results/cross-architecture.md``
+(``bench_cross_arch.py``). A JSON file of no
 known shape fails the build, so a new benchmark cannot silently go unpublished.
 """
 
@@ -32,6 +33,7 @@ PAGES = {
     "nas": ("Architecture search proxies", "results/nas.md"),
     "evaluate": ("Evaluation: networks together", "results/evaluate.md"),
     "convergence": ("Accuracy against iterations", "results/convergence.md"),
+    "cross_architecture": ("Cross-architecture evaluation", "results/cross-architecture.md"),
 }
 
 
@@ -61,6 +63,8 @@ def kind_of(report: dict[str, Any]) -> str:
         return "distillation"
     if "points" in report:
         return "convergence"
+    if "sets" in report and "models" in report.get("settings", {}):
+        return "cross_architecture"
     if "rows" in report:
         return "speed"
     if "class_orders" in report.get("settings", {}):
@@ -295,8 +299,43 @@ def render_convergence(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     return "\n".join(lines), {name: figure_png(fig)}
 
 
+def render_cross_architecture(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    from datadam.plots import figure_png
+
+    s = report["settings"]
+    models, sets = s["models"], report["sets"]
+    lines = [f"## {stem}", "", *_commands(report),
+             f"Evaluation: {s['runs']} fresh networks of each model x {s['epochs']} epochs on each set, "
+             "the protocol's SGD and DSA; mean ± std of the final test accuracy (%).", "",
+             "| set | method | IPC | iterations | " + " | ".join(models) + " |",
+             "|---|---|---|---|" + "---|" * len(models)]
+    for name, e in sets.items():
+        cells = [_pm(e["models"][m], "accuracy") if m in e["models"] else "–" for m in models]
+        lines.append(f"| {name} | {e['method']} | {e['ipc']} | {e['iterations']} | "
+                     + " | ".join(cells) + " |")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=120)
+    width = 0.8 / max(len(sets), 1)
+    for j, (name, e) in enumerate(sets.items()):
+        done = [k for k, m in enumerate(models) if m in e["models"]]
+        xs = [k + (j - (len(sets) - 1) / 2) * width for k in done]
+        ax.bar(xs, [100 * e["models"][models[k]]["accuracy_mean"] for k in done], width,
+               yerr=[100 * e["models"][models[k]]["accuracy_std"] for k in done], capsize=3, label=name)
+    ax.set_xticks(range(len(models)), models)
+    low = min((100 * m["accuracy_mean"] for e in sets.values() for m in e["models"].values()), default=0)
+    ax.set_ylim(max(0, low - 10), 100)
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8, ncols=len(sets), loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    name = f"{stem}.png"
+    lines += ["", f"![Accuracy per set and architecture](img/{name})"]
+    return "\n".join(lines), {name: figure_png(fig)}
+
+
 RENDER = {"distillation": render_distillation, "speed": render_speed, "continual": render_continual,
-          "nas": render_nas, "evaluate": render_evaluate, "convergence": render_convergence}
+          "nas": render_nas, "evaluate": render_evaluate, "convergence": render_convergence,
+          "cross_architecture": render_cross_architecture}
 
 
 # At import, not in on_config: mkdocstrings reads its search paths before any hook runs,
