@@ -133,6 +133,30 @@ def _pm(summary: dict, key: str) -> str:
     return f"{100 * summary[key + '_mean']:.2f} ± {100 * summary[key + '_std']:.2f}"
 
 
+def _accuracy_bars(stem: str, groups: list[str], series: dict[str, dict[int, dict]],
+                   alt: str) -> tuple[str, dict[str, bytes]]:
+    """Grouped bars of test accuracy with its spread: ``series`` maps a label to {group
+    index: summary with ``accuracy_mean``/``accuracy_std``}. Returns the image line and PNG."""
+    from datadam.plots import figure_png
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=120)
+    width = 0.8 / max(len(series), 1)
+    for j, (label, cells) in enumerate(series.items()):
+        xs = [k + (j - (len(series) - 1) / 2) * width for k in cells]
+        ax.bar(xs, [100 * c["accuracy_mean"] for c in cells.values()], width,
+               yerr=[100 * c["accuracy_std"] for c in cells.values()], capsize=3, label=label)
+    ax.set_xticks(range(len(groups)), groups)
+    low = min((100 * c["accuracy_mean"] for cells in series.values() for c in cells.values()), default=0)
+    ax.set_ylim(max(0, low - 10), 100)
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8, ncols=len(series), loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    name = f"{stem}.png"
+    return f"![{alt}](img/{name})", {name: figure_png(fig)}
+
+
 def _commands(report: dict) -> list[str]:
     settings = report.get("settings", {})
     commands = report.get("commands") or [settings.get("command") or report.get("command")]
@@ -145,7 +169,6 @@ def _commands(report: dict) -> list[str]:
 
 
 def render_distillation(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
-    from datadam.plots import figure_png
 
     entries = report["entries"].values()
     variants = list(dict.fromkeys(e["variant"] for e in entries))
@@ -172,24 +195,11 @@ def render_distillation(stem: str, report: dict) -> tuple[str, dict[str, bytes]]
         spi = f"{e['seconds_per_iteration']:.3f}" if e.get("seconds_per_iteration") else "–"
         lines.append(f"| {key} | {iters} | {spi} | {e['distill_seconds']:.1f} |")
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=120)
-    width = 0.8 / max(len(variants), 1)
-    for j, v in enumerate(variants):
-        xs = [k + (j - (len(variants) - 1) / 2) * width for k, i in enumerate(ipcs) if (v, i) in cell]
-        s = [cell[v, i]["evaluation"]["summary"][model] for i in ipcs if (v, i) in cell]
-        ax.bar(xs, [100 * x["accuracy_mean"] for x in s], width,
-               yerr=[100 * x["accuracy_std"] for x in s], capsize=3, label=v)
-    ax.set_xticks(range(len(ipcs)), [f"IPC {i}" for i in ipcs])
-    low = min(100 * e["evaluation"]["summary"][model]["accuracy_mean"] for e in entries)
-    ax.set_ylim(max(0, low - 10), 100)
-    ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=8, ncols=len(variants), loc="upper center", bbox_to_anchor=(0.5, -0.1))
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    name = f"{stem}.png"
-    lines += ["", f"![Accuracy per variant and IPC](img/{name})"]
-    return "\n".join(lines), {name: figure_png(fig)}
+    series = {v: {k: cell[v, i]["evaluation"]["summary"][model] for k, i in enumerate(ipcs) if (v, i) in cell}
+              for v in variants}
+    image, pngs = _accuracy_bars(stem, [f"IPC {i}" for i in ipcs], series, "Accuracy per variant and IPC")
+    lines += ["", image]
+    return "\n".join(lines), pngs
 
 
 def render_speed(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
@@ -300,7 +310,6 @@ def render_convergence(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
 
 
 def render_cross_architecture(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
-    from datadam.plots import figure_png
 
     s = report["settings"]
     models, sets = s["models"], report["sets"]
@@ -313,24 +322,11 @@ def render_cross_architecture(stem: str, report: dict) -> tuple[str, dict[str, b
         cells = [_pm(e["models"][m], "accuracy") if m in e["models"] else "–" for m in models]
         lines.append(f"| {name} | {e['method']} | {e['ipc']} | {e['iterations']} | "
                      + " | ".join(cells) + " |")
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 3.6), dpi=120)
-    width = 0.8 / max(len(sets), 1)
-    for j, (name, e) in enumerate(sets.items()):
-        done = [k for k, m in enumerate(models) if m in e["models"]]
-        xs = [k + (j - (len(sets) - 1) / 2) * width for k in done]
-        ax.bar(xs, [100 * e["models"][models[k]]["accuracy_mean"] for k in done], width,
-               yerr=[100 * e["models"][models[k]]["accuracy_std"] for k in done], capsize=3, label=name)
-    ax.set_xticks(range(len(models)), models)
-    low = min((100 * m["accuracy_mean"] for e in sets.values() for m in e["models"].values()), default=0)
-    ax.set_ylim(max(0, low - 10), 100)
-    ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=8, ncols=len(sets), loc="upper center", bbox_to_anchor=(0.5, -0.1))
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    name = f"{stem}.png"
-    lines += ["", f"![Accuracy per set and architecture](img/{name})"]
-    return "\n".join(lines), {name: figure_png(fig)}
+    series = {name: {k: e["models"][m] for k, m in enumerate(models) if m in e["models"]}
+              for name, e in sets.items()}
+    image, pngs = _accuracy_bars(stem, models, series, "Accuracy per set and architecture")
+    lines += ["", image]
+    return "\n".join(lines), pngs
 
 
 RENDER = {"distillation": render_distillation, "speed": render_speed, "continual": render_continual,
