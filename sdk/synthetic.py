@@ -176,21 +176,65 @@ class SyntheticSet:
 
     @classmethod
     def load(cls, path: str | Path) -> SyntheticSet:
-        """Read a file written by :meth:`save` (no pickle involved)."""
+        """Read a file written by :meth:`save`, or a distillation checkpoint (no pickle involved).
+
+        A checkpoint (``S.ckpt.safetensors``, written while ``datadam distill`` runs) loads
+        as the set at the checkpoint's iteration, snapshots included, so a long run can be
+        evaluated before it ends; its metadata then holds ``in_progress``: the checkpoint's
+        iteration and the run's planned iterations.
+        """
         tensors, meta = load_tensors(path)
+        if meta.get("kind") == "checkpoint":
+            return cls._from_checkpoint(path, tensors, meta)
+        if "kind" in meta and meta["kind"] != "synthetic":
+            raise SyntheticSetFormatError(f"{path}: a datadam {meta['kind']}, not a synthetic set")
         try:
             images, labels = tensors["images"], tensors["labels"]
             classes, mean, std = meta.pop("classes"), meta.pop("mean"), meta.pop("std")
         except KeyError as e:
             raise SyntheticSetFormatError(f"{path}: missing {e} in a datadam file") from None
-        if "kind" in meta and meta["kind"] != "synthetic":
-            raise SyntheticSetFormatError(f"{path}: a datadam {meta['kind']}, not a synthetic set")
         snapshots = tensors.get("snapshots")
         if snapshots is not None and (snapshots.ndim != 5 or snapshots.shape[1:] != images.shape
                                       or len(snapshots) != len(meta.get("snapshot_iterations", []))):
             raise SyntheticSetFormatError(f"{path}: snapshots {tuple(snapshots.shape)} do not fit the "
                                           f"images {tuple(images.shape)} and their iterations")
         return cls(images, labels, classes, tuple(mean), tuple(std), meta, snapshots=snapshots)
+
+    @classmethod
+    def _from_checkpoint(cls, path: str | Path, tensors: dict[str, torch.Tensor],
+                         meta: dict[str, Any]) -> SyntheticSet:
+        try:
+            images, config, source = tensors["syn"].float(), meta["config"], meta["dataset"]
+            iteration, classes = int(meta["iteration"]), list(source["classes"])
+        except KeyError as e:
+            raise SyntheticSetFormatError(f"{path}: missing {e} in a datadam checkpoint") from None
+        if "mean" not in meta or "std" not in meta:
+            # older checkpoints lack the normalisation; a resumed run writes it
+            raise SyntheticSetFormatError(
+                f"{path}: a checkpoint that predates recorded normalisation; resume the run "
+                "(datadam distill ... --resume) until it writes a new one, then load that")
+        ipc = int(config["ipc"])
+        if images.ndim != 4 or images.shape[0] != ipc * len(classes):
+            raise SyntheticSetFormatError(f"{path}: images {tuple(images.shape)} do not fit "
+                                          f"{len(classes)} classes x {ipc} per class")
+        kept = [int(i) for i in meta.get("snapshot_iterations") or []]
+        metadata = {
+            "kind": "synthetic", "method": meta.get("method"), "dataset": source.get("name"),
+            "dataset_images": source.get("n"), "image_shape": list(images.shape[1:]),
+            "config": config, "seed": config.get("seed"), "iterations_done": iteration,
+            "loss_history": list(meta.get("loss_history") or [])[:iteration],
+            "wall_time_s": meta.get("wall_time_s"),
+            "in_progress": {"checkpoint": Path(path).name, "iteration": iteration,
+                            "iterations": config.get("iterations")},
+        }
+        snapshots = tensors.get("snapshots")
+        if snapshots is not None and len(snapshots) == len(kept):
+            metadata["snapshot_iterations"] = kept
+        else:
+            snapshots = None
+        labels = torch.arange(len(classes)).repeat_interleave(ipc)
+        return cls(images, labels, classes, tuple(meta["mean"]), tuple(meta["std"]), metadata,
+                   snapshots=None if snapshots is None else snapshots.float())
 
     @classmethod
     def from_official(cls, path: str | Path, classes: list[str], mean: tuple[float, ...],

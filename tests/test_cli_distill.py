@@ -160,6 +160,12 @@ def test_keep_checkpoint_lets_a_finished_run_be_extended(mnist_idx_root, tmp_pat
     r = run(*common, "--iterations", 3, "--out", part, "--keep-checkpoint")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "part.ckpt.safetensors").is_file()  # 3 is not a multiple of 10: the end
+    # a checkpoint reads as the run in progress: shown and evaluated like a set
+    r = run("show", tmp_path / "part.ckpt.safetensors")
+    assert r.exit_code == 0 and "iteration 3 of 3" in r.output, r.output
+    r = run("evaluate", tmp_path / "part.ckpt.safetensors", "--root", mnist_idx_root,
+            "--runs", 1, "--epochs", 1)
+    assert r.exit_code == 0 and "run in progress: iteration 3 of 3" in r.output, r.output
     r = run(*common, "--iterations", 5, "--out", part, "--resume")
     assert r.exit_code == 0, r.output
     extended = SyntheticSet.load(part)

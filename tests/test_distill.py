@@ -138,6 +138,27 @@ def test_resume_equals_uninterrupted(tiny, tmp_path, extra):
     assert resumed.metadata["loss_history"] == pytest.approx(full.metadata["loss_history"], rel=1e-5)
 
 
+def test_a_checkpoint_loads_as_the_set_at_its_iteration(tiny, tmp_path):
+    from datadam.synthetic import SyntheticSet, SyntheticSetFormatError, save_tensors
+    ckpt = tmp_path / "run.ckpt.safetensors"
+    done = distill(tiny, "datadam", ipc=2, checkpoint=ckpt, checkpoint_every=3, snapshot_every=1,
+                   **fast(iterations=3))
+    partial = SyntheticSet.load(ckpt)
+    assert torch.equal(partial.images, done.images) and torch.equal(partial.labels, done.labels)
+    assert partial.ipc == 2 and partial.classes == done.classes
+    assert (partial.mean, partial.std) == (done.mean, done.std) == (tiny.mean, tiny.std)
+    assert partial.metadata["in_progress"] == {"checkpoint": ckpt.name, "iteration": 3, "iterations": 3}
+    assert partial.metadata["iterations_done"] == 3 and partial.metadata["method"] == "datadam"
+    assert partial.snapshot_iterations == [0, 1, 2, 3]
+    torch.testing.assert_close(partial.at_iteration(1).images, done.at_iteration(1).images)
+    # a checkpoint from before the normalisation was recorded says how to get a loadable one
+    tensors, meta = load_tensors(ckpt)
+    del meta["mean"], meta["std"]
+    save_tensors(ckpt, tensors, meta)
+    with pytest.raises(SyntheticSetFormatError, match="predates recorded normalisation.*--resume"):
+        SyntheticSet.load(ckpt)
+
+
 def test_resume_refuses_other_settings_or_missing_checkpoint(tiny, tmp_path):
     ckpt = tmp_path / "c.safetensors"
     with pytest.raises(ConfigError, match="no checkpoint"):

@@ -54,7 +54,7 @@ def test_unreadable_files_are_refused(tmp_path, content):
         SyntheticSet.load(path)
 
 
-def test_foreign_safetensors_and_checkpoints_are_refused(tmp_path):
+def test_foreign_safetensors_and_damaged_checkpoints_are_refused(tmp_path):
     from safetensors.torch import save_file
 
     from datadam.synthetic import save_tensors
@@ -62,8 +62,11 @@ def test_foreign_safetensors_and_checkpoints_are_refused(tmp_path):
     with pytest.raises(SyntheticSetFormatError, match="not a datadam synthetic set"):
         SyntheticSet.load(tmp_path / "model.safetensors")
     save_tensors(tmp_path / "ck.safetensors", {"syn": torch.zeros(1)}, {"kind": "checkpoint"})
-    with pytest.raises(SyntheticSetFormatError):
+    with pytest.raises(SyntheticSetFormatError, match="missing 'config' in a datadam checkpoint"):
         SyntheticSet.load(tmp_path / "ck.safetensors")
+    save_tensors(tmp_path / "report.safetensors", {"x": torch.zeros(1)}, {"kind": "report"})
+    with pytest.raises(SyntheticSetFormatError, match="a datadam report, not a synthetic set"):
+        SyntheticSet.load(tmp_path / "report.safetensors")
     with pytest.raises(SyntheticSetFormatError, match="no such file"):
         SyntheticSet.load(tmp_path / "missing.safetensors")
 

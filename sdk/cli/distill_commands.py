@@ -144,6 +144,10 @@ def _test_split(syn: SyntheticSet, dataset: str | None, root: Path | None) -> da
     return data.load(name, root, "test", **options), name, options
 
 
+def _progress_text(in_progress: dict) -> str:
+    return f"iteration {in_progress.get('iteration')} of {in_progress.get('iterations')}"
+
+
 def print_evaluation(result: EvaluationResult, console: Console, title: str) -> None:
     with_auc = any("auc_mean" in s for s in result.summary.values())
     table = Table("model", "runs", "accuracy %", "balanced %", *(["AUC"] if with_auc else []),
@@ -159,7 +163,8 @@ def print_evaluation(result: EvaluationResult, console: Console, title: str) -> 
 
 def evaluate_command(
     ctx: typer.Context,
-    synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors) to evaluate."),
+    synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors) to evaluate, or the "
+                                           "checkpoint of a run in progress (S.ckpt.safetensors)."),
     models: str = typer.Option(
         "auto", "--models", help="Comma-separated networks, e.g. convnet3,alexnet,vgg11,resnet18 "
                                  "[auto: the ConvNet of the image size, convnet3 for MNIST]."),
@@ -205,6 +210,8 @@ def evaluate_command(
                       model_options={name: net_options for name in names} if net_options else None)
     console = Console()
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
+    if at_iteration is None and "in_progress" in syn.metadata:
+        at = f" (run in progress: {_progress_text(syn.metadata['in_progress'])})"
     print_evaluation(result, console, f"{synthetic.name}{at}: {syn.metadata.get('method')} "
                                       f"ipc {syn.ipc} on {name} test ({len(test)} images)")
     report = result.to_dict()
@@ -233,7 +240,7 @@ def evaluate_command(
 
 
 def show_command(
-    synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors)."),
+    synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors) or the checkpoint of a run in progress."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Draw the images to this PNG, one row per class [default: not drawn].",
                                     show_default=False),
     folder: Path | None = typer.Option(None, "--folder", help="Export the images as an ImageFolder tree of PNGs here [default: not exported].",
@@ -264,7 +271,9 @@ def show_command(
     for key, value in [("method", meta.get("method")), ("dataset", meta.get("dataset")),
                        ("images", f"{len(syn)} ({syn.ipc} per class, {len(syn.classes)} classes)"),
                        ("shape", "x".join(map(str, syn.image_shape))),
-                       ("iterations", meta.get("iterations_done")), ("seed", meta.get("seed")),
+                       ("iterations", meta.get("iterations_done") if "in_progress" not in meta
+                        else f"{_progress_text(meta['in_progress'])} (a checkpoint of a run in progress)"),
+                       ("seed", meta.get("seed")),
                        ("wall time", f"{meta.get('wall_time_s', 0):.1f} s"),
                        ("snapshots", ", ".join(map(str, meta.get("snapshot_iterations") or [])) or "none"),
                        ("settings", ", ".join(f"{k}={v}" for k, v in cfg.items()

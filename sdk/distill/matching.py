@@ -381,6 +381,8 @@ class MatchingMethod(Method):
             "iteration": iteration, "loss_history": self.history[:iteration],
             "snapshot_iterations": list(self.snapshot_iterations),
             "dataset": self._fingerprint(dataset), "saved_at": time.time(),
+            # lets SyntheticSet.load read a run in progress as a set
+            "mean": list(dataset.mean), "std": list(dataset.std),
             "wall_time_s": round(self.elapsed_seconds(), 3),
         })
         return self.checkpoint
