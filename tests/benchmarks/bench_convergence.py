@@ -4,7 +4,9 @@ Evaluates the snapshots that ``datadam distill --snapshot-every N`` keeps inside
 set (iteration 0 is the initialisation: random real images when ``--init real``) and
 the final images, each with the protocol (DESIGN.md §5), and writes a JSON, a markdown
 table and a PNG plot (accuracy with its spread, and the matching loss, against the
-iterations). Resumable: iterations already in the JSON are skipped.
+iterations). Resumable: iterations already in the JSON are skipped. The set may be the
+checkpoint of a run in progress (``S.ckpt.safetensors``); run again on the final set
+with the same ``--out`` to add the later points.
 
     datadam distill mnist --ipc 10 --iterations 4000 --snapshot-every 500 \\
         --out mnist_ipc10.safetensors
@@ -30,6 +32,10 @@ from datadam.synthetic import SyntheticSet, atomic_path
 MODEL = "convnet3"
 
 
+def same_run(config: dict | None) -> dict:
+    return {k: v for k, v in (config or {}).items() if k != "iterations"}
+
+
 def table(results: dict) -> str:
     s = results["settings"]
     lines = [
@@ -37,8 +43,10 @@ def table(results: dict) -> str:
         "",
         *[f"Command: `{c}`  " for c in s["commands"]],
         f"Machine: {s['machine']}  ",
-        f"Set: {s['method']} ipc {s['ipc']} on {s['dataset']}, {s['iterations_done']} iterations, "
-        f"distilled with `{s['distill_command']}`  ",
+        f"Set: {s['method']} ipc {s['ipc']} on {s['dataset']}, {s['iterations_done']} iterations"
+        + (f" (a checkpoint of a run of {s['in_progress']['iterations']} in progress)"
+           if s.get("in_progress") else "")
+        + f", distilled with `{s['distill_command']}`  ",
         f"Evaluation: {s['runs']} {MODEL} networks x {s['epochs']} epochs each "
         "(protocol: 1,000); mean ± std of the final test accuracy.",
         "",
@@ -63,7 +71,8 @@ def plot(results: dict, history: list[float], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("synthetic", type=Path, help="a set distilled with --snapshot-every")
+    ap.add_argument("synthetic", type=Path, help="a set distilled with --snapshot-every, or the "
+                    "checkpoint of such a run in progress")
     ap.add_argument("--at", default="all", help="iterations, comma-separated [all snapshots and the end]")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=1000)
@@ -82,8 +91,15 @@ def main() -> None:
     command = "python " + shlex.join(sys.argv)
     if "settings" in results:
         s = results["settings"]
-        if (s["runs"], s["epochs"], s["iterations_done"]) != (args.runs, args.epochs, final):
-            sys.exit("this JSON holds another set or budget: write to another --out")
+        # Points from the run's checkpoint and from its final set are the same images, so
+        # a curve may be started while the run goes on (or before --resume extends it): the
+        # same run has the same config but for its planned iterations.
+        if (s["runs"], s["epochs"], same_run(s["config"])) != (
+                args.runs, args.epochs, same_run(syn.metadata.get("config"))):
+            sys.exit("this JSON holds another run or budget: write to another --out")
+        if s["iterations_done"] > final:
+            sys.exit(f"this JSON holds points of the run up to iteration {s['iterations_done']}; "
+                     f"{args.synthetic} stops at {final}")
         commands = list(dict.fromkeys(s["commands"] + [command]))
     else:
         commands = [command]
@@ -93,6 +109,7 @@ def main() -> None:
         "dataset": syn.metadata.get("dataset"), "ipc": syn.ipc, "iterations_done": final,
         "config": syn.metadata.get("config"), "runs": args.runs, "epochs": args.epochs,
         "seed": args.seed, "model": MODEL, "datadam": datadam.__version__,
+        "in_progress": syn.metadata.get("in_progress"),
     }
     history = list(syn.metadata.get("loss_history") or [])
     results["loss_history"] = history
