@@ -213,10 +213,14 @@ class SyntheticSet:
             raise SyntheticSetFormatError(
                 f"{path}: a checkpoint that predates recorded normalisation; resume the run "
                 "(datadam distill ... --resume) until it writes a new one, then load that")
-        ipc = int(config["ipc"])
-        if images.ndim != 4 or images.shape[0] != ipc * len(classes):
+        ipc, factor = int(config["ipc"]), int(config.get("factor", 1))
+        if images.ndim != 4 or images.shape[0] != ipc * len(classes) or images.shape[-1] % factor:
             raise SyntheticSetFormatError(f"{path}: images {tuple(images.shape)} do not fit "
                                           f"{len(classes)} classes x {ipc} per class")
+        # a checkpoint holds what the run optimises; a set holds what a network trains on
+        from datadam.distill.multiformation import decode, decode_snapshots
+
+        images = decode(images, factor)
         kept = [int(i) for i in meta.get("snapshot_iterations") or []]
         metadata = {
             "kind": "synthetic", "method": meta.get("method"), "dataset": source.get("name"),
@@ -232,9 +236,9 @@ class SyntheticSet:
             metadata["snapshot_iterations"] = kept
         else:
             snapshots = None
-        labels = torch.arange(len(classes)).repeat_interleave(ipc)
+        labels = torch.arange(len(classes)).repeat_interleave(ipc * factor ** 2)
         return cls(images, labels, classes, tuple(meta["mean"]), tuple(meta["std"]), metadata,
-                   snapshots=None if snapshots is None else snapshots.float())
+                   snapshots=None if snapshots is None else decode_snapshots(snapshots.float(), factor))
 
     @classmethod
     def from_official(cls, path: str | Path, classes: list[str], mean: tuple[float, ...],

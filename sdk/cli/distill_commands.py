@@ -76,6 +76,11 @@ def distill_command(
         help="Precision of the real images' forward: fp32, or bf16 (faster on recent GPUs "
              "and on some CPUs, slower on others: measure; the synthetic images and their "
              "gradient stay fp32)."),
+    factor: int = typer.Option(
+        _DEFAULTS.factor, "--factor", min=1,
+        help="Multi-formation (IDC): each stored image holds FACTOR x FACTOR tiles, each a "
+             "training image, so the set trains on IPC x FACTOR^2 images per class at 1/FACTOR "
+             "the resolution (1 = published method)."),
     checkpoint_every: int = CHECKPOINT_EVERY,
     resume: bool = RESUME,
     keep_checkpoint: bool = typer.Option(
@@ -114,7 +119,7 @@ def distill_command(
             train, method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
             momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
             model=model, model_choices=choices, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
-            net_keep=net_keep, real_precision=real_precision, seed=seed, device=device,
+            net_keep=net_keep, real_precision=real_precision, factor=factor, seed=seed, device=device,
             progress=progress, checkpoint=checkpoint,
             checkpoint_every=checkpoint_every, resume=resume, snapshot_every=snapshot_every,
             callbacks=[logger] if logger else (),
@@ -130,8 +135,16 @@ def distill_command(
         checkpoint.unlink(missing_ok=True)
     meta = syn.metadata
     final = f", final loss {meta['loss_history'][-1]:.4g}" if meta["loss_history"] else ""
-    typer.echo(f"wrote {out}: {len(syn)} images ({syn.ipc} per class) by {meta['method']}, "
+    typer.echo(f"wrote {out}: {len(syn)} images ({_per_class_text(syn)}) by {meta['method']}, "
                f"{meta['iterations_done']} iterations in {meta['wall_time_s']:.1f} s{final}")
+
+
+def _per_class_text(syn: SyntheticSet) -> str:
+    factor = int(syn.metadata.get("config", {}).get("factor", 1))
+    if factor == 1:
+        return f"{syn.ipc} per class"
+    stored = syn.metadata["config"]["ipc"]
+    return f"{syn.ipc} per class, tiles of {stored} stored image(s) with factor {factor}"
 
 
 def _test_split(syn: SyntheticSet, dataset: str | None, root: Path | None) -> data.ImageDataset:
@@ -269,7 +282,7 @@ def show_command(
     table = Table(show_header=False, title=str(synthetic))
     cfg = meta.get("config", {})
     for key, value in [("method", meta.get("method")), ("dataset", meta.get("dataset")),
-                       ("images", f"{len(syn)} ({syn.ipc} per class, {len(syn.classes)} classes)"),
+                       ("images", f"{len(syn)} ({_per_class_text(syn)}, {len(syn.classes)} classes)"),
                        ("shape", "x".join(map(str, syn.image_shape))),
                        ("iterations", meta.get("iterations_done") if "in_progress" not in meta
                         else f"{_progress_text(meta['in_progress'])} (a checkpoint of a run in progress)"),

@@ -17,6 +17,7 @@ from datadam import __version__
 from datadam.data.base import ImageDataset
 from datadam.distill.config import DistillConfig
 from datadam.distill.distributed import current_shard
+from datadam.distill.multiformation import decode_snapshots
 from datadam.errors import ConfigError, UnknownNameError
 from datadam.synthetic import SyntheticSet, denormalize
 
@@ -78,7 +79,8 @@ class IterationState:
         iterations: image updates the run will do in all.
         loss: the matching loss of this update.
         images: the synthetic images now, normalised, detached, on the run's device;
-            ``ipc`` per class in class order. Copy them to keep them.
+            ``ipc * factor**2`` per class in class order (multi-formation images
+            decoded, as the result will hold them). Copy them to keep them.
         config: the run's resolved settings.
         classes: class names.
         mean: per-channel mean of the normalisation of ``images``.
@@ -110,6 +112,8 @@ class Method(ABC):
     """
 
     name: ClassVar[str]
+    # whether the method can learn multi-formation images (``factor`` > 1)
+    multi_formation: ClassVar[bool] = False
 
     def __init__(self, config: DistillConfig, device: torch.device, progress: bool | None = None,
                  checkpoint: str | Path | None = None, checkpoint_every: int = 500,
@@ -138,7 +142,8 @@ class Method(ABC):
 
     @abstractmethod
     def condense(self, dataset: ImageDataset) -> torch.Tensor:
-        """Synthetic images ``[K * ipc, C, H, W]``, normalised, ``ipc`` per class in class order."""
+        """Synthetic images ``[K * ipc * factor**2, C, H, W]``, normalised, in class order
+        (multi-formation images decoded)."""
 
     def elapsed_seconds(self) -> float:
         """Wall time of the run so far, earlier processes of a resumed run included
@@ -146,14 +151,21 @@ class Method(ABC):
         return self.earlier_seconds + time.perf_counter() - self.started
 
     def run(self, dataset: ImageDataset) -> SyntheticSet:
+        cfg = self.config
+        if cfg.factor > 1 and not self.multi_formation:
+            raise ConfigError(f"method {self.name!r} selects real images: it has no factor "
+                              "(multi-formation is for datadam and dm)")
+        # a real-image start of a multi-formation run tiles factor**2 images into each
+        needed = cfg.ipc * (cfg.factor ** 2 if cfg.init == "real" else 1)
         counts = torch.bincount(dataset.labels, minlength=dataset.num_classes)
-        if int(counts.min()) < self.config.ipc:
+        if int(counts.min()) < needed:
             k = int(counts.argmin())
-            raise ConfigError(f"ipc={self.config.ipc} is larger than class {dataset.classes[k]!r} "
+            what = f"ipc={cfg.ipc}" + (f" x factor {cfg.factor}**2" if needed != cfg.ipc else "")
+            raise ConfigError(f"{what} is larger than class {dataset.classes[k]!r} "
                               f"of {dataset.name}, which has {int(counts[k])} image(s)")
         self.started = time.perf_counter()
         images = self.condense(dataset).detach().cpu()
-        labels = torch.arange(dataset.num_classes).repeat_interleave(self.config.ipc)
+        labels = torch.arange(dataset.num_classes).repeat_interleave(cfg.images_per_class)
         metadata = {
             "kind": "synthetic",
             "method": self.name,
@@ -178,7 +190,7 @@ class Method(ABC):
             metadata["resumed_at_iteration"] = self.resumed_at
         snapshots = None
         if self.snapshots:
-            snapshots = torch.stack(self.snapshots)
+            snapshots = decode_snapshots(torch.stack(self.snapshots), cfg.factor)
             metadata["snapshot_iterations"] = list(self.snapshot_iterations)
         return SyntheticSet(images, labels, list(dataset.classes), dataset.mean, dataset.std,
                             metadata, snapshots=snapshots)
@@ -213,7 +225,8 @@ def distill(dataset: ImageDataset, method: str | None = None, ipc: int | None = 
             ``lr_img``, ``attention_power``, ``task_balance``, ``init``, ``seed``...).
 
     Returns:
-        A :class:`~datadam.synthetic.SyntheticSet` with images ``[K * ipc, C, H, W]``.
+        A :class:`~datadam.synthetic.SyntheticSet` with images ``[K * ipc, C, H, W]``
+        (``[K * ipc * factor**2, C, H, W]`` with multi-formation).
     """
     given = {k: v for k, v in (("method", method), ("ipc", ipc)) if v is not None}
     cfg = (config or DistillConfig()).replace(**given, **options)

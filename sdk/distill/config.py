@@ -83,6 +83,10 @@ class DistillConfig:
             autocast (their features only enter as class means, kept in float32); the
             synthetic images and their gradient stay float32. Faster on recent GPUs and
             some CPUs; on CPUs whose bfloat16 elementwise kernels are slow, slower.
+        factor: multi-formation (IDC): each stored image holds ``factor x factor`` tiles,
+            each upsampled to a training image, so the set trains on ``ipc * factor**2``
+            images per class of ``1/factor`` the resolution, for the pixels of ``ipc``.
+            1: the published method. The image size must be divisible by it.
         seed: fixes the result.
     """
 
@@ -107,6 +111,7 @@ class DistillConfig:
     net_batch: int = 256
     net_keep: int = 1
     real_precision: str = "fp32"
+    factor: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -114,6 +119,8 @@ class DistillConfig:
             raise ConfigError("ipc must be at least 1")
         if self.iterations < 0 or self.batch_real < 1 or self.net_keep < 1 or self.net_steps < 0:
             raise ConfigError("iterations, net_steps must be >= 0; batch_real, net_keep >= 1")
+        if self.factor < 1:
+            raise ConfigError(f"factor must be at least 1, not {self.factor}")
         if self.init not in ("real", "noise"):
             raise ConfigError(f"init must be 'real' or 'noise', not {self.init!r}")
         if self.real_precision not in REAL_PRECISIONS:
@@ -138,6 +145,9 @@ class DistillConfig:
             changes["model"] = default_model(image_size)
         if self.augmentation is None:
             changes["augmentation"] = preset_for(dataset_name)
+        if any(size % self.factor for size in image_size):
+            raise ConfigError(f"factor {self.factor} does not divide the image size "
+                              f"{image_size[0]}x{image_size[1]}")
         resolved = self.replace(**changes) if changes else self
         resolved.validate()
         return resolved
@@ -152,6 +162,11 @@ class DistillConfig:
         if self.model is not None:
             for name in model_names(self.model):
                 models.get_factory(name)
+
+    @property
+    def images_per_class(self) -> int:
+        """Training images per class of the result: ``ipc * factor**2``."""
+        return self.ipc * self.factor ** 2
 
     def draw_network(self, seed: int) -> tuple[str, dict[str, Any]]:
         """The model name and constructor options of the network sampled with ``seed``

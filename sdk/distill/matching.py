@@ -20,6 +20,7 @@ from datadam.data.base import ImageDataset
 from datadam.distill.base import IterationState, Method, derive_seed, register_method
 from datadam.distill.config import DistillConfig, model_names
 from datadam.distill.distributed import Shard, current_shard
+from datadam.distill.multiformation import decode, encode
 from datadam.errors import ConfigError, DistillationInterrupted, DivergenceError
 from datadam.models.convnet import Features, Reduce, accumulation_dtype, reduce_sum_and_count
 from datadam.progress import LossColumn, progress_bar
@@ -183,6 +184,7 @@ class MatchingMethod(Method):
     """
 
     attention: ClassVar[bool] = True
+    multi_formation = True
     shard: Shard = Shard()  # this process's slice of the real images (torchrun)
 
     @property
@@ -214,7 +216,7 @@ class MatchingMethod(Method):
         optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
         dsa = DSA.from_name(cfg.augmentation)
         real_groups = torch.arange(k, device=dev).repeat_interleave(local_per_class)
-        syn_groups = torch.arange(k, device=dev).repeat_interleave(cfg.ipc)
+        syn_groups = torch.arange(k, device=dev).repeat_interleave(cfg.images_per_class)
         net, net_window = None, -1
         start = 0
         if self.resume:
@@ -245,11 +247,11 @@ class MatchingMethod(Method):
                 idx = torch.cat([shard.take(i[torch.randperm(len(i), generator=g)[:per_class]])
                                  for i in by_class])
                 real = real_images(idx)
-                syn_in = syn
+                syn_in = decode(syn, cfg.factor)
                 if dsa.enabled:
                     params = dsa.sample(k, g, dataset.image_size)
                     real = dsa.apply(real, params, real_groups)
-                    syn_in = dsa.apply(syn, params, syn_groups)
+                    syn_in = dsa.apply(syn_in, params, syn_groups)
                 loss = self.loss(net, real, syn_in.contiguous(memory_format=self.memory_format), k)
                 if not torch.isfinite(loss):
                     self._diverged(f"loss became {loss.item()} at iteration {it}")
@@ -266,8 +268,8 @@ class MatchingMethod(Method):
                     self._snapshot(syn, self.iterations_done)
                 if self.callbacks:
                     state = IterationState(self.iterations_done, cfg.iterations, self.history[-1],
-                                           syn.detach(), cfg, list(dataset.classes), dataset.mean,
-                                           dataset.std)
+                                           decode(syn.detach(), cfg.factor), cfg, list(dataset.classes),
+                                           dataset.mean, dataset.std)
                     for callback in self.callbacks:
                         callback(state)
                 # the last iteration too: a finished run can then be extended with resume
@@ -276,7 +278,7 @@ class MatchingMethod(Method):
                     self._save_checkpoint(dataset, syn, optimizer, net, self.iterations_done)
                 self.iteration_seconds.append(time.perf_counter() - tick)
                 progress.update(task, advance=1, loss=self.history[-1])
-        return syn.detach()
+        return decode(syn.detach(), cfg.factor)
 
     def loss(self, net: nn.Module, real: torch.Tensor, syn: torch.Tensor, classes: int) -> torch.Tensor:
         """The matching loss of one iteration; ``real`` and ``syn`` are grouped by class."""
@@ -301,8 +303,9 @@ class MatchingMethod(Method):
         if cfg.init == "noise":
             shape = (dataset.num_classes * cfg.ipc, dataset.channels, *dataset.image_size)
             return torch.randn(shape, generator=g).to(self.device)
-        idx = torch.cat([i[torch.randperm(len(i), generator=g)[:cfg.ipc]] for i in by_class])
-        return real_images(idx).clone()
+        per_class = cfg.ipc * cfg.factor ** 2  # factor**2 real images tile each stored one
+        idx = torch.cat([i[torch.randperm(len(i), generator=g)[:per_class]] for i in by_class])
+        return encode(real_images(idx), cfg.factor).clone()
 
     def _check_networks(self, dataset: ImageDataset) -> None:
         """Build every model name and every choice value once, so that a bad one fails

@@ -38,6 +38,9 @@ VARIANTS = {
     "datadam_no_sam": ("datadam", {"sam_weight": 0.0}),
     "datadam_noise": ("datadam", {"init": "noise"}),
     "datadam_bf16": ("datadam", {"real_precision": "bf16"}),
+    # multi-formation (IDC): each stored image holds 2 x 2 training images
+    "datadam_f2": ("datadam", {"factor": 2}),
+    "dm_f2": ("dm", {"factor": 2}),
 }
 
 
