@@ -162,8 +162,13 @@ def _commands(report: dict) -> list[str]:
     commands = report.get("commands") or [settings.get("command") or report.get("command")]
     lines = ["Commands:" if len(commands) > 1 else "Command:", "", "```bash",
              *[c for c in commands if c], "```", ""]
+    entries = report.get("entries")
+    machines = {e.get("machine") for e in (entries.values() if isinstance(entries, dict) else ())
+                if isinstance(e, dict)} - {None}
     machine = settings.get("machine") or report.get("machine")
-    if machine:
+    if len(machines) > 1:
+        lines += [f"Machines: {', '.join(sorted(machines))} (per run below)", ""]
+    elif machine:
         lines += [f"Machine: {machine}", ""]
     return lines
 
@@ -188,12 +193,17 @@ def render_distillation(stem: str, report: dict) -> tuple[str, dict[str, bytes]]
         row = [_pm(cell[v, i]["evaluation"]["summary"][model], "accuracy") if (v, i) in cell else "–"
                for i in ipcs]
         lines.append(f"| {v} ({sample['method']}) | {options} | " + " | ".join(row) + " |")
+    # runs added by later commands may have run on another machine: name it per run then
+    machines = {e.get("machine") for e in entries} - {None}
+    per_machine = len(machines) > 1
     lines += ["", "Distillation iterations and seconds per iteration as each run recorded them:", "",
-              "| run | iterations | s / iteration | distillation s |", "|---|---|---|---|"]
+              "| run | iterations | s / iteration | distillation s |" + (" machine |" if per_machine else ""),
+              "|---|---|---|---|" + ("---|" if per_machine else "")]
     for key, e in report["entries"].items():
         iters = e["evaluation"]["settings"]["synthetic"].get("iterations_done")
         spi = f"{e['seconds_per_iteration']:.3f}" if e.get("seconds_per_iteration") else "–"
-        lines.append(f"| {key} | {iters} | {spi} | {e['distill_seconds']:.1f} |")
+        where = f" {e.get('machine', '–')} |" if per_machine else ""
+        lines.append(f"| {key} | {iters} | {spi} | {e['distill_seconds']:.1f} |{where}")
 
     series = {v: {k: cell[v, i]["evaluation"]["summary"][model] for k, i in enumerate(ipcs) if (v, i) in cell}
               for v in variants}

@@ -46,6 +46,16 @@ VARIANTS = {
 
 
 
+def machine_lines(results: dict) -> list[str]:
+    """One line naming the machine, or one per machine with the entries it ran."""
+    by_machine: dict[str, list[str]] = {}
+    for key, entry in results["entries"].items():
+        by_machine.setdefault(entry.get("machine", results["settings"]["machine"]), []).append(key)
+    if len(by_machine) <= 1:
+        return [f"Machine: {results['settings']['machine']}  "]
+    return [f"Machine: {machine} ({', '.join(keys)})  " for machine, keys in by_machine.items()]
+
+
 def table(results: dict) -> str:
     s = results["settings"]
     entries = results["entries"]
@@ -56,7 +66,7 @@ def table(results: dict) -> str:
         "# MNIST distillation benchmark",
         "",
         *[f"Command: `{c}`  " for c in commands],
-        f"Machine: {s['machine']}  ",
+        *machine_lines(results),
         f"Budget: {s['iterations']} distillation iterations; evaluation {s['eval_runs']} ConvNet-3 "
         f"networks x {s['eval_epochs']} epochs each (protocol: 20,000 iterations, 1,000 epochs)  ",
         "Accuracy: mean ± std of the final test accuracy over the evaluation networks (10,000 test images).",
@@ -106,6 +116,8 @@ def main() -> None:
                 results["settings"]["eval_epochs"]) != (args.iterations, args.eval_runs, args.eval_epochs):
             sys.exit("this JSON holds another budget: write to another --out")
         results["commands"] = list(dict.fromkeys(previous + [command]))
+        for entry in results["entries"].values():  # entries of earlier commands keep their machine
+            entry.setdefault("machine", results["settings"]["machine"])
     results["settings"] = {
         "command": command, "machine": describe(), "ipcs": ipcs,
         "variants": variants, "iterations": args.iterations, "eval_runs": args.eval_runs,
@@ -138,6 +150,7 @@ def main() -> None:
                           train=TrainConfig(epochs=args.eval_epochs), device=args.device, progress=False)
             per_it = syn.metadata["seconds_per_iteration"]
             results["entries"][key] = {"variant": variant, "method": method, "ipc": ipc,
+                                       "machine": results["settings"]["machine"],
                                        "options": options, "distill_seconds": distill_s,
                                        "seconds_per_iteration": per_it,
                                        "evaluation": ev.to_dict()}
