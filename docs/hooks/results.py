@@ -295,13 +295,21 @@ def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     return "\n".join(lines), {}
 
 
+def _set_ipc(s: dict) -> str:
+    """``IPC 10``; a multi-formation set: ``IPC 10 x factor 2 (40 training images per class)``."""
+    factor = int((s.get("config") or {}).get("factor", 1))
+    if factor == 1:
+        return f"IPC {s['ipc']}"
+    return f"IPC {s['config']['ipc']} x factor {factor} ({s['ipc']} training images per class)"
+
+
 def render_convergence(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     from datadam.plots import convergence_figure, figure_png
 
     s = report["settings"]
     points = [report["points"][k] for k in sorted(report["points"], key=int)]
     lines = [f"## {stem}", "", *_commands(report),
-             f"Set: {s['method']}, IPC {s['ipc']}, {s['dataset']}, {s['iterations_done']} iterations, "
+             f"Set: {s['method']}, {_set_ipc(s)}, {s['dataset']}, {s['iterations_done']} iterations, "
              f"made with `{s['distill_command']}`. Iteration 0 is the initialisation.", "",
              f"Evaluation: {s['runs']} fresh {s['model']} networks x {s['epochs']} epochs at each "
              "iteration; mean ± std of the final accuracy (%).", "",
@@ -313,7 +321,7 @@ def render_convergence(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     fig = convergence_figure([p["iteration"] for p in points],
                              [100 * p["accuracy_mean"] for p in points],
                              [100 * p["accuracy_std"] for p in points], report.get("loss_history"),
-                             f"{s['method']} IPC {s['ipc']} on {s['dataset']}")
+                             f"{s['method']} {_set_ipc(s)} on {s['dataset']}")
     name = f"{stem}.png"
     lines += ["", f"![Accuracy and loss against iterations](img/{name})"]
     return "\n".join(lines), {name: figure_png(fig)}

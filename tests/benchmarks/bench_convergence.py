@@ -36,6 +36,16 @@ def same_run(config: dict | None) -> dict:
     return {k: v for k, v in (config or {}).items() if k != "iterations"}
 
 
+def set_name(s: dict) -> str:
+    """``datadam ipc 10 on mnist``; a multi-formation set names its stored IPC and factor."""
+    config = s.get("config") or {}
+    factor = int(config.get("factor", 1))
+    if factor == 1:
+        return f"{s['method']} ipc {s['ipc']} on {s['dataset']}"
+    return (f"{s['method']} ipc {config['ipc']} x factor {factor} ({s['ipc']} training images "
+            f"per class) on {s['dataset']}")
+
+
 def table(results: dict) -> str:
     s = results["settings"]
     lines = [
@@ -43,7 +53,7 @@ def table(results: dict) -> str:
         "",
         *[f"Command: `{c}`  " for c in s["commands"]],
         f"Machine: {s['machine']}  ",
-        f"Set: {s['method']} ipc {s['ipc']} on {s['dataset']}, {s['iterations_done']} iterations"
+        f"Set: {set_name(s)}, {s['iterations_done']} iterations"
         + (f" (a checkpoint of a run of {s['in_progress']['iterations']} in progress)"
            if s.get("in_progress") else "")
         + f", distilled with `{s['distill_command']}`  ",
@@ -66,7 +76,7 @@ def plot(results: dict, history: list[float], path: Path) -> None:
     save_figure(convergence_figure([p["iteration"] for p in points],
                                    [100 * p["accuracy_mean"] for p in points],
                                    [100 * p["accuracy_std"] for p in points], history,
-                                   f"{s['method']} ipc {s['ipc']} on {s['dataset']}"), path)
+                                   set_name(s)), path)
 
 
 def main() -> None:

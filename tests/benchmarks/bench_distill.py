@@ -41,6 +41,8 @@ VARIANTS = {
     # multi-formation (IDC): each stored image holds 2 x 2 training images
     "datadam_f2": ("datadam", {"factor": 2}),
     "dm_f2": ("dm", {"factor": 2}),
+    # their start: random real images, 2 x 2 downsampled ones tiled into each stored image
+    "random_f2": ("datadam", {"factor": 2, "iterations": 0}),
 }
 
 
@@ -139,9 +141,11 @@ def main() -> None:
                 syn = SyntheticSet.load(kept)
             else:
                 try:
-                    syn = datadam.distill(train, method, ipc, iterations=args.iterations, seed=args.seed,
-                                          device=args.device, progress=False, checkpoint=checkpoint,
-                                          checkpoint_every=100, resume=checkpoint.is_file(), **options)
+                    # a variant may fix its own iterations (a start, with 0)
+                    syn = datadam.distill(train, method, ipc, **{"iterations": args.iterations, **options},
+                                          seed=args.seed, device=args.device, progress=False,
+                                          checkpoint=checkpoint, checkpoint_every=100,
+                                          resume=checkpoint.is_file())
                 except DistillationInterrupted as e:
                     sys.exit(f"{key}: {e}; run the same command again to continue")
                 syn.save(kept)
