@@ -1,7 +1,8 @@
 """Fixtures that build small datasets in ``tmp_path`` (nothing is downloaded).
 
 - ``mnist_idx_root``: a tiny MNIST tree (50 train / 20 test images, labels 0-9) with
-  the images gzipped and the labels plain; ``mnist_idx_arrays`` holds what was written.
+  the images gzipped and the labels plain; ``mnist_idx_arrays`` holds what was written;
+  ``tiny``: its training split, loaded.
 - ``make_mhist``: factory writing an MHIST-format folder (12 train / 6 test by default).
 - ``mhist_root``: one MHIST folder from ``make_mhist()``.
 - ``make_folder``: factory writing an ImageFolder tree with 3 classes.
@@ -38,6 +39,14 @@ def mnist_idx_arrays(tmp_path: Path) -> dict:
 def mnist_idx_root(tmp_path: Path, mnist_idx_arrays: dict) -> Path:
     """ROOT of a tiny MNIST tree ``ROOT/MNIST/raw/`` (images ``.gz``, labels plain)."""
     return tmp_path / "mnist"
+
+
+@pytest.fixture
+def tiny(mnist_idx_root: Path):
+    """The training split of ``mnist_idx_root`` as a datadam dataset (5 images per class)."""
+    from datadam import data
+
+    return data.load("mnist", mnist_idx_root)
 
 
 @pytest.fixture(scope="session")

@@ -135,3 +135,9 @@ def write_folder(root: str | Path, classes: tuple[str, ...] = ("cat", "dog", "ee
             for i in range(n):
                 write_png(root / split / name / f"{name}_{i}.png", rng, size, channels)
     return root
+
+
+def fast_distill(**overrides) -> dict:
+    """Keyword arguments of ``datadam.distill`` for a run of a second or so on the tiny
+    MNIST fixture (3 iterations, 4 real images per class, CPU, no progress bar)."""
+    return dict(dict(iterations=3, batch_real=4, progress=False, device="cpu"), **overrides)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import fast_distill
 
 from datadam import data, models
 from datadam.augment import DSA, PRESETS
@@ -11,15 +12,6 @@ from datadam.distill import DistillConfig, available_methods, distill, get_metho
 from datadam.distill.matching import DataDAM, matching_loss, matching_targets
 from datadam.errors import ConfigError, DivergenceError, UnknownNameError
 from datadam.synthetic import load_tensors
-
-
-@pytest.fixture
-def tiny(mnist_idx_root):
-    return data.load("mnist", mnist_idx_root)
-
-
-def fast(**kw):
-    return dict(dict(iterations=3, batch_real=4, progress=False, device="cpu"), **kw)
 
 
 def test_spatial_attention_is_l2_normalised_per_image():
@@ -82,7 +74,7 @@ def test_methods_registry():
 
 @pytest.mark.parametrize("method", ["datadam", "dm", "random", "herding", "kcenter"])
 def test_every_method_gives_the_same_kind_of_result(tiny, method):
-    syn = distill(tiny, method, ipc=2, **fast())
+    syn = distill(tiny, method, ipc=2, **fast_distill())
     assert syn.images.shape == (20, 1, 28, 28) and syn.images.dtype == torch.float32
     assert syn.labels.tolist() == [c for c in range(10) for _ in range(2)]
     assert syn.classes == tiny.classes and syn.mean == tiny.mean
@@ -96,7 +88,7 @@ def test_every_method_gives_the_same_kind_of_result(tiny, method):
 
 def test_coresets_pick_real_distinct_images(tiny):
     for method in ("random", "herding", "kcenter"):
-        syn = distill(tiny, method, ipc=3, **fast())
+        syn = distill(tiny, method, ipc=3, **fast_distill())
         real = tiny.normalized()
         for img in syn.images:
             assert (real - img).abs().flatten(1).amax(1).min() < 1e-5  # a real image
@@ -115,9 +107,9 @@ def test_herding_and_kcenter_selection_rules():
 
 
 def test_same_seed_same_result_other_seed_other_result(tiny):
-    a = distill(tiny, "datadam", ipc=1, **fast())
-    b = distill(tiny, "datadam", ipc=1, **fast())
-    c = distill(tiny, "datadam", ipc=1, **fast(seed=1))
+    a = distill(tiny, "datadam", ipc=1, **fast_distill())
+    b = distill(tiny, "datadam", ipc=1, **fast_distill())
+    c = distill(tiny, "datadam", ipc=1, **fast_distill(seed=1))
     assert torch.equal(a.images, b.images)
     assert a.metadata["loss_history"] == b.metadata["loss_history"]
     assert not torch.equal(a.images, c.images)
@@ -125,12 +117,14 @@ def test_same_seed_same_result_other_seed_other_result(tiny):
 
 @pytest.mark.parametrize("extra", [{}, {"net_steps": 2, "net_keep": 2, "net_batch": 8}])
 def test_resume_equals_uninterrupted(tiny, tmp_path, extra):
-    full = distill(tiny, "datadam", ipc=1, **fast(iterations=5, **extra))
+    full = distill(tiny, "datadam", ipc=1, **fast_distill(iterations=5, **extra))
     ckpt = tmp_path / "run.ckpt.safetensors"
-    distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=3, **fast(iterations=3, **extra))
+    distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=3,
+            **fast_distill(iterations=3, **extra))
     assert ckpt.is_file()
     first_seconds = load_tensors(ckpt)[1]["wall_time_s"]
-    resumed = distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast(iterations=5, **extra))
+    resumed = distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True,
+                      **fast_distill(iterations=5, **extra))
     torch.testing.assert_close(resumed.images, full.images, rtol=0, atol=1e-6)
     # the wall time carries over from the checkpointed process
     assert resumed.metadata["resumed_at_iteration"] == 3 and "resumed_at_iteration" not in full.metadata
@@ -142,7 +136,7 @@ def test_a_checkpoint_loads_as_the_set_at_its_iteration(tiny, tmp_path):
     from datadam.synthetic import SyntheticSet, SyntheticSetFormatError, save_tensors
     ckpt = tmp_path / "run.ckpt.safetensors"
     done = distill(tiny, "datadam", ipc=2, checkpoint=ckpt, checkpoint_every=3, snapshot_every=1,
-                   **fast(iterations=3))
+                   **fast_distill(iterations=3))
     partial = SyntheticSet.load(ckpt)
     assert torch.equal(partial.images, done.images) and torch.equal(partial.labels, done.labels)
     assert partial.ipc == 2 and partial.classes == done.classes
@@ -162,25 +156,25 @@ def test_a_checkpoint_loads_as_the_set_at_its_iteration(tiny, tmp_path):
 def test_resume_refuses_other_settings_or_missing_checkpoint(tiny, tmp_path):
     ckpt = tmp_path / "c.safetensors"
     with pytest.raises(ConfigError, match="no checkpoint"):
-        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast())
-    distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=1, **fast())
+        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast_distill())
+    distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=1, **fast_distill())
     with pytest.raises(ConfigError, match="settings differ.*attention_power"):
-        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast(attention_power=1.0))
+        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast_distill(attention_power=1.0))
 
 
 def test_resume_from_a_checkpoint_older_than_a_setting(tiny, tmp_path):
     """A checkpoint written before a setting existed resumes under that setting's default."""
     from datadam.synthetic import load_tensors, save_tensors
     ckpt = tmp_path / "c.safetensors"
-    distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=3, **fast())
+    distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=3, **fast_distill())
     tensors, meta = load_tensors(ckpt)
     del meta["config"]["real_precision"]
     save_tensors(ckpt, tensors, meta)
-    resumed = distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast(iterations=4))
+    resumed = distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast_distill(iterations=4))
     assert resumed.metadata["iterations_done"] == 4
     with pytest.raises(ConfigError, match="settings differ.*real_precision"):
         distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True,
-                **fast(iterations=4, real_precision="bf16"))
+                **fast_distill(iterations=4, real_precision="bf16"))
 
 
 def test_diverging_run_stops_and_keeps_last_good_state(tiny, tmp_path, monkeypatch):
@@ -195,7 +189,7 @@ def test_diverging_run_stops_and_keeps_last_good_state(tiny, tmp_path, monkeypat
 
     monkeypatch.setattr(DataDAM, "loss", loss_turning_nan)
     with pytest.raises(DivergenceError, match=f"iteration 3; stopped; the last good state is in {ckpt}"):
-        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=2, **fast(iterations=6))
+        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=2, **fast_distill(iterations=6))
     from datadam.synthetic import load_tensors
     tensors, meta = load_tensors(ckpt)
     assert meta["iteration"] == 2 and torch.isfinite(tensors["syn"]).all()
@@ -203,12 +197,12 @@ def test_diverging_run_stops_and_keeps_last_good_state(tiny, tmp_path, monkeypat
 
 def test_exploding_images_are_caught(tiny):
     with pytest.raises(DivergenceError, match="non-finite"):
-        distill(tiny, "datadam", ipc=1, **fast(lr_img=float("inf")))
+        distill(tiny, "datadam", ipc=1, **fast_distill(lr_img=float("inf")))
 
 
 def test_ipc_larger_than_smallest_class(tiny):
     with pytest.raises(ConfigError, match="larger than class"):
-        distill(tiny, "datadam", ipc=6, **fast())
+        distill(tiny, "datadam", ipc=6, **fast_distill())
 
 
 def test_bad_options():
@@ -332,7 +326,7 @@ def test_model_choices_draw_each_network_from_several_architectures(tiny, monkey
     monkeypatch.setattr(matching.models, "create", recording_create)
     choices = {"net_norm": ["batchnorm", "instancenorm", "none"], "net_width": [8, 16]}
     a = distill(tiny, "datadam", ipc=1, model="convnet1,convnet2,convnet3", model_choices=choices,
-                **fast(iterations=12))
+                **fast_distill(iterations=12))
     assert len(built) == 12
     assert {b[0] for b in built} == {"convnet1", "convnet2", "convnet3"}
     assert {b[1] for b in built} == set(choices["net_norm"]) and {b[2] for b in built} == {8, 16}
@@ -341,9 +335,9 @@ def test_model_choices_draw_each_network_from_several_architectures(tiny, monkey
     # the same seed draws the same networks; the loss differs from a single architecture's
     built.clear()
     b = distill(tiny, "datadam", ipc=1, model="convnet1,convnet2,convnet3", model_choices=choices,
-                **fast(iterations=12))
+                **fast_distill(iterations=12))
     assert torch.equal(a.images, b.images) and len(built) == 12
-    single = distill(tiny, "datadam", ipc=1, **fast(iterations=12))
+    single = distill(tiny, "datadam", ipc=1, **fast_distill(iterations=12))
     assert not torch.equal(a.images, single.images)
 
 
@@ -364,6 +358,6 @@ def test_bad_model_choices(tiny):
     with pytest.raises(ConfigError, match="non-empty list"):
         DistillConfig(model_choices={"net_norm": "batchnorm"})
     with pytest.raises(UnknownNameError, match="nope"):
-        distill(tiny, "datadam", ipc=1, model="convnet2,nope", **fast())
+        distill(tiny, "datadam", ipc=1, model="convnet2,nope", **fast_distill())
     with pytest.raises(ConfigError, match="at least one name"):
         DistillConfig(model=" , ")

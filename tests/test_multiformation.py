@@ -5,23 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import fast_distill
 from typer.testing import CliRunner
 
-from datadam import data
 from datadam.cli import app
 from datadam.distill import distill
 from datadam.distill.multiformation import decode, decode_snapshots, encode
 from datadam.errors import ConfigError
 from datadam.synthetic import SyntheticSet
-
-
-@pytest.fixture
-def tiny(mnist_idx_root):
-    return data.load("mnist", mnist_idx_root)
-
-
-def fast(**kw):
-    return dict(dict(iterations=3, batch_real=4, progress=False, device="cpu"), **kw)
 
 
 def test_a_stored_image_decodes_to_its_tiles_in_row_major_order():
@@ -54,7 +45,7 @@ def test_decoding_passes_the_gradient_to_every_stored_pixel():
 
 @pytest.mark.parametrize("method", ["datadam", "dm"])
 def test_a_multi_formation_run_trains_on_ipc_times_factor_squared_images(tiny, method):
-    syn = distill(tiny, method, ipc=1, factor=2, snapshot_every=1, **fast())
+    syn = distill(tiny, method, ipc=1, factor=2, snapshot_every=1, **fast_distill())
     k = tiny.num_classes
     assert syn.images.shape == (4 * k, 1, 28, 28) and syn.ipc == 4
     assert torch.equal(syn.labels, torch.arange(k).repeat_interleave(4))
@@ -72,29 +63,29 @@ def test_a_multi_formation_run_trains_on_ipc_times_factor_squared_images(tiny, m
 
 
 def test_a_multi_formation_run_resumes_and_its_checkpoint_loads_decoded(tiny, tmp_path):
-    full = distill(tiny, "datadam", ipc=1, factor=2, **fast(iterations=4))
+    full = distill(tiny, "datadam", ipc=1, factor=2, **fast_distill(iterations=4))
     ckpt = tmp_path / "run.ckpt.safetensors"
     distill(tiny, "datadam", ipc=1, factor=2, checkpoint=ckpt, checkpoint_every=2, snapshot_every=2,
-            **fast(iterations=2))
+            **fast_distill(iterations=2))
     partial = SyntheticSet.load(ckpt)
     assert partial.images.shape == full.images.shape and partial.ipc == 4
     assert partial.snapshots.shape == (2, *full.images.shape)
     resumed = distill(tiny, "datadam", ipc=1, factor=2, checkpoint=ckpt, resume=True,
-                      snapshot_every=2, **fast(iterations=4))
+                      snapshot_every=2, **fast_distill(iterations=4))
     torch.testing.assert_close(resumed.images, full.images, rtol=0, atol=1e-6)
 
 
 def test_multi_formation_errors(tiny):
     with pytest.raises(ConfigError, match="factor must be at least 1"):
-        distill(tiny, "datadam", ipc=1, factor=0, **fast())
+        distill(tiny, "datadam", ipc=1, factor=0, **fast_distill())
     with pytest.raises(ConfigError, match="factor 3 does not divide the image size 28x28"):
-        distill(tiny, "datadam", ipc=1, factor=3, **fast())
+        distill(tiny, "datadam", ipc=1, factor=3, **fast_distill())
     with pytest.raises(ConfigError, match="'random' selects real images: it has no factor"):
-        distill(tiny, "random", ipc=1, factor=2, **fast())
+        distill(tiny, "random", ipc=1, factor=2, **fast_distill())
     # a real start needs ipc * factor**2 images of every class (the fixture has 5)
     with pytest.raises(ConfigError, match=r"ipc=2 x factor 2\*\*2 is larger than class"):
-        distill(tiny, "datadam", ipc=2, factor=2, **fast())
-    assert distill(tiny, "datadam", ipc=2, factor=2, init="noise", **fast(iterations=1)).ipc == 8
+        distill(tiny, "datadam", ipc=2, factor=2, **fast_distill())
+    assert distill(tiny, "datadam", ipc=2, factor=2, init="noise", **fast_distill(iterations=1)).ipc == 8
 
 
 def test_distill_and_show_with_a_factor_from_the_command_line(mnist_idx_root, tmp_path):
