@@ -8,9 +8,12 @@ Examples:
 
 from __future__ import annotations
 
+import json
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,6 +43,88 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, report: dict[str, Any]) -> EvaluationResult:
+        """The result in ``report`` (``to_dict``'s output, or a ``datadam evaluate --json``
+        file's content); :class:`ConfigError` if it is not one."""
+        if not isinstance(report, dict) or not all(isinstance(report.get(k), dict)
+                                                   for k in ("runs", "summary", "settings")):
+            raise ConfigError("not an evaluation result (no runs, summary and settings)")
+        return cls(report["runs"], report["summary"], report["settings"])
+
+    @classmethod
+    def load(cls, path: str | Path) -> EvaluationResult:
+        """Read a ``datadam evaluate --json`` file (plain JSON: nothing is executed)."""
+        try:
+            report = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read an evaluation result ({exc})") from None
+        try:
+            return cls.from_dict(report)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+
+# What makes two evaluations parts of one: the same set, test split, networks and protocol.
+# The seed, the number of runs, the device and the versions may differ.
+_SAME_EVALUATION = ("synthetic", "ipc", "test_dataset", "test_images", "models", "train",
+                    "augmentation", "model_options")
+
+
+def _first_difference(path: str, a: Any, b: Any) -> str | None:
+    """``'path.to.key' (a vs b)`` for the first nested setting where ``a`` and ``b`` differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in [*a, *(k for k in b if k not in a)]:
+            found = _first_difference(f"{path}.{key}", a.get(key), b.get(key))
+            if found:
+                return found
+        return None
+    return None if a == b else f"{path!r} ({a!r} vs {b!r})"
+
+
+def merge_results(results: Sequence[EvaluationResult]) -> EvaluationResult:
+    """One result from evaluations of the same set that were run apart.
+
+    The protocol's networks train one after another; on a machine with several cores or
+    several machines they can instead be evaluated apart, e.g. ``datadam evaluate --runs 1
+    --seed S`` for S = 0..4 side by side, and merged here. Every run keeps its evaluation
+    seed (``run["seed"]``) and the summary is over all runs; ``settings["seed"]`` becomes
+    the list of seeds and ``settings["merged_from"]`` what differed between the parts
+    (seed, runs, device, versions).
+
+    Raises:
+        ConfigError: no results, results of another set, test split, model list or
+            training protocol (the first setting that differs is named), or a network
+            that is in two results (the same seed and run).
+    """
+    if not results:
+        raise ConfigError("no evaluation results to merge")
+    first = results[0].settings
+    for other in results[1:]:
+        for key in _SAME_EVALUATION:
+            difference = _first_difference(key, first.get(key), other.settings.get(key))
+            if difference:
+                raise ConfigError(f"the evaluations differ in {difference}: "
+                                  "they are not parts of one evaluation")
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in first.get("models", results[0].runs)}
+    seen: set[tuple[str, Any, Any]] = set()
+    for result in results:
+        for name, records in result.runs.items():
+            for record in records:
+                record = {**record, "seed": record.get("seed", result.settings.get("seed"))}
+                network = (name, record["seed"], record.get("run"))
+                if network in seen:
+                    raise ConfigError(f"{name} run {record.get('run')} with seed {record['seed']} is in "
+                                      "two of the evaluations: merge each network once")
+                seen.add(network)
+                runs.setdefault(name, []).append(record)
+    seeds = sorted({r["seed"] for records in runs.values() for r in records}, key=str)
+    settings = {**first, "runs": max(len(records) for records in runs.values()), "seed": seeds,
+                "merged_from": [{k: r.settings.get(k) for k in
+                                 ("seed", "runs", "device", "trained_together", "versions")}
+                                for r in results]}
+    return EvaluationResult(runs, {name: _summary(records) for name, records in runs.items()}, settings)
 
 
 def _metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, Any]:

@@ -50,6 +50,33 @@ def test_distill_show_evaluate(mnist_idx_root, tmp_path):
     assert report["cli_options"]["runs"] == 2 and report["cli_options"]["models"] == "convnet3,alexnet"
 
 
+def test_merge_evaluations_of_one_set_run_apart(mnist_idx_root, tmp_path):
+    out = tmp_path / "s.safetensors"
+    distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(out)
+    for seed in (0, 1):
+        r = run("evaluate", out, "--root", mnist_idx_root, "--runs", 1, "--epochs", 2, "--seed", seed,
+                "--json", tmp_path / f"e{seed}.json")
+        assert r.exit_code == 0, r.output
+    parts = [tmp_path / "e0.json", tmp_path / "e1.json"]
+    r = run("merge-evaluations", *parts, "--json", tmp_path / "all.json")
+    assert r.exit_code == 0, r.output
+    assert "merged (seeds 0, 1)" in r.output and "convnet3" in r.output
+    merged = json.loads((tmp_path / "all.json").read_text())
+    singles = [json.loads(p.read_text())["runs"]["convnet3"][0]["accuracy"] for p in parts]
+    assert [r["accuracy"] for r in merged["runs"]["convnet3"]] == singles
+    assert merged["synthetic"] == "s.safetensors"
+    assert [(p["file"], p["cli_options"]["seed"]) for p in merged["parts"]] == [
+        (str(parts[0]), 0), (str(parts[1]), 1)]
+
+    r = run("merge-evaluations", parts[0], parts[0], "--json", tmp_path / "twice.json")
+    assert r.exit_code == 1 and "in two of the evaluations" in r.output
+    assert not (tmp_path / "twice.json").exists()
+    (tmp_path / "bad.json").write_text("{")
+    r = run("merge-evaluations", parts[0], tmp_path / "bad.json")
+    assert r.exit_code == 1 and "bad.json: cannot read an evaluation result" in r.output
+    assert "Traceback" not in r.output
+
+
 def test_distill_with_several_architectures(mnist_idx_root, tmp_path):
     out = tmp_path / "s.safetensors"
     r = run("distill", "mnist", "--root", mnist_idx_root, "--ipc", 1, "--iterations", 2, "--batch-real", 4,

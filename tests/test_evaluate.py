@@ -7,7 +7,14 @@ import torch
 
 from datadam import data, distill
 from datadam.errors import ConfigError, UnknownNameError
-from datadam.evaluate import TrainConfig, binary_auc, evaluate, evaluate_full_data
+from datadam.evaluate import (
+    EvaluationResult,
+    TrainConfig,
+    binary_auc,
+    evaluate,
+    evaluate_full_data,
+    merge_results,
+)
 from datadam.synthetic import SyntheticSet
 
 
@@ -35,6 +42,42 @@ def test_evaluate_reports_every_run_and_settings(mnist_idx_root):
     # reproducible: the same seed trains the same networks
     again = evaluate(syn, test, ["convnet3"], runs=2, train=TrainConfig(epochs=2), progress=False)
     assert [r["accuracy"] for r in again.runs["convnet3"]] == [r["accuracy"] for r in result.runs["convnet3"]]
+
+
+def test_evaluations_run_apart_merge_into_one_result(mnist_idx_root, tmp_path):
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(train, "random", ipc=2, progress=False)
+    quick = TrainConfig(epochs=2)
+    parts = [evaluate(syn, test, ["convnet3"], runs=runs, train=quick, seed=seed, progress=False)
+             for seed, runs in ((0, 2), (5, 1))]
+    merged = merge_results(parts)
+    records = merged.runs["convnet3"]
+    assert [(r["seed"], r["run"]) for r in records] == [(0, 0), (0, 1), (5, 0)]
+    assert [r["accuracy"] for r in records] == [r["accuracy"] for p in parts for r in p.runs["convnet3"]]
+    accs = torch.tensor([r["accuracy"] for r in records], dtype=torch.float64)
+    assert merged.summary["convnet3"]["accuracy_mean"] == pytest.approx(float(accs.mean()))
+    assert merged.summary["convnet3"]["accuracy_std"] == pytest.approx(float(accs.std(correction=0)))
+    assert merged.settings["runs"] == 3 and merged.settings["seed"] == [0, 5]
+    assert [m["seed"] for m in merged.settings["merged_from"]] == [0, 5]
+    # a merged result is read back and merged again like any other
+    again = merge_results([EvaluationResult.from_dict(merged.to_dict())])
+    assert again.summary == merged.summary
+
+    with pytest.raises(ConfigError, match="seed 0 is in two"):
+        merge_results([parts[0], parts[0]])
+    longer = evaluate(syn, test, ["convnet3"], runs=1, train=TrainConfig(epochs=3), seed=9, progress=False)
+    with pytest.raises(ConfigError, match=r"differ in 'train.epochs' \(2 vs 3\)"):
+        merge_results([parts[0], longer])
+    other_set = evaluate(distill(train, "random", ipc=1, progress=False), test, ["convnet3"], runs=1,
+                         train=quick, seed=9, progress=False)
+    with pytest.raises(ConfigError, match=r"differ in 'synthetic.config.ipc' \(2 vs 1\)"):
+        merge_results([parts[0], other_set])
+    with pytest.raises(ConfigError, match="no evaluation results"):
+        merge_results([])
+    (tmp_path / "x.json").write_text('{"runs": []}')
+    with pytest.raises(ConfigError, match="x.json: not an evaluation result"):
+        EvaluationResult.load(tmp_path / "x.json")
 
 
 def test_evaluate_refuses_other_classes_or_shapes(mnist_idx_root, make_folder):

@@ -70,6 +70,7 @@ app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.command("distill")(distill_commands.distill_command)
 app.command("evaluate")(distill_commands.evaluate_command)
+app.command("merge-evaluations")(distill_commands.merge_evaluations_command)
 app.command("show")(distill_commands.show_command)
 app.command("convert")(distill_commands.convert_command)
 app.command("report")(distill_commands.report_command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -27,7 +28,7 @@ from datadam.distill import DistillConfig, available_methods, distill
 from datadam.distill.config import default_model
 from datadam.distill.distributed import init_from_environment
 from datadam.errors import ConfigError
-from datadam.evaluate import EvaluationResult, TrainConfig, evaluate, evaluate_full_data
+from datadam.evaluate import EvaluationResult, TrainConfig, evaluate, evaluate_full_data, merge_results
 from datadam.monitor import TensorBoardLogger
 from datadam.synthetic import SyntheticSet, write_json
 
@@ -248,6 +249,41 @@ def evaluate_command(
         # the options as resolved (defaults included): enough to run the same evaluation again
         report["cli_options"] = {k: str(v) if isinstance(v, Path) else v
                                  for k, v in ctx.params.items()}
+        write_json(json_out, report)
+        typer.echo(f"wrote {json_out}")
+
+
+def merge_evaluations_command(
+    parts: list[Path] = typer.Argument(..., help="`datadam evaluate --json` files of one set, "
+                                                 "evaluated apart (e.g. --runs 1 with seeds 0..4)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the merged result to this JSON file "
+                                         "[default: only printed]."),
+) -> None:
+    """Merge evaluations of one set that were run apart (other seeds, cores or machines) into one result.
+
+    The protocol's networks train one after another; to use several cores or machines,
+    evaluate with --runs 1 and a different --seed in each process and merge the JSON
+    files: the table and the file then hold every network and the mean ± std over all of
+    them. Parts of another set, test split, model list or training protocol, and a
+    network given twice, are refused. Full-data runs (--full-data) are not merged.
+    """
+    results = [EvaluationResult.load(path) for path in parts]
+    merged = merge_results(results)
+    reports = [json.loads(path.read_text()) for path in parts]
+    names = {report.get("synthetic") for report in reports}
+    set_name = names.pop() if len(names) == 1 else None
+    s = merged.settings
+    syn = s.get("synthetic") or {}
+    print_evaluation(merged, Console(), f"{set_name or 'synthetic set'}: {syn.get('method')} ipc {s.get('ipc')} "
+                                        f"on {s.get('test_dataset')} test ({s.get('test_images')} images), "
+                                        f"{len(parts)} evaluations merged (seeds {', '.join(map(str, s['seed']))})")
+    if json_out:
+        report = merged.to_dict()
+        if set_name:
+            report["synthetic"] = set_name
+        # each part's command options, so that every network can be trained again
+        report["parts"] = [{"file": str(path), "cli_options": part.get("cli_options")}
+                           for path, part in zip(parts, reports)]
         write_json(json_out, report)
         typer.echo(f"wrote {json_out}")
 

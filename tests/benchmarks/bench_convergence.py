@@ -6,7 +6,10 @@ the final images, each with the protocol (DESIGN.md §5), and writes a JSON, a m
 table and a PNG plot (accuracy with its spread, and the matching loss, against the
 iterations). Resumable: iterations already in the JSON are skipped. The set may be the
 checkpoint of a run in progress (``S.ckpt.safetensors``); run again on the final set
-with the same ``--out`` to add the later points.
+with the same ``--out`` to add the later points. ``--evaluation E.json --at N`` takes the
+point at N from an evaluation made apart (``datadam evaluate --at-iteration N --json``, or
+``datadam merge-evaluations`` of networks trained in several processes) instead of
+training the networks here; it must be of this run at N with ``--runs`` and ``--epochs``.
 
     datadam distill mnist --ipc 10 --iterations 4000 --snapshot-every 500 \\
         --out mnist_ipc10.safetensors
@@ -25,7 +28,7 @@ from pathlib import Path
 from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
 
 import datadam
-from datadam.evaluate import TrainConfig, evaluate
+from datadam.evaluate import EvaluationResult, TrainConfig, evaluate
 from datadam.plots import convergence_figure, save_figure
 from datadam.synthetic import SyntheticSet, atomic_path
 
@@ -79,6 +82,23 @@ def plot(results: dict, history: list[float], path: Path) -> None:
                                    set_name(s)), path)
 
 
+def made_apart(path: Path, syn: SyntheticSet, iteration: int, runs: int, epochs: int) -> EvaluationResult:
+    """The evaluation in ``path``, if it is of ``syn``'s run at ``iteration`` with this budget."""
+    try:
+        ev = EvaluationResult.load(path)
+    except datadam.errors.ConfigError as e:
+        sys.exit(str(e))
+    of = ev.settings.get("synthetic") or {}
+    same = same_run(of.get("config")) == same_run(syn.metadata.get("config"))
+    if not same or of.get("iterations_done") != iteration:
+        sys.exit(f"{path} evaluates another run, or this run at iteration {of.get('iterations_done')}, "
+                 f"not at {iteration}")
+    got = (len(ev.runs.get(MODEL, [])), ev.settings.get("train", {}).get("epochs"))
+    if got != (runs, epochs):
+        sys.exit(f"{path} has {got[0]} {MODEL} networks x {got[1]} epochs, not {runs} x {epochs}")
+    return ev
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("synthetic", type=Path, help="a set distilled with --snapshot-every, or the "
@@ -89,6 +109,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--root", default=None)
+    ap.add_argument("--evaluation", type=Path, default=None,
+                    help="the point at --at (one iteration) from this `datadam evaluate --json` "
+                         "or `datadam merge-evaluations --json` file instead of training networks")
     ap.add_argument("--distill-command", default="not given", help="the command that made the set")
     ap.add_argument("--out", default="docs/results/mnist_convergence", help="path prefix of .json, .md, .png")
     args = ap.parse_args()
@@ -96,6 +119,8 @@ def main() -> None:
     final = int(syn.metadata.get("iterations_done", 0))
     its = (sorted({*syn.snapshot_iterations, final}) if args.at == "all"
            else [int(i) for i in args.at.split(",")])
+    if args.evaluation and len(its) != 1:
+        sys.exit("--evaluation gives the point at one iteration: name it with --at")
     json_path = Path(args.out + ".json")
     results = json.loads(json_path.read_text()) if json_path.exists() else {"points": {}}
     command = "python " + shlex.join(sys.argv)
@@ -131,8 +156,11 @@ def main() -> None:
             at = syn.at_iteration(it)
         except datadam.errors.ConfigError as e:
             sys.exit(str(e))
-        ev = evaluate(at, test, [MODEL], runs=args.runs, seed=args.seed,
-                      train=TrainConfig(epochs=args.epochs), device=args.device, progress=False)
+        if args.evaluation:
+            ev = made_apart(args.evaluation, syn, it, args.runs, args.epochs)
+        else:
+            ev = evaluate(at, test, [MODEL], runs=args.runs, seed=args.seed,
+                          train=TrainConfig(epochs=args.epochs), device=args.device, progress=False)
         summary = ev.summary[MODEL]
         recent = history[max(0, it - 100):it]
         results["points"][str(it)] = {
