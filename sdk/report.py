@@ -144,7 +144,7 @@ def _entry_html(entry: RunEntry, image_scale: int) -> str:
     cfg = meta.get("config", {})
     rows = [("file", entry.path.name), ("method", meta.get("method")),
             ("dataset", meta.get("dataset")),
-            ("images", f"{len(syn)} ({syn.ipc} per class, {len(syn.classes)} classes)"),
+            ("images", f"{len(syn)} ({syn.describe_ipc()}, {len(syn.classes)} classes)"),
             ("shape", " x ".join(map(str, syn.image_shape))),
             ("iterations", meta.get("iterations_done")), ("seed", meta.get("seed")),
             ("wall time", f"{meta.get('wall_time_s', 0):.1f} s"),

@@ -127,6 +127,12 @@ class SyntheticSet:
         """Images per class (of the smallest class, should they differ)."""
         return int(torch.bincount(self.labels, minlength=len(self.classes)).min())
 
+    def describe_ipc(self) -> str:
+        """``"IPC 10"``, or ``"IPC 1 x factor 2 = 4 per class"`` for a multi-formation set."""
+        from datadam.distill.multiformation import describe_ipc
+
+        return describe_ipc(self.ipc, int(self.metadata.get("config", {}).get("factor", 1)))
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]

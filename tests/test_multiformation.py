@@ -94,9 +94,12 @@ def test_distill_and_show_with_a_factor_from_the_command_line(mnist_idx_root, tm
     r = runner.invoke(app, ["distill", "mnist", "--root", str(mnist_idx_root), "--ipc", "1", "--factor", "2",
                             "--iterations", "2", "--batch-real", "4", "--device", "cpu", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert "40 images (4 per class, tiles of 1 stored image(s) with factor 2)" in r.output
+    assert "40 images (IPC 1 x factor 2 = 4 per class)" in r.output
     r = runner.invoke(app, ["show", str(out)])
-    assert r.exit_code == 0 and "factor 2" in r.output, r.output
+    assert r.exit_code == 0 and "40 (IPC 1 x factor 2 = 4 per class, 10 classes)" in r.output, r.output
+    assert SyntheticSet.load(out).describe_ipc() == "IPC 1 x factor 2 = 4 per class"
+    plain = SyntheticSet(torch.zeros(2, 1, 4, 4), torch.tensor([0, 1]), ["a", "b"], (0.5,), (0.5,))
+    assert plain.describe_ipc() == "IPC 1"
     r = runner.invoke(app, ["distill", "mnist", "--root", str(mnist_idx_root), "--factor", "3",
                             "--iterations", "1", "--device", "cpu", "--out", str(tmp_path / "t.safetensors")])
     assert r.exit_code != 0 and "does not divide the image size" in r.output

@@ -296,11 +296,9 @@ def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
 
 
 def _set_ipc(s: dict) -> str:
-    """``IPC 10``; a multi-formation set: ``IPC 10 x factor 2 (40 training images per class)``."""
-    factor = int((s.get("config") or {}).get("factor", 1))
-    if factor == 1:
-        return f"IPC {s['ipc']}"
-    return f"IPC {s['config']['ipc']} x factor {factor} ({s['ipc']} training images per class)"
+    from datadam.distill.multiformation import describe_ipc
+
+    return describe_ipc(s["ipc"], int((s.get("config") or {}).get("factor", 1)))
 
 
 def render_convergence(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:

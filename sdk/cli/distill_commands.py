@@ -136,16 +136,8 @@ def distill_command(
         checkpoint.unlink(missing_ok=True)
     meta = syn.metadata
     final = f", final loss {meta['loss_history'][-1]:.4g}" if meta["loss_history"] else ""
-    typer.echo(f"wrote {out}: {len(syn)} images ({_per_class_text(syn)}) by {meta['method']}, "
+    typer.echo(f"wrote {out}: {len(syn)} images ({syn.describe_ipc()}) by {meta['method']}, "
                f"{meta['iterations_done']} iterations in {meta['wall_time_s']:.1f} s{final}")
-
-
-def _per_class_text(syn: SyntheticSet) -> str:
-    factor = int(syn.metadata.get("config", {}).get("factor", 1))
-    if factor == 1:
-        return f"{syn.ipc} per class"
-    stored = syn.metadata["config"]["ipc"]
-    return f"{syn.ipc} per class, tiles of {stored} stored image(s) with factor {factor}"
 
 
 def _test_split(syn: SyntheticSet, dataset: str | None, root: Path | None) -> data.ImageDataset:
@@ -318,7 +310,7 @@ def show_command(
     table = Table(show_header=False, title=str(synthetic))
     cfg = meta.get("config", {})
     for key, value in [("method", meta.get("method")), ("dataset", meta.get("dataset")),
-                       ("images", f"{len(syn)} ({_per_class_text(syn)}, {len(syn.classes)} classes)"),
+                       ("images", f"{len(syn)} ({syn.describe_ipc()}, {len(syn.classes)} classes)"),
                        ("shape", "x".join(map(str, syn.image_shape))),
                        ("iterations", meta.get("iterations_done") if "in_progress" not in meta
                         else f"{_progress_text(meta['in_progress'])} (a checkpoint of a run in progress)"),

@@ -14,6 +14,14 @@ import torch
 import torch.nn.functional as F
 
 
+def describe_ipc(ipc: int, factor: int = 1) -> str:
+    """``"IPC 10"``, or for a multi-formation set of ``ipc`` training images per class
+    ``"IPC 10 x factor 2 = 40 per class"``: the words every report uses for a set's size."""
+    if factor == 1:
+        return f"IPC {ipc}"
+    return f"IPC {ipc // (factor * factor)} x factor {factor} = {ipc} per class"
+
+
 def decode(stored: torch.Tensor, factor: int) -> torch.Tensor:
     """``[N, C, H, W]`` stored images -> ``[N * factor**2, C, H, W]`` training images.
 

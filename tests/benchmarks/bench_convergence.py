@@ -28,6 +28,7 @@ from pathlib import Path
 from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
 
 import datadam
+from datadam.distill.multiformation import describe_ipc
 from datadam.evaluate import EvaluationResult, TrainConfig, evaluate
 from datadam.plots import convergence_figure, save_figure
 from datadam.synthetic import SyntheticSet, atomic_path
@@ -40,13 +41,9 @@ def same_run(config: dict | None) -> dict:
 
 
 def set_name(s: dict) -> str:
-    """``datadam ipc 10 on mnist``; a multi-formation set names its stored IPC and factor."""
-    config = s.get("config") or {}
-    factor = int(config.get("factor", 1))
-    if factor == 1:
-        return f"{s['method']} ipc {s['ipc']} on {s['dataset']}"
-    return (f"{s['method']} ipc {config['ipc']} x factor {factor} ({s['ipc']} training images "
-            f"per class) on {s['dataset']}")
+    """``datadam IPC 10 on mnist``; a multi-formation set names its stored IPC and factor."""
+    factor = int((s.get("config") or {}).get("factor", 1))
+    return f"{s['method']} {describe_ipc(s['ipc'], factor)} on {s['dataset']}"
 
 
 def table(results: dict) -> str:
