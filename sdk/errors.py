@@ -39,7 +39,11 @@ class ConfigError(DatadamError, ValueError):
     """An argument is out of range or inconsistent with another (IPC, depth, sizes...)."""
 
 
-class DistillationInterrupted(DatadamError):
+class Interrupted(DatadamError):
+    """A long run was stopped by Ctrl-C; the message says what was kept and how to go on."""
+
+
+class DistillationInterrupted(Interrupted):
     """A run was stopped by Ctrl-C after saving a checkpoint it can resume from."""
 
 

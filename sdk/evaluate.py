@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,7 +218,8 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
              runs: int = 5, train: TrainConfig | None = None, seed: int = 0,
              device: str = "auto", progress: bool | None = None,
              model_options: dict[str, dict[str, Any]] | None = None,
-             together: bool | None = None) -> EvaluationResult:
+             together: bool | None = None, done: EvaluationResult | None = None,
+             on_network: Callable[[EvaluationResult], None] | None = None) -> EvaluationResult:
     """Train ``runs`` fresh networks of each model on ``synthetic``; test on ``test``.
 
     Args:
@@ -236,10 +237,20 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             (:func:`datadam.training.train_networks_together`: the same weights up to
             floating-point order). ``None``: on a GPU, for models without BatchNorm or
             dropout; a CPU is compute-bound and measured slower stacked.
+        done: an earlier evaluation of the same set with the same settings and seed, cut
+            short (e.g. by Ctrl-C) or with fewer ``runs``: its networks are kept and only
+            the others are trained, so the result equals an uninterrupted evaluation.
+        on_network: called with the result so far after every trained network (after a
+            model's stacked networks when they train together), e.g. to save it.
 
     Returns:
         :class:`EvaluationResult` with accuracy, balanced accuracy, per-class accuracy
         (and AUC for two classes) of every run, and their mean and std.
+
+    Raises:
+        ConfigError: an unknown model, a set of other classes or image shape than
+            ``test``, ``together`` for a model with BatchNorm or dropout, or a ``done``
+            of another evaluation.
     """
     names = list(models or [default_model(tuple(synthetic.image_shape[1:]))])
     for name in names:
@@ -250,49 +261,8 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
     aug = train.augmentation or synthetic.metadata.get("config", {}).get("augmentation") \
         or preset_for(test.name)
     dsa = DSA.from_name(aug)
-    images, labels = synthetic.images.float().to(dev), synthetic.labels.to(dev)
-    test_x = test.normalized(mean=synthetic.mean, std=synthetic.std).to(dev)
-    test_y = test.labels.to(dev)
     options = model_options or {}
-    if together:
-        for name in names:  # before any training: a late refusal would waste the earlier models'
-            probe = model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
-                                          synthetic.image_shape[1:], **options.get(name, {}))
-            if not can_train_together(probe):
-                raise ConfigError(f"{name} has BatchNorm or dropout: its networks cannot be trained "
-                                  "together; train them one at a time")
-    out: dict[str, list[dict[str, Any]]] = {}
     trained_together: dict[str, bool] = {}
-    bar = progress_bar(progress)
-    with bar:
-        for name in names:
-            task = bar.add_task(f"evaluate {name}", total=runs * train.epochs)
-            out[name] = []
-            seeds = [derive_seed(seed, run, _name_code(name)) for run in range(runs)]
-            nets = [model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
-                                          synthetic.image_shape[1:], seed=s, **options.get(name, {})).to(dev)
-                    for s in seeds]
-            flops = training_flops(nets[0], synthetic.image_shape, len(synthetic.classes),
-                                   len(images) * train.epochs)
-            stacked = runs > 1 and can_train_together(nets[0]) and (
-                together if together is not None else dev.type != "cpu")
-            trained_together[name] = stacked
-            if stacked:
-                start = time.perf_counter()
-                train_networks_together(nets, images, labels, train, dsa, seeds,
-                                        progress=lambda task=task: bar.advance(task, runs))
-                seconds = [(time.perf_counter() - start) / runs] * runs
-            else:
-                seconds = []
-                for net, net_seed in zip(nets, seeds):
-                    start = time.perf_counter()
-                    train_network(net, images, labels, train, dsa, net_seed,
-                                  progress=lambda task=task: bar.advance(task))
-                    seconds.append(time.perf_counter() - start)
-            for run, net in enumerate(nets):
-                record = _metrics(predict(net, test_x).cpu(), test_y.cpu(), len(test.classes))
-                record.update(run=run, train_seconds=round(seconds[run], 3), train_flops=flops)
-                out[name].append(record)
     settings = {
         "synthetic": {k: synthetic.metadata.get(k) for k in
                       ("method", "dataset", "config", "iterations_done", "seed")},
@@ -302,7 +272,76 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
         "versions": {"datadam": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
     }
-    return EvaluationResult(out, {name: _summary(r) for name, r in out.items()}, settings)
+    kept = _networks_to_keep(done, settings) if done is not None else {}
+    if together:
+        for name in names:  # before any training: a late refusal would waste the earlier models'
+            probe = model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
+                                          synthetic.image_shape[1:], **options.get(name, {}))
+            if not can_train_together(probe):
+                raise ConfigError(f"{name} has BatchNorm or dropout: its networks cannot be trained "
+                                  "together; train them one at a time")
+    images, labels = synthetic.images.float().to(dev), synthetic.labels.to(dev)
+    test_x = test.normalized(mean=synthetic.mean, std=synthetic.std).to(dev)
+    test_y = test.labels.to(dev)
+    out: dict[str, list[dict[str, Any]]] = {}
+
+    def result() -> EvaluationResult:
+        finished = {name: list(records) for name, records in out.items()}
+        return EvaluationResult(finished, {name: _summary(r) for name, r in finished.items() if r},
+                                dict(settings, trained_together=dict(trained_together)))
+
+    def record(name: str, run: int, net: nn.Module, seconds: float, flops: int) -> None:
+        metrics = _metrics(predict(net, test_x).cpu(), test_y.cpu(), len(test.classes))
+        metrics.update(run=run, train_seconds=round(seconds, 3), train_flops=flops)
+        out[name].append(metrics)
+
+    bar = progress_bar(progress)
+    with bar:
+        for name in names:
+            out[name] = [kept[name][run] for run in sorted(kept.get(name, {}))]
+            todo = [run for run in range(runs) if run not in kept.get(name, {})]
+            task = bar.add_task(f"evaluate {name}", total=runs * train.epochs,
+                                completed=(runs - len(todo)) * train.epochs)
+            if not todo:
+                trained_together[name] = bool(done and done.settings.get("trained_together", {}).get(name))
+                continue
+            seeds = [derive_seed(seed, run, _name_code(name)) for run in todo]
+            nets = [model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
+                                          synthetic.image_shape[1:], seed=s, **options.get(name, {})).to(dev)
+                    for s in seeds]
+            flops = training_flops(nets[0], synthetic.image_shape, len(synthetic.classes),
+                                   len(images) * train.epochs)
+            stacked = len(todo) > 1 and can_train_together(nets[0]) and (
+                together if together is not None else dev.type != "cpu")
+            trained_together[name] = stacked
+            if stacked:
+                start = time.perf_counter()
+                train_networks_together(nets, images, labels, train, dsa, seeds,
+                                        progress=lambda task=task, n=len(todo): bar.advance(task, n))
+                for run, net in zip(todo, nets):
+                    record(name, run, net, (time.perf_counter() - start) / len(todo), flops)
+                if on_network:
+                    on_network(result())
+            else:
+                for run, net, net_seed in zip(todo, nets, seeds):
+                    start = time.perf_counter()
+                    train_network(net, images, labels, train, dsa, net_seed,
+                                  progress=lambda task=task: bar.advance(task))
+                    record(name, run, net, time.perf_counter() - start, flops)
+                    if on_network:
+                        on_network(result())
+    return result()
+
+
+def _networks_to_keep(done: EvaluationResult, settings: dict[str, Any]) -> dict[str, dict[int, dict]]:
+    """``{model: {run: record}}`` of ``done``'s networks that an evaluation with ``settings``
+    would train again (the same set, test split, models, protocol and seed)."""
+    for key in (*_SAME_EVALUATION, "seed"):
+        difference = _first_difference(key, done.settings.get(key), settings.get(key))
+        if difference:
+            raise ConfigError(f"the earlier evaluation differs in {difference}: cannot go on from it")
+    return {name: {r["run"]: r for r in records if r.get("run", settings["runs"]) < settings["runs"]}
+            for name, records in done.runs.items()}
 
 
 def evaluate_full_data(train_data: ImageDataset, test: ImageDataset, model: str = "convnet3", *,

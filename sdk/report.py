@@ -127,6 +127,10 @@ def _evaluation_html(path: Path, report: dict[str, Any]) -> str:
     what = (f"{settings.get('test_images', '?')} test images of {settings.get('test_dataset', '?')}; "
             f"{train.get('epochs', '?')} epochs, batch {train.get('batch', '?')}, lr {train.get('lr', '?')}, "
             f"augmentation {settings.get('augmentation', '?')}, seed {settings.get('seed', '?')}")
+    unfinished = report.get("in_progress")
+    if unfinished:  # written after every network: say that more are to come
+        what += (f"; unfinished: {unfinished.get('networks')} of {unfinished.get('of')} networks so far "
+                 "(datadam evaluate --resume goes on)")
     out = f"<h3>Evaluation <code>{html.escape(path.name)}</code></h3>{table}" \
           f'<p class="muted">{html.escape(what)}. Mean ± std of the final accuracy over the runs.</p>'
     full = report.get("full_data")

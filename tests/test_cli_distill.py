@@ -50,6 +50,52 @@ def test_distill_show_evaluate(mnist_idx_root, tmp_path):
     assert report["cli_options"]["runs"] == 2 and report["cli_options"]["models"] == "convnet3,alexnet"
 
 
+def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx_root, tmp_path, monkeypatch):
+    out = tmp_path / "s.safetensors"
+    distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(out)
+    args = ["evaluate", out, "--root", mnist_idx_root, "--runs", 3, "--epochs", 2]
+    assert run(*args, "--json", tmp_path / "whole.json").exit_code == 0
+    whole = json.loads((tmp_path / "whole.json").read_text())
+
+    from datadam.cli import distill_commands
+    real_evaluate = distill_commands.evaluate
+
+    def ctrl_c_after_two_networks(*a, on_network, **k):
+        def saved(result):
+            on_network(result)
+            if sum(len(r) for r in result.runs.values()) == 2:
+                raise KeyboardInterrupt
+        return real_evaluate(*a, on_network=saved, **k)
+
+    monkeypatch.setattr(distill_commands, "evaluate", ctrl_c_after_two_networks)
+    part = tmp_path / "part.json"
+    r = run(*args, "--json", part)
+    assert r.exit_code == 130 and "evaluation interrupted" in r.output and "--resume" in r.output
+    partial = json.loads(part.read_text())
+    assert partial["in_progress"] == {"networks": 2, "of": 3} and len(partial["runs"]["convnet3"]) == 2
+    monkeypatch.setattr(distill_commands, "evaluate", real_evaluate)
+
+    r = run(*args, "--json", part)
+    assert r.exit_code == 1 and "unfinished evaluation (2 of 3 networks)" in r.output
+    r = run(*args, "--json", part, "--resume")
+    assert r.exit_code == 0, r.output
+    resumed = json.loads(part.read_text())
+    assert "in_progress" not in resumed
+    assert resumed["runs"]["convnet3"][:2] == partial["runs"]["convnet3"]  # kept as they were
+
+    def metrics(report):
+        return [{k: v for k, v in r.items() if k != "train_seconds"} for r in report["runs"]["convnet3"]]
+    assert metrics(resumed) == metrics(whole)
+    # more --runs later: the three are kept, two are added
+    r = run(*args[:-4], "--runs", 5, "--epochs", 2, "--json", part, "--resume")
+    assert r.exit_code == 0, r.output
+    assert [r["run"] for r in json.loads(part.read_text())["runs"]["convnet3"]] == [0, 1, 2, 3, 4]
+    r = run(*args[:-4], "--runs", 3, "--epochs", 3, "--json", part, "--resume")
+    assert r.exit_code == 1 and "differs in 'train.epochs' (2 vs 3)" in r.output
+    assert run(*args, "--resume").exit_code == 1
+    assert "cannot resume: no evaluation" in run(*args, "--json", tmp_path / "none.json", "--resume").output
+
+
 def test_merge_evaluations_of_one_set_run_apart(mnist_idx_root, tmp_path):
     out = tmp_path / "s.safetensors"
     distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(out)

@@ -80,6 +80,30 @@ def test_evaluations_run_apart_merge_into_one_result(mnist_idx_root, tmp_path):
         EvaluationResult.load(tmp_path / "x.json")
 
 
+def test_evaluate_goes_on_from_an_earlier_evaluation(mnist_idx_root):
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(train, "random", ipc=2, progress=False)
+    quick = TrainConfig(epochs=2)
+
+    def metrics(result):
+        return [{k: v for k, v in r.items() if k != "train_seconds"} for r in result.runs["convnet3"]]
+
+    whole = evaluate(syn, test, ["convnet3"], runs=3, train=quick, progress=False)
+    seen = []
+    first = evaluate(syn, test, ["convnet3"], runs=1, train=quick, progress=False,
+                     on_network=lambda r: seen.append(len(r.runs["convnet3"])))
+    assert seen == [1]
+    rest = evaluate(syn, test, ["convnet3"], runs=3, train=quick, progress=False, done=first,
+                    on_network=lambda r: seen.append(len(r.runs["convnet3"])))
+    assert seen == [1, 2, 3]  # the kept network is not trained again
+    assert rest.runs["convnet3"][0] == first.runs["convnet3"][0]
+    assert metrics(rest) == metrics(whole) and rest.summary["convnet3"]["accuracy_mean"] == pytest.approx(
+        whole.summary["convnet3"]["accuracy_mean"])
+    with pytest.raises(ConfigError, match="differs in 'seed' \\(0 vs 1\\)"):
+        evaluate(syn, test, ["convnet3"], runs=3, train=quick, seed=1, progress=False, done=first)
+
+
 def test_evaluate_refuses_other_classes_or_shapes(mnist_idx_root, make_folder):
     test = data.load("mnist", mnist_idx_root, split="test")
     other = SyntheticSet(torch.zeros(3, 1, 28, 28), torch.arange(3), ["a", "b", "c"], (0.1,), (0.3,))

@@ -109,6 +109,17 @@ def test_evaluations_without_a_name_go_to_the_longest_matching_set(run_dir, tmp_
     assert owners == {"mnist_ipc1": [], "mnist_ipc10": ["mnist_ipc10_eval.json"]}
 
 
+def test_an_unfinished_evaluation_says_so(run_dir, tmp_path):
+    shutil.copy(run_dir / "mnist_ipc1.safetensors", tmp_path)
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    evaluation["runs"]["convnet3"] = evaluation["runs"]["convnet3"][:1]
+    evaluation["in_progress"] = {"networks": 1, "of": 2}  # as evaluate --json writes it mid-way
+    (tmp_path / "evaluation.json").write_text(json.dumps(evaluation))
+    r = run("report", tmp_path, "--out", tmp_path / "r.html")
+    assert r.exit_code == 0, r.output
+    assert "unfinished: 1 of 2 networks so far" in (tmp_path / "r.html").read_text()
+
+
 def test_default_output_and_errors(run_dir, tmp_path):
     path = write_report(run_dir)
     assert path == run_dir / "report.html" and path.stat().st_size > 10_000

@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 from datadam import __version__
 from datadam.cli import distill_commands
 from datadam.cli.data_commands import data_app
-from datadam.errors import DatadamError, DatadamWarning, DistillationInterrupted
+from datadam.errors import DatadamError, DatadamWarning, Interrupted
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -37,14 +37,14 @@ _python_show_warning = warnings.showwarning
 class _OneLineErrors(TyperGroup):
     """Turns a :class:`DatadamError` (or an OS error such as an unwritable output) anywhere
     below into ``error: ...`` and exit 1, and a :class:`DatadamWarning` into ``warning: ...``;
-    Ctrl-C exits 130 (a distillation says where its checkpoint is)."""
+    Ctrl-C exits 130 (a distillation or evaluation says what it kept)."""
 
     def invoke(self, ctx):
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning
                 return super().invoke(ctx)
-        except DistillationInterrupted as e:  # Ctrl-C, checkpoint saved: not a failure of the input
+        except Interrupted as e:  # Ctrl-C, what was done is saved: not a failure of the input
             typer.echo(str(e), err=True)
             raise typer.Exit(130) from None
         except DatadamError as e:

@@ -27,7 +27,7 @@ from datadam.cli.options import (
 from datadam.distill import DistillConfig, available_methods, distill
 from datadam.distill.config import default_model
 from datadam.distill.distributed import init_from_environment
-from datadam.errors import ConfigError
+from datadam.errors import ConfigError, Interrupted
 from datadam.evaluate import EvaluationResult, TrainConfig, evaluate, evaluate_full_data, merge_results
 from datadam.monitor import TensorBoardLogger
 from datadam.synthetic import SyntheticSet, write_json
@@ -197,13 +197,22 @@ def evaluate_command(
     at_iteration: int | None = typer.Option(
         None, "--at-iteration", min=0, help="Evaluate the images as they were after N iterations "
                                             "(a snapshot of distill --snapshot-every) [default: the final images]."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write every number and setting to this JSON file [default: not written]."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write every number and setting to this JSON file, "
+                                         "updated after every network [default: not written]."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the networks already in --json (an evaluation "
+                                "stopped by Ctrl-C, or one with fewer --runs) and train only the others."),
     root: Path | None = ROOT,
     device: str = DEVICE,
     seed: int = SEED,
     progress: bool | None = PROGRESS,
 ) -> None:
-    """Train fresh networks on a synthetic set and test them on the real test split."""
+    """Train fresh networks on a synthetic set and test them on the real test split.
+
+    With --json the file is rewritten after every network, so Ctrl-C loses only the
+    network in training: the same command with --resume trains the rest, and the result
+    equals an uninterrupted evaluation.
+    """
+    done = _earlier_evaluation(json_out, resume)
     syn = SyntheticSet.load(synthetic)
     if at_iteration is not None:
         syn = syn.at_iteration(at_iteration)
@@ -211,16 +220,35 @@ def evaluate_command(
     train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation)
     names = [default_model(tuple(syn.image_shape[1:]))] if models == "auto" else parse_list(models)
     net_options = parse_options(model_option)
-    result = evaluate(syn, test, names, runs=runs, train=train_cfg, seed=seed, device=device,
-                      progress=progress, together=together,
-                      model_options={name: net_options for name in names} if net_options else None)
+
+    def report_of(result: EvaluationResult) -> dict:
+        report = result.to_dict()
+        report["synthetic"] = synthetic.name  # lets `datadam report` pair it with its set
+        # the options as resolved (defaults included): enough to run the same evaluation again
+        report["cli_options"] = {k: str(v) if isinstance(v, Path) else v for k, v in ctx.params.items()}
+        return report
+
+    def save_partial(result: EvaluationResult) -> None:
+        trained = sum(len(r) for r in result.runs.values())
+        if json_out and trained < runs * len(names):
+            write_json(json_out, {**report_of(result), "in_progress": {"networks": trained,
+                                                                       "of": runs * len(names)}})
+
+    try:
+        result = evaluate(syn, test, names, runs=runs, train=train_cfg, seed=seed, device=device,
+                          progress=progress, together=together, done=done, on_network=save_partial,
+                          model_options={name: net_options for name in names} if net_options else None)
+    except KeyboardInterrupt:
+        where = (f"the finished networks are in {json_out}; the same command with --resume trains the rest"
+                 if json_out else "nothing was saved (--json keeps every finished network)")
+        raise Interrupted(f"evaluation interrupted: {where}") from None
     console = Console()
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
     if at_iteration is None and "in_progress" in syn.metadata:
         at = f" (run in progress: {_progress_text(syn.metadata['in_progress'])})"
     print_evaluation(result, console, f"{synthetic.name}{at}: {syn.metadata.get('method')} "
                                       f"ipc {syn.ipc} on {name} test ({len(test)} images)")
-    report = result.to_dict()
+    report = report_of(result)
     if full_data:
         train = data.load(name, root, "train", **options)
         first = next(iter(result.summary))
@@ -237,12 +265,28 @@ def evaluate_command(
             f"{syn_s['train_seconds_mean']:.1f} s, {syn_s['train_flops'] / 1e12:.2f} TFLOP "
             f"({full['train_flops'] / max(syn_s['train_flops'], 1):.1f}x fewer FLOPs)")
     if json_out:
-        report["synthetic"] = synthetic.name  # lets `datadam report` pair it with its set
-        # the options as resolved (defaults included): enough to run the same evaluation again
-        report["cli_options"] = {k: str(v) if isinstance(v, Path) else v
-                                 for k, v in ctx.params.items()}
         write_json(json_out, report)
         typer.echo(f"wrote {json_out}")
+
+
+def _earlier_evaluation(json_out: Path | None, resume: bool) -> EvaluationResult | None:
+    """The evaluation that --resume goes on from; refuses to overwrite an unfinished one."""
+    if resume and json_out is None:
+        raise ConfigError("--resume goes on from the networks in --json: give the file")
+    if json_out is None or not json_out.exists():
+        if resume:
+            raise ConfigError(f"cannot resume: no evaluation at {json_out}")
+        return None
+    if resume:
+        return EvaluationResult.load(json_out)
+    try:
+        unfinished = json.loads(json_out.read_text()).get("in_progress")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None  # not an evaluation of ours: --json overwrites it, as any output
+    if unfinished:
+        raise ConfigError(f"{json_out} holds an unfinished evaluation ({unfinished.get('networks')} of "
+                          f"{unfinished.get('of')} networks): add --resume to go on, or remove the file")
+    return None
 
 
 def merge_evaluations_command(
