@@ -286,7 +286,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
     out: dict[str, list[dict[str, Any]]] = {}
 
     def result() -> EvaluationResult:
-        finished = {name: list(records) for name, records in out.items()}
+        finished = {name: sorted(records, key=lambda r: r["run"]) for name, records in out.items()}
         return EvaluationResult(finished, {name: _summary(r) for name, r in finished.items() if r},
                                 dict(settings, trained_together=dict(trained_together)))
 
