@@ -316,6 +316,11 @@ def render_convergence(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     for p in points:
         loss = "–" if p["loss"] is None else f"{p['loss']:.2f}"
         lines.append(f"| {p['iteration']} | {_pm(p, 'accuracy')} | {loss} |")
+    apart = [f"iteration {p['iteration']}: seeds {', '.join(map(str, p['evaluation']['settings']['seed']))}"
+             for p in points if isinstance(p["evaluation"]["settings"].get("seed"), list)]
+    if apart:
+        lines += ["", "Networks trained apart, one process each (`datadam evaluate --runs 1 --seed S`), "
+                      "and merged (`datadam merge-evaluations`): " + "; ".join(apart) + "."]
     fig = convergence_figure([p["iteration"] for p in points],
                              [100 * p["accuracy_mean"] for p in points],
                              [100 * p["accuracy_std"] for p in points], report.get("loss_history"),

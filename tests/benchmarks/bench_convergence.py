@@ -63,10 +63,17 @@ def table(results: dict) -> str:
         "| iteration | accuracy % | matching loss (mean of the 100 iterations before) |",
         "|---|---|---|",
     ]
+    apart = []
     for key in sorted(results["points"], key=int):
         r = results["points"][key]
         loss = "-" if r["loss"] is None else f"{r['loss']:.2f}"
         lines.append(f"| {key} | {100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f} | {loss} |")
+        seeds = r["evaluation"]["settings"].get("seed")
+        if isinstance(seeds, list):  # a `datadam merge-evaluations` result
+            apart.append(f"iteration {key}: evaluation seeds {', '.join(map(str, seeds))}")
+    if apart:
+        lines += ["", "Networks trained apart (`datadam evaluate --runs 1 --seed S`, one process per "
+                      "network) and merged with `datadam merge-evaluations`: " + "; ".join(apart) + "."]
     return "\n".join(lines) + "\n"
 
 
