@@ -95,6 +95,19 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx
     assert run(*args, "--resume").exit_code == 1
     assert "cannot resume: no evaluation" in run(*args, "--json", tmp_path / "none.json", "--resume").output
 
+    # Ctrl-C in the full-data run, which comes last: every network is kept, only it runs again
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(distill_commands, "evaluate_full_data", ctrl_c)
+    full = tmp_path / "full.json"
+    assert run(*args, "--json", full, "--full-data", "--full-epochs", 1).exit_code == 130
+    before = json.loads(full.read_text())
+    assert before["in_progress"] == {"networks": 3, "of": 3} and "full_data" not in before
+    monkeypatch.undo()
+    assert run(*args, "--json", full, "--full-data", "--full-epochs", 1, "--resume").exit_code == 0
+    after = json.loads(full.read_text())
+    assert "full_data" in after and after["runs"] == before["runs"]
+
 
 def test_merge_evaluations_of_one_set_run_apart(mnist_idx_root, tmp_path):
     out = tmp_path / "s.safetensors"

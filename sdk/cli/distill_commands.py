@@ -230,7 +230,7 @@ def evaluate_command(
 
     def save_partial(result: EvaluationResult) -> None:
         trained = sum(len(r) for r in result.runs.values())
-        if json_out and trained < runs * len(names):
+        if json_out and (trained < runs * len(names) or full_data):  # the full-data run comes last
             write_json(json_out, {**report_of(result), "in_progress": {"networks": trained,
                                                                        "of": runs * len(names)}})
 
