@@ -3,9 +3,11 @@ with the protocol (DESIGN.md §5). Writes a JSON (every setting and number) and 
 markdown table. Resumable: entries already in the JSON are skipped, and a distillation in progress
 keeps a checkpoint (every 100 iterations and on Ctrl-C, in ``OUT_checkpoints/``), so
 the same command run again continues where it stopped, even in the middle of a
-20,000-iteration run. Every distilled set is kept in ``OUT_sets/VARIANT_ipcN.safetensors``
-(a set already there is evaluated, not distilled again), so it can be looked at or
-evaluated another way later (``datadam show``, ``datadam evaluate``).
+20,000-iteration run or of an evaluation (its finished networks are kept in
+``OUT_checkpoints/VARIANT_ipcN.evaluation.json``). Every distilled set is kept in
+``OUT_sets/VARIANT_ipcN.safetensors`` (a set already there is evaluated, not distilled
+again), so it can be looked at or evaluated another way later (``datadam show``,
+``datadam evaluate``).
 
     python tests/benchmarks/bench_distill.py --ipcs 1,10,50 --iterations 20000 \\
         --eval-runs 5 --eval-epochs 1000 --out docs/results/mnist_distill
@@ -24,8 +26,8 @@ from machine import describe  # tests/benchmarks/machine.py (the script's own fo
 
 import datadam
 from datadam.errors import DistillationInterrupted
-from datadam.evaluate import TrainConfig, evaluate
-from datadam.synthetic import SyntheticSet, atomic_path
+from datadam.evaluate import EvaluationResult, TrainConfig, evaluate
+from datadam.synthetic import SyntheticSet, atomic_path, write_json
 
 # name -> (method, options): the baselines, DataDAM, and its ablations.
 VARIANTS = {
@@ -150,8 +152,16 @@ def main() -> None:
                     sys.exit(f"{key}: {e}; run the same command again to continue")
                 syn.save(kept)
             distill_s = syn.metadata.get("wall_time_s", 0.0)  # carried over resumes
-            ev = evaluate(syn, test, ["convnet3"], runs=args.eval_runs, seed=args.seed,
-                          train=TrainConfig(epochs=args.eval_epochs), device=args.device, progress=False)
+            # every finished evaluation network is kept too: a 1,000-epoch network is 20 minutes on a core
+            networks = checkpoint.with_name(f"{variant}_ipc{ipc}.evaluation.json")
+            try:
+                ev = evaluate(syn, test, ["convnet3"], runs=args.eval_runs, seed=args.seed,
+                              train=TrainConfig(epochs=args.eval_epochs), device=args.device, progress=False,
+                              done=EvaluationResult.load(networks) if networks.is_file() else None,
+                              on_network=lambda partial, path=networks: write_json(path, partial.to_dict()))
+            except KeyboardInterrupt:
+                sys.exit(f"{key}: interrupted; the finished evaluation networks are in {networks}; "
+                         "run the same command again to continue")
             per_it = syn.metadata["seconds_per_iteration"]
             results["entries"][key] = {"variant": variant, "method": method, "ipc": ipc,
                                        "machine": results["settings"]["machine"],
@@ -166,6 +176,7 @@ def main() -> None:
             with atomic_path(md_path) as tmp:
                 tmp.write_text(table(results))
             checkpoint.unlink(missing_ok=True)
+            networks.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
