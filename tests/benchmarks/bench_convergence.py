@@ -4,7 +4,8 @@ Evaluates the snapshots that ``datadam distill --snapshot-every N`` keeps inside
 set (iteration 0 is the initialisation: random real images when ``--init real``) and
 the final images, each with the protocol (DESIGN.md §5), and writes a JSON, a markdown
 table and a PNG plot (accuracy with its spread, and the matching loss, against the
-iterations). Resumable: iterations already in the JSON are skipped. The set may be the
+iterations). Resumable: iterations already in the JSON are skipped, and the finished
+networks of an iteration in progress are kept in ``OUT_networks/``. The set may be the
 checkpoint of a run in progress (``S.ckpt.safetensors``); run again on the final set
 with the same ``--out`` to add the later points. ``--evaluation E.json --at N`` takes the
 point at N from an evaluation made apart (``datadam evaluate --at-iteration N --json``, or
@@ -25,11 +26,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
+from kept_networks import evaluate_keeping, forget  # tests/benchmarks/ (the script's own folder)
+from machine import describe
 
 import datadam
 from datadam.distill.multiformation import describe_ipc
-from datadam.evaluate import EvaluationResult, TrainConfig, evaluate
+from datadam.evaluate import EvaluationResult, TrainConfig
 from datadam.plots import convergence_figure, save_figure
 from datadam.synthetic import SyntheticSet, atomic_path
 
@@ -160,11 +162,12 @@ def main() -> None:
             at = syn.at_iteration(it)
         except datadam.errors.ConfigError as e:
             sys.exit(str(e))
+        networks = Path(f"{args.out}_networks") / f"iteration{it}.json"
         if args.evaluation:
             ev = made_apart(args.evaluation, syn, it, args.runs, args.epochs)
         else:
-            ev = evaluate(at, test, [MODEL], runs=args.runs, seed=args.seed,
-                          train=TrainConfig(epochs=args.epochs), device=args.device, progress=False)
+            ev = evaluate_keeping(networks, at, test, [MODEL], runs=args.runs, seed=args.seed,
+                                  train=TrainConfig(epochs=args.epochs), device=args.device, progress=False)
         summary = ev.summary[MODEL]
         recent = history[max(0, it - 100):it]
         results["points"][str(it)] = {
@@ -175,6 +178,7 @@ def main() -> None:
               f"{100 * summary['accuracy_std']:.2f}", flush=True)
         with atomic_path(json_path) as tmp:
             tmp.write_text(json.dumps(results, indent=1))
+        forget(networks)
         with atomic_path(Path(args.out + ".md")) as tmp:
             tmp.write_text(table(results))
         plot(results, history, Path(args.out + ".png"))

@@ -4,7 +4,8 @@ Trains fresh networks of each model (default: the paper's ConvNet-3, AlexNet, VG
 and ResNet-18) on each set with the protocol (DESIGN.md §5) and tests them on the real
 test split. Writes a JSON (every setting and run) and a markdown table, one row per set
 and one column per model. Resumable: a (set, model) cell already in the JSON is
-skipped, so the same command run again goes on where it stopped.
+skipped and the finished networks of a cell in progress are kept in ``OUT_networks/``,
+so the same command run again goes on where it stopped.
 
     python tests/benchmarks/bench_cross_arch.py --set datadam=mnist_ipc10.safetensors \\
         --set dm=mnist_ipc10_dm.safetensors --runs 5 --epochs 1000 \\
@@ -19,10 +20,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
+from kept_networks import evaluate_keeping, forget  # tests/benchmarks/ (the script's own folder)
+from machine import describe
 
 import datadam
-from datadam.evaluate import TrainConfig, evaluate
+from datadam.evaluate import TrainConfig
 from datadam.synthetic import SyntheticSet, atomic_path
 
 MODELS = "convnet3,alexnet,vgg11,resnet18"
@@ -100,8 +102,9 @@ def main() -> None:
         for model in models:
             if model in entry["models"]:
                 continue
-            ev = evaluate(syn, tests[dataset], [model], runs=args.runs, seed=args.seed,
-                          train=TrainConfig(epochs=args.epochs), device=args.device, progress=False)
+            networks = Path(f"{args.out}_networks") / f"{name}_{model}.json"
+            ev = evaluate_keeping(networks, syn, tests[dataset], [model], runs=args.runs, seed=args.seed,
+                                  train=TrainConfig(epochs=args.epochs), device=args.device, progress=False)
             summary = ev.summary[model]
             entry["models"][model] = dict(summary, runs=ev.runs[model])
             print(f"{name} / {model}: {100 * summary['accuracy_mean']:.2f} ± "
@@ -109,6 +112,7 @@ def main() -> None:
                   flush=True)
             with atomic_path(json_path) as tmp:
                 tmp.write_text(json.dumps(results, indent=1))
+            forget(networks)
             with atomic_path(Path(args.out + ".md")) as tmp:
                 tmp.write_text(table(results))
 

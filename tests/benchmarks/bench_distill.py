@@ -22,12 +22,13 @@ import json
 import sys
 from pathlib import Path
 
-from machine import describe  # tests/benchmarks/machine.py (the script's own folder)
+from kept_networks import evaluate_keeping, forget  # tests/benchmarks/ (the script's own folder)
+from machine import describe
 
 import datadam
 from datadam.errors import DistillationInterrupted
-from datadam.evaluate import EvaluationResult, TrainConfig, evaluate
-from datadam.synthetic import SyntheticSet, atomic_path, write_json
+from datadam.evaluate import TrainConfig
+from datadam.synthetic import SyntheticSet, atomic_path
 
 # name -> (method, options): the baselines, DataDAM, and its ablations.
 VARIANTS = {
@@ -152,16 +153,10 @@ def main() -> None:
                     sys.exit(f"{key}: {e}; run the same command again to continue")
                 syn.save(kept)
             distill_s = syn.metadata.get("wall_time_s", 0.0)  # carried over resumes
-            # every finished evaluation network is kept too: a 1,000-epoch network is 20 minutes on a core
             networks = checkpoint.with_name(f"{variant}_ipc{ipc}.evaluation.json")
-            try:
-                ev = evaluate(syn, test, ["convnet3"], runs=args.eval_runs, seed=args.seed,
-                              train=TrainConfig(epochs=args.eval_epochs), device=args.device, progress=False,
-                              done=EvaluationResult.load(networks) if networks.is_file() else None,
-                              on_network=lambda partial, path=networks: write_json(path, partial.to_dict()))
-            except KeyboardInterrupt:
-                sys.exit(f"{key}: interrupted; the finished evaluation networks are in {networks}; "
-                         "run the same command again to continue")
+            ev = evaluate_keeping(networks, syn, test, ["convnet3"], runs=args.eval_runs, seed=args.seed,
+                                  train=TrainConfig(epochs=args.eval_epochs), device=args.device,
+                                  progress=False)
             per_it = syn.metadata["seconds_per_iteration"]
             results["entries"][key] = {"variant": variant, "method": method, "ipc": ipc,
                                        "machine": results["settings"]["machine"],
@@ -176,7 +171,7 @@ def main() -> None:
             with atomic_path(md_path) as tmp:
                 tmp.write_text(table(results))
             checkpoint.unlink(missing_ok=True)
-            networks.unlink(missing_ok=True)
+            forget(networks)
 
 
 if __name__ == "__main__":
