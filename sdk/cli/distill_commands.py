@@ -27,6 +27,7 @@ from datadam.cli.options import (
 from datadam.distill import DistillConfig, available_methods, distill
 from datadam.distill.config import default_model
 from datadam.distill.distributed import init_from_environment
+from datadam.distill.multiformation import describe_ipc
 from datadam.errors import ConfigError, Interrupted
 from datadam.evaluate import EvaluationResult, TrainConfig, evaluate, evaluate_full_data, merge_results
 from datadam.monitor import TensorBoardLogger
@@ -247,7 +248,7 @@ def evaluate_command(
     if at_iteration is None and "in_progress" in syn.metadata:
         at = f" (run in progress: {_progress_text(syn.metadata['in_progress'])})"
     print_evaluation(result, console, f"{synthetic.name}{at}: {syn.metadata.get('method')} "
-                                      f"ipc {syn.ipc} on {name} test ({len(test)} images)")
+                                      f"{syn.describe_ipc()} on {name} test ({len(test)} images)")
     report = report_of(result)
     if full_data:
         train = data.load(name, root, "train", **options)
@@ -310,7 +311,8 @@ def merge_evaluations_command(
     set_name = names.pop() if len(names) == 1 else None
     s = merged.settings
     syn = s.get("synthetic") or {}
-    print_evaluation(merged, Console(), f"{set_name or 'synthetic set'}: {syn.get('method')} ipc {s.get('ipc')} "
+    size = describe_ipc(s.get("ipc"), int((syn.get("config") or {}).get("factor", 1)))
+    print_evaluation(merged, Console(), f"{set_name or 'synthetic set'}: {syn.get('method')} {size} "
                                         f"on {s.get('test_dataset')} test ({s.get('test_images')} images), "
                                         f"{len(parts)} evaluations merged (seeds {', '.join(map(str, s['seed']))})")
     if json_out:
@@ -378,7 +380,7 @@ def show_command(
         history = meta.get("loss_history") or []
         if not history:
             raise ConfigError(f"{synthetic}: no loss history (method {meta.get('method')})")
-        plots.plot_loss(history, loss, title=f"{meta.get('method')} ipc {syn.ipc} on {meta.get('dataset')}")
+        plots.plot_loss(history, loss, title=f"{meta.get('method')} {syn.describe_ipc()} on {meta.get('dataset')}")
         typer.echo(f"wrote {loss}")
     if evolution:
         plots.plot_evolution(syn, label, evolution)
