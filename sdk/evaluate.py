@@ -45,25 +45,28 @@ class EvaluationResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, report: dict[str, Any]) -> EvaluationResult:
+    def from_dict(cls, report: Any, source: str | Path | None = None) -> EvaluationResult:
         """The result in ``report`` (``to_dict``'s output, or a ``datadam evaluate --json``
-        file's content); :class:`ConfigError` if it is not one."""
+        file's content); :class:`ConfigError`, naming ``source`` if given, if it is not one."""
         if not isinstance(report, dict) or not all(isinstance(report.get(k), dict)
                                                    for k in ("runs", "summary", "settings")):
-            raise ConfigError("not an evaluation result (no runs, summary and settings)")
+            where = f"{source}: " if source is not None else ""
+            raise ConfigError(f"{where}not an evaluation result (no runs, summary and settings)")
         return cls(report["runs"], report["summary"], report["settings"])
 
     @classmethod
     def load(cls, path: str | Path) -> EvaluationResult:
         """Read a ``datadam evaluate --json`` file (plain JSON: nothing is executed)."""
-        try:
-            report = json.loads(Path(path).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read an evaluation result ({exc})") from None
-        try:
-            return cls.from_dict(report)
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        return cls.from_dict(read_report(path), source=path)
+
+
+def read_report(path: str | Path) -> Any:
+    """The JSON content of an evaluation file, with the keys beside the result
+    (``synthetic``, ``cli_options``, ``in_progress``...); :class:`ConfigError` if unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read an evaluation result ({exc})") from None
 
 
 # What makes two evaluations parts of one: the same set, test split, networks and protocol.

@@ -131,7 +131,7 @@ class SyntheticSet:
         """``"IPC 10"``, or ``"IPC 1 x factor 2 = 4 per class"`` for a multi-formation set."""
         from datadam.distill.multiformation import describe_ipc
 
-        return describe_ipc(self.ipc, int(self.metadata.get("config", {}).get("factor", 1)))
+        return describe_ipc(self.ipc, self.metadata.get("config"))
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

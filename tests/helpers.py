@@ -141,3 +141,9 @@ def fast_distill(**overrides) -> dict:
     """Keyword arguments of ``datadam.distill`` for a run of a second or so on the tiny
     MNIST fixture (3 iterations, 4 real images per class, CPU, no progress bar)."""
     return dict(dict(iterations=3, batch_real=4, progress=False, device="cpu"), **overrides)
+
+
+def without_timing(records: list[dict]) -> list[dict]:
+    """Evaluation run records without ``train_seconds``: what must repeat exactly when the
+    same networks are trained again (the wall time never does)."""
+    return [{k: v for k, v in r.items() if k != "train_seconds"} for r in records]

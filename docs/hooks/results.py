@@ -298,7 +298,7 @@ def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
 def _set_ipc(s: dict) -> str:
     from datadam.distill.multiformation import describe_ipc
 
-    return describe_ipc(s["ipc"], int((s.get("config") or {}).get("factor", 1)))
+    return describe_ipc(s["ipc"], s.get("config"))
 
 
 def render_convergence(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:

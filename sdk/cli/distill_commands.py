@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -29,7 +28,14 @@ from datadam.distill.config import default_model
 from datadam.distill.distributed import init_from_environment
 from datadam.distill.multiformation import describe_ipc
 from datadam.errors import ConfigError, Interrupted
-from datadam.evaluate import EvaluationResult, TrainConfig, evaluate, evaluate_full_data, merge_results
+from datadam.evaluate import (
+    EvaluationResult,
+    TrainConfig,
+    evaluate,
+    evaluate_full_data,
+    merge_results,
+    read_report,
+)
 from datadam.monitor import TensorBoardLogger
 from datadam.synthetic import SyntheticSet, write_json
 
@@ -231,13 +237,14 @@ def evaluate_command(
 
     def save_partial(result: EvaluationResult) -> None:
         trained = sum(len(r) for r in result.runs.values())
-        if json_out and (trained < runs * len(names) or full_data):  # the full-data run comes last
+        if trained < runs * len(names) or full_data:  # the full-data run comes last
             write_json(json_out, {**report_of(result), "in_progress": {"networks": trained,
                                                                        "of": runs * len(names)}})
 
     try:
         result = evaluate(syn, test, names, runs=runs, train=train_cfg, seed=seed, device=device,
-                          progress=progress, together=together, done=done, on_network=save_partial,
+                          progress=progress, together=together, done=done,
+                          on_network=save_partial if json_out else None,
                           model_options={name: net_options for name in names} if net_options else None)
     except KeyboardInterrupt:
         where = (f"the finished networks are in {json_out}; the same command with --resume trains the rest"
@@ -281,9 +288,10 @@ def _earlier_evaluation(json_out: Path | None, resume: bool) -> EvaluationResult
     if resume:
         return EvaluationResult.load(json_out)
     try:
-        unfinished = json.loads(json_out.read_text()).get("in_progress")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        earlier = read_report(json_out)
+    except ConfigError:
         return None  # not an evaluation of ours: --json overwrites it, as any output
+    unfinished = earlier.get("in_progress") if isinstance(earlier, dict) else None
     if unfinished:
         raise ConfigError(f"{json_out} holds an unfinished evaluation ({unfinished.get('networks')} of "
                           f"{unfinished.get('of')} networks): add --resume to go on, or remove the file")
@@ -304,14 +312,14 @@ def merge_evaluations_command(
     them. Parts of another set, test split, model list or training protocol, and a
     network given twice, are refused. Full-data runs (--full-data) are not merged.
     """
-    results = [EvaluationResult.load(path) for path in parts]
-    merged = merge_results(results)
-    reports = [json.loads(path.read_text()) for path in parts]
+    reports = [read_report(path) for path in parts]
+    merged = merge_results([EvaluationResult.from_dict(report, source=path)
+                            for path, report in zip(parts, reports)])
     names = {report.get("synthetic") for report in reports}
     set_name = names.pop() if len(names) == 1 else None
     s = merged.settings
     syn = s.get("synthetic") or {}
-    size = describe_ipc(s.get("ipc"), int((syn.get("config") or {}).get("factor", 1)))
+    size = describe_ipc(s.get("ipc"), syn.get("config"))
     print_evaluation(merged, Console(), f"{set_name or 'synthetic set'}: {syn.get('method')} {size} "
                                         f"on {s.get('test_dataset')} test ({s.get('test_images')} images), "
                                         f"{len(parts)} evaluations merged (seeds {', '.join(map(str, s['seed']))})")

@@ -10,13 +10,18 @@ lower resolution: on digits, four 14 x 14 prototypes per class carry more than o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
 
-def describe_ipc(ipc: int, factor: int = 1) -> str:
+def describe_ipc(ipc: int, config: Mapping[str, Any] | None = None) -> str:
     """``"IPC 10"``, or for a multi-formation set of ``ipc`` training images per class
+    (``config``: its distillation settings, as the set's metadata records them)
     ``"IPC 10 x factor 2 = 40 per class"``: the words every report uses for a set's size."""
+    factor = int((config or {}).get("factor", 1))
     if factor == 1:
         return f"IPC {ipc}"
     return f"IPC {ipc // (factor * factor)} x factor {factor} = {ipc} per class"

@@ -44,8 +44,7 @@ def same_run(config: dict | None) -> dict:
 
 def set_name(s: dict) -> str:
     """``datadam IPC 10 on mnist``; a multi-formation set names its stored IPC and factor."""
-    factor = int((s.get("config") or {}).get("factor", 1))
-    return f"{s['method']} {describe_ipc(s['ipc'], factor)} on {s['dataset']}"
+    return f"{s['method']} {describe_ipc(s['ipc'], s.get('config'))} on {s['dataset']}"
 
 
 def table(results: dict) -> str:
