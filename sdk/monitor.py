@@ -31,7 +31,8 @@ def _summary_writer(log_dir: Path):
 class TensorBoardLogger:
     """An iteration callback (``distill(callbacks=[...])``) writing TensorBoard events.
 
-    Logs the scalar ``loss`` at every iteration, the settings once as text, and the
+    Logs the scalar ``loss`` at every iteration (and ``loss_terms/attention``,
+    ``loss_terms/last_layer`` for DataDAM), the settings once as text, and the
     image grid ``synthetic`` (one row per class) at iteration ``image_every``, its
     multiples and the last iteration.
     """
@@ -53,6 +54,8 @@ class TensorBoardLogger:
             self.writer.add_text("settings", "    " + settings.replace("\n", "\n    "), 0)
             self._settings_written = True
         self.writer.add_scalar("loss", state.loss, state.iteration)
+        for name, value in state.terms.items():
+            self.writer.add_scalar(f"loss_terms/{name}", value, state.iteration)
         if state.iteration % self.image_every == 0 or state.iteration == state.iterations:
             grid = make_grid(state.denormalized(), nrow=state.config.ipc, padding=2, pad_value=1.0)
             self.writer.add_image("synthetic", grid, state.iteration)

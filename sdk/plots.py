@@ -1,6 +1,6 @@
 """Matplotlib figures of runs (headless: the Agg backend, files only).
 
-- :func:`plot_loss`: the matching loss per iteration.
+- :func:`plot_loss`: the matching loss per iteration, and its terms.
 - :func:`plot_attention`: what DataDAM matches, the spatial attention maps of a class's
   real and synthetic images in a fresh random network.
 - :func:`plot_evolution`: a class's synthetic images over the iterations (needs the
@@ -59,8 +59,13 @@ def _moving_average(history: list[float]) -> tuple[Any, Any, Any, int]:
     return values, np.arange(window, len(values) + 1), smooth, window
 
 
-def loss_figure(history: list[float], title: str = "") -> Any:
-    """The distillation loss per iteration (log scale) with a moving average."""
+TERM_LABELS = {"attention": "attention term (SAM)", "last_layer": "last-layer term"}
+
+
+def loss_figure(history: list[float], title: str = "",
+                terms: dict[str, list[float]] | None = None) -> Any:
+    """The distillation loss per iteration (log scale) with a moving average, and the
+    moving average of each of its ``terms`` (``SyntheticSet.loss_terms``) if given."""
     import numpy as np
 
     plt = _pyplot()
@@ -71,6 +76,10 @@ def loss_figure(history: list[float], title: str = "") -> Any:
     if window > 1:  # a moving average only helps once there are many iterations
         ax.plot(steps, smooth, color="C0", lw=1.6,
                 label=f"mean of {window} iterations")
+    for i, (name, term) in enumerate((terms or {}).items()):
+        _, term_steps, term_smooth, _ = _moving_average(term)
+        ax.plot(term_steps, term_smooth, color=f"C{i + 1}", lw=1.2, ls="--",
+                label=TERM_LABELS.get(name, name))
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("matching loss")
@@ -102,9 +111,10 @@ def convergence_figure(iterations: list[int], accuracy_mean: list[float],
     return fig
 
 
-def plot_loss(history: list[float], path: str | Path, title: str = "") -> Path:
+def plot_loss(history: list[float], path: str | Path, title: str = "",
+              terms: dict[str, list[float]] | None = None) -> Path:
     """Write :func:`loss_figure` to ``path`` (PNG)."""
-    return save_figure(loss_figure(history, title), path)
+    return save_figure(loss_figure(history, title, terms), path)
 
 
 def class_index(syn: SyntheticSet, name_or_index: str | int) -> int:

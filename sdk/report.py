@@ -159,8 +159,9 @@ def _entry_html(entry: RunEntry, image_scale: int) -> str:
     parts = [f"<h2>{html.escape(entry.path.stem)}</h2>", "<h3>Settings</h3>", _table(rows)]
     history = meta.get("loss_history") or []
     if history:
-        title = f"{meta.get('method')} ipc {syn.ipc} on {meta.get('dataset')}"
-        parts += ["<h3>Loss</h3>", _img(figure_png(loss_figure(history, title)), "loss curve", "plot")]
+        title = f"{meta.get('method')} {syn.describe_ipc()} on {meta.get('dataset')}"
+        parts += ["<h3>Loss</h3>", _img(figure_png(loss_figure(history, title, syn.loss_terms)),
+                                        "loss curve", "plot")]
     parts += ["<h3>Images</h3>", '<p class="muted">One row per class: '
               + html.escape(", ".join(syn.classes)) + "</p>",
               _img(_grid_png(syn, image_scale), "synthetic images")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,6 +96,14 @@ def denormalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float,
     return (images.detach().cpu().float() * std_t + mean_t).clamp_(0, 1)
 
 
+def _losses_until(meta: dict[str, Any], iteration: int) -> dict[str, Any]:
+    """The loss history and loss terms of ``meta`` up to ``iteration``."""
+    kept = {"loss_history": list(meta.get("loss_history") or [])[:iteration]}
+    if meta.get("loss_terms"):
+        kept["loss_terms"] = {name: list(v)[:iteration] for name, v in meta["loss_terms"].items()}
+    return kept
+
+
 @dataclass(eq=False)
 class SyntheticSet:
     """A condensed dataset.
@@ -106,7 +115,8 @@ class SyntheticSet:
         mean: per-channel mean of the source's training split (the normalisation).
         std: per-channel standard deviation of the source's training split.
         metadata: method, dataset, every hyperparameter, seed, iterations done, loss
-            history, versions, wall time; ``snapshot_iterations`` when there are snapshots.
+            history (and ``loss_terms``, see :attr:`loss_terms`), versions, wall time;
+            ``snapshot_iterations`` when there are snapshots.
         snapshots: float32 ``[S, N, C, H, W]``, the images (normalised) at the iterations
             ``metadata["snapshot_iterations"]``, or None (``distill(snapshot_every=...)``).
     """
@@ -132,6 +142,20 @@ class SyntheticSet:
         from datadam.distill.multiformation import describe_ipc
 
         return describe_ipc(self.ipc, self.metadata.get("config"))
+
+    @property
+    def loss_terms(self) -> dict[str, list[float]]:
+        """The loss's parts per iteration, each with its weight, by name: DataDAM's
+        ``attention`` (SAM) and ``last_layer`` terms, which add up to
+        ``metadata["loss_history"]``. Empty for a method with one term (DM) and for sets
+        made before the terms were recorded."""
+        return {name: list(v) for name, v in (self.metadata.get("loss_terms") or {}).items()}
+
+    def final_loss_terms(self) -> dict[str, float]:
+        """Each of :attr:`loss_terms` averaged over the last 2 % of the iterations (at
+        least one): how the two terms stand at the end of the run."""
+        terms = self.loss_terms
+        return {name: statistics.fmean(v[-max(1, len(v) // 50):]) for name, v in terms.items() if v}
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -161,8 +185,7 @@ class SyntheticSet:
         meta = dict(self.metadata, iterations_done=iteration, snapshot_of=self.metadata.get(
             "iterations_done"))
         meta.pop("snapshot_iterations", None)
-        if isinstance(meta.get("loss_history"), list):
-            meta["loss_history"] = meta["loss_history"][:iteration]
+        meta.update(_losses_until(meta, iteration))
         return SyntheticSet(self.snapshots[kept.index(iteration)].clone(), self.labels,
                             list(self.classes), self.mean, self.std, meta)
 
@@ -232,7 +255,7 @@ class SyntheticSet:
             "kind": "synthetic", "method": meta.get("method"), "dataset": source.get("name"),
             "dataset_images": source.get("n"), "image_shape": list(images.shape[1:]),
             "config": config, "seed": config.get("seed"), "iterations_done": iteration,
-            "loss_history": list(meta.get("loss_history") or [])[:iteration],
+            **_losses_until(meta, iteration),
             "wall_time_s": meta.get("wall_time_s"),
             "in_progress": {"checkpoint": Path(path).name, "iteration": iteration,
                             "iterations": config.get("iterations")},

@@ -9,7 +9,7 @@ from helpers import fast_distill
 from datadam import data, models
 from datadam.augment import DSA, PRESETS
 from datadam.distill import DistillConfig, available_methods, distill, get_method, spatial_attention
-from datadam.distill.matching import DataDAM, matching_loss, matching_targets
+from datadam.distill.matching import DataDAM, loss_terms, matching_loss, matching_targets
 from datadam.errors import ConfigError, DivergenceError, UnknownNameError
 from datadam.synthetic import load_tensors
 
@@ -64,6 +64,38 @@ def test_dm_ignores_attention_and_datadam_does_not():
     dm_cls = get_method("dm")
     dm = dm_cls(cfg, torch.device("cpu")).loss(net, real, syn, 2)
     assert float(dam.detach()) > float(dm.detach()) > 0
+
+
+def test_loss_terms_are_the_weighted_parts_of_the_loss():
+    net = models.create("convnet3", 1, 3, (28, 28), net_norm="batchnorm").train()
+    real, syn = torch.randn(6, 1, 28, 28), torch.randn(6, 1, 28, 28)
+    with torch.no_grad():
+        t_real = matching_targets(net.forward_features(real, groups=3), 3, 4.0)
+        t_syn = matching_targets(net.forward_features(syn, groups=3), 3, 4.0)
+        terms = loss_terms(t_real, t_syn, 0.5, 0.01, 100.0)
+        unweighted = loss_terms(t_real, t_syn, 1.0, 1.0, 1.0)
+        total = matching_loss(t_real, t_syn, 0.5, 0.01, 100.0)
+    assert list(terms) == ["attention", "last_layer"]
+    assert float(terms["attention"]) == pytest.approx(50.0 * float(unweighted["attention"]), rel=1e-5)
+    assert float(terms["last_layer"]) == pytest.approx(1.0 * float(unweighted["last_layer"]), rel=1e-5)
+    assert float(total) == pytest.approx(float(terms["attention"] + terms["last_layer"]), rel=1e-6)
+    assert float(terms["attention"]) > 0 and float(terms["last_layer"]) > 0
+
+
+def test_datadam_records_its_two_loss_terms_and_dm_none(tiny):
+    dam = distill(tiny, "datadam", ipc=1, **fast_distill(iterations=4))
+    terms = dam.loss_terms
+    assert list(terms) == ["attention", "last_layer"]
+    assert all(len(v) == 4 for v in terms.values())
+    added = [a + b for a, b in zip(terms["attention"], terms["last_layer"])]
+    assert added == pytest.approx(dam.metadata["loss_history"], rel=1e-4)
+    assert min(terms["attention"]) > 0 and min(terms["last_layer"]) > 0
+    final = dam.final_loss_terms()
+    assert final == {name: pytest.approx(v[-1]) for name, v in terms.items()}  # 2% of 4 is 1
+    # one term only: nothing to split
+    assert distill(tiny, "dm", ipc=1, **fast_distill(iterations=2)).loss_terms == {}
+    no_sam = distill(tiny, "datadam", ipc=1, **fast_distill(iterations=2, sam_weight=0.0))
+    assert "loss_terms" not in no_sam.metadata and no_sam.final_loss_terms() == {}
 
 
 def test_methods_registry():
@@ -130,6 +162,21 @@ def test_resume_equals_uninterrupted(tiny, tmp_path, extra):
     assert resumed.metadata["resumed_at_iteration"] == 3 and "resumed_at_iteration" not in full.metadata
     assert resumed.metadata["wall_time_s"] > first_seconds > 0
     assert resumed.metadata["loss_history"] == pytest.approx(full.metadata["loss_history"], rel=1e-5)
+    for name, values in full.loss_terms.items():
+        assert resumed.loss_terms[name] == pytest.approx(values, rel=1e-5)
+
+
+def test_resume_from_a_checkpoint_without_loss_terms_records_none(tiny, tmp_path):
+    """Terms from the resumed iteration on only would not line up with the loss history."""
+    from datadam.synthetic import save_tensors
+    ckpt = tmp_path / "run.ckpt.safetensors"
+    distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=3, **fast_distill(iterations=3))
+    tensors, meta = load_tensors(ckpt)
+    assert [len(v) for v in meta["loss_terms"].values()] == [3, 3]
+    del meta["loss_terms"]
+    save_tensors(ckpt, tensors, meta)
+    resumed = distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast_distill(iterations=5))
+    assert len(resumed.metadata["loss_history"]) == 5 and resumed.loss_terms == {}
 
 
 def test_a_checkpoint_loads_as_the_set_at_its_iteration(tiny, tmp_path):
@@ -145,6 +192,9 @@ def test_a_checkpoint_loads_as_the_set_at_its_iteration(tiny, tmp_path):
     assert partial.metadata["iterations_done"] == 3 and partial.metadata["method"] == "datadam"
     assert partial.snapshot_iterations == [0, 1, 2, 3]
     torch.testing.assert_close(partial.at_iteration(1).images, done.at_iteration(1).images)
+    assert [len(v) for v in partial.loss_terms.values()] == [3, 3]
+    assert [len(v) for v in done.at_iteration(1).loss_terms.values()] == [1, 1]
+    assert len(done.at_iteration(1).metadata["loss_history"]) == 1
     # a checkpoint from before the normalisation was recorded says how to get a loadable one
     tensors, meta = load_tensors(ckpt)
     del meta["mean"], meta["std"]
@@ -180,14 +230,14 @@ def test_resume_from_a_checkpoint_older_than_a_setting(tiny, tmp_path):
 def test_diverging_run_stops_and_keeps_last_good_state(tiny, tmp_path, monkeypatch):
     ckpt = tmp_path / "c.safetensors"
     calls = {"n": 0}
-    original = DataDAM.loss
+    original = DataDAM.loss_terms
 
     def loss_turning_nan(self, *args):
         calls["n"] += 1
-        value = original(self, *args)
-        return value * float("nan") if calls["n"] == 4 else value
+        terms = original(self, *args)
+        return {**terms, "attention": terms["attention"] * float("nan")} if calls["n"] == 4 else terms
 
-    monkeypatch.setattr(DataDAM, "loss", loss_turning_nan)
+    monkeypatch.setattr(DataDAM, "loss_terms", loss_turning_nan)
     with pytest.raises(DivergenceError, match=f"iteration 3; stopped; the last good state is in {ckpt}"):
         distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=2, **fast_distill(iterations=6))
     from datadam.synthetic import load_tensors

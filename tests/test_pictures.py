@@ -107,12 +107,26 @@ def test_convergence_figure_draws_accuracy_and_loss(tmp_path):
     assert _distinct_tiles(tmp_path / "c.png") > 10
 
 
+def test_loss_figure_draws_each_loss_term_beside_the_loss():
+    from datadam.plots import loss_figure
+
+    history = [30.0 - i / 100 for i in range(1000)]
+    terms = {"attention": [h * 0.6 for h in history], "last_layer": [h * 0.4 for h in history]}
+    ax = loss_figure(history, "datadam IPC 10", terms).axes[0]
+    labels = [line.get_label() for line in ax.lines]
+    assert labels == ["per iteration", "mean of 20 iterations", "attention term (SAM)", "last-layer term"]
+    # each term as its moving average over the same window as the loss's
+    assert ax.lines[2].get_ydata()[0] == pytest.approx(0.6 * ax.lines[1].get_ydata()[0])
+    assert len(loss_figure(history).axes[0].lines) == 2  # a set without terms: the loss alone
+
+
 def test_callbacks_see_every_iteration_with_the_current_images(train):
     seen: list[IterationState] = []
     syn = datadam.distill(train, method="dm", ipc=1, iterations=3,
                           callbacks=[lambda s: seen.append(s)], **TINY)
     assert [s.iteration for s in seen] == [1, 2, 3]
     assert [s.loss for s in seen] == pytest.approx(syn.metadata["loss_history"])
+    assert all(s.terms == {} for s in seen)  # DM's loss is its only term
     assert all(s.iterations == 3 and s.config.method == "dm" for s in seen)
     assert torch.equal(seen[-1].images.cpu(), syn.images)
     pixels = seen[-1].denormalized()
@@ -129,6 +143,10 @@ def test_tensorboard_logs_loss_every_iteration_and_images_every_n(train, tmp_pat
         datadam.distill(train, ipc=1, iterations=5, callbacks=[logger], **TINY)
     events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0}).Reload()
     assert [e.step for e in events.Scalars("loss")] == [1, 2, 3, 4, 5]
+    attention, last = events.Scalars("loss_terms/attention"), events.Scalars("loss_terms/last_layer")
+    assert [e.step for e in attention] == [e.step for e in last] == [1, 2, 3, 4, 5]
+    for total, a, b in zip(events.Scalars("loss"), attention, last):
+        assert a.value + b.value == pytest.approx(total.value, rel=1e-4)
     assert [e.step for e in events.Images("synthetic")] == [2, 4, 5]  # every 2, and the last
 
 

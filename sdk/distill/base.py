@@ -7,7 +7,7 @@ import statistics
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -85,6 +85,8 @@ class IterationState:
         classes: class names.
         mean: per-channel mean of the normalisation of ``images``.
         std: per-channel standard deviation of the normalisation of ``images``.
+        terms: the parts of ``loss`` by name when it has several (DataDAM:
+            ``attention`` and ``last_layer``, each with its weight); else empty.
     """
 
     iteration: int
@@ -95,6 +97,7 @@ class IterationState:
     classes: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    terms: dict[str, float] = field(default_factory=dict)
 
     def denormalized(self) -> torch.Tensor:
         """``images`` on the ``[0, 1]`` scale, clipped, on the CPU."""
@@ -128,6 +131,8 @@ class Method(ABC):
         self.checkpoint_every = checkpoint_every
         self.resume = resume
         self.history: list[float] = []
+        # the loss's parts per iteration by name, for methods whose loss has several
+        self.term_history: dict[str, list[float]] = {}
         self.iteration_seconds: list[float] = []
         self.iterations_done = 0
         # a resumed run: the wall time its earlier processes spent, and where it resumed
@@ -176,7 +181,7 @@ class Method(ABC):
             "config": self.config.to_dict(),
             "seed": self.config.seed,
             "iterations_done": self.iterations_done,
-            "loss_history": [float(f"{v:.6g}") for v in self.history],
+            "loss_history": _rounded(self.history),
             "wall_time_s": round(self.elapsed_seconds(), 3),
             # the median ignores the first iteration (warm-up: allocations, oneDNN plans)
             "seconds_per_iteration": (round(statistics.median(self.iteration_seconds[1:]), 4)
@@ -186,6 +191,8 @@ class Method(ABC):
             "versions": {"datadam": __version__, "torch": torch.__version__,
                          "python": platform.python_version()},
         }
+        if self.term_history:
+            metadata["loss_terms"] = {name: _rounded(v) for name, v in self.term_history.items()}
         if self.resumed_at is not None:
             metadata["resumed_at_iteration"] = self.resumed_at
         snapshots = None
@@ -194,6 +201,10 @@ class Method(ABC):
             metadata["snapshot_iterations"] = list(self.snapshot_iterations)
         return SyntheticSet(images, labels, list(dataset.classes), dataset.mean, dataset.std,
                             metadata, snapshots=snapshots)
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [float(f"{v:.6g}") for v in values]
 
 
 def distill(dataset: ImageDataset, method: str | None = None, ipc: int | None = None, *,

@@ -143,16 +143,26 @@ def matching_targets(features: Features, groups: int, power: float,
     return targets + [class_means(features.embedding, groups, reduce)]
 
 
-def matching_loss(real: list[torch.Tensor], syn: list[torch.Tensor], sam_weight: float,
-                  task_balance: float, scale: float) -> torch.Tensor:
-    """``scale * (sam_weight * L_SAM + task_balance * L_last)``, squared L2 summed over classes.
+def loss_terms(real: list[torch.Tensor], syn: list[torch.Tensor], sam_weight: float,
+               task_balance: float, scale: float) -> dict[str, torch.Tensor]:
+    """The two parts of :func:`matching_loss`, each with its weight, so they add up to it:
+    ``{"attention": scale * sam_weight * L_SAM, "last_layer": scale * task_balance * L_last}``
+    (0-dim tensors; ``attention`` is zero when nothing but the embedding is matched).
 
     ``real``/``syn`` come from :func:`matching_targets`; the last entry is the embedding.
+    Each L is a squared L2 distance summed over classes (and blocks).
     """
     last = (real[-1] - syn[-1]).pow(2).sum()
     sam = sum(((r - s).pow(2).sum() for r, s in zip(real[:-1], syn[:-1])),
               start=torch.zeros((), device=last.device))
-    return scale * (sam_weight * sam + task_balance * last)
+    return {"attention": scale * sam_weight * sam, "last_layer": scale * task_balance * last}
+
+
+def matching_loss(real: list[torch.Tensor], syn: list[torch.Tensor], sam_weight: float,
+                  task_balance: float, scale: float) -> torch.Tensor:
+    """``scale * (sam_weight * L_SAM + task_balance * L_last)``: the sum of :func:`loss_terms`."""
+    terms = loss_terms(real, syn, sam_weight, task_balance, scale)
+    return terms["attention"] + terms["last_layer"]
 
 
 @contextmanager
@@ -212,6 +222,8 @@ class MatchingMethod(Method):
             return x.contiguous(memory_format=self.memory_format)
 
         self._check_networks(dataset)
+        # the loss's two terms, recorded apart when there are two (DM's is its only one)
+        self.records_terms = self.attention and cfg.sam_weight != 0
         syn = self._initial_images(dataset, by_class, real_images).requires_grad_(True)
         optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
         dsa = DSA.from_name(cfg.augmentation)
@@ -252,7 +264,8 @@ class MatchingMethod(Method):
                     params = dsa.sample(k, g, dataset.image_size)
                     real = dsa.apply(real, params, real_groups)
                     syn_in = dsa.apply(syn_in, params, syn_groups)
-                loss = self.loss(net, real, syn_in.contiguous(memory_format=self.memory_format), k)
+                terms = self.loss_terms(net, real, syn_in.contiguous(memory_format=self.memory_format), k)
+                loss = terms["attention"] + terms["last_layer"]
                 if not torch.isfinite(loss):
                     self._diverged(f"loss became {loss.item()} at iteration {it}")
                 optimizer.zero_grad(set_to_none=True)
@@ -260,7 +273,12 @@ class MatchingMethod(Method):
                 optimizer.step()
                 if not torch.isfinite(syn).all():
                     self._diverged(f"synthetic images became non-finite at iteration {it}")
-                self.history.append(loss.item())
+                # one device-to-host copy for the loss and its terms
+                value, *parts = torch.stack([loss.detach(), *(t.detach() for t in terms.values())]).tolist()
+                self.history.append(value)
+                if self.records_terms:
+                    for name, part in zip(terms, parts):
+                        self.term_history.setdefault(name, []).append(part)
                 self.iterations_done = it + 1
                 if cfg.net_steps:
                     self._train_network(net, dataset, real_images, it)
@@ -269,7 +287,8 @@ class MatchingMethod(Method):
                 if self.callbacks:
                     state = IterationState(self.iterations_done, cfg.iterations, self.history[-1],
                                            decode(syn.detach(), cfg.factor), cfg, list(dataset.classes),
-                                           dataset.mean, dataset.std)
+                                           dataset.mean, dataset.std,
+                                           {name: v[-1] for name, v in self.term_history.items()})
                     for callback in self.callbacks:
                         callback(state)
                 # the last iteration too: a finished run can then be extended with resume
@@ -282,6 +301,12 @@ class MatchingMethod(Method):
 
     def loss(self, net: nn.Module, real: torch.Tensor, syn: torch.Tensor, classes: int) -> torch.Tensor:
         """The matching loss of one iteration; ``real`` and ``syn`` are grouped by class."""
+        terms = self.loss_terms(net, real, syn, classes)
+        return terms["attention"] + terms["last_layer"]
+
+    def loss_terms(self, net: nn.Module, real: torch.Tensor, syn: torch.Tensor,
+                   classes: int) -> dict[str, torch.Tensor]:
+        """:meth:`loss` in its two weighted parts (see :func:`loss_terms`)."""
         cfg = self.config
         reduce = self.shard.all_sum if self.shard.distributed else None
         # Real features only enter as class means: a bfloat16 forward changes them far
@@ -292,8 +317,8 @@ class MatchingMethod(Method):
                                             classes, cfg.attention_power, self.attention, reduce)
         syn_targets = matching_targets(net.forward_features(syn, groups=classes), classes,
                                        cfg.attention_power, self.attention)
-        return matching_loss(real_targets, syn_targets, cfg.sam_weight if self.attention else 0.0,
-                             cfg.task_balance, cfg.loss_scale)
+        return loss_terms(real_targets, syn_targets, cfg.sam_weight if self.attention else 0.0,
+                          cfg.task_balance, cfg.loss_scale)
 
     # -- pieces of the loop ------------------------------------------------------------
 
@@ -382,6 +407,7 @@ class MatchingMethod(Method):
         save_tensors(self.checkpoint, tensors, {
             "kind": "checkpoint", "method": self.name, "config": self.config.to_dict(),
             "iteration": iteration, "loss_history": self.history[:iteration],
+            "loss_terms": {name: v[:iteration] for name, v in self.term_history.items()},
             "snapshot_iterations": list(self.snapshot_iterations),
             "dataset": self._fingerprint(dataset), "saved_at": time.time(),
             # lets SyntheticSet.load read a run in progress as a set
@@ -413,6 +439,12 @@ class MatchingMethod(Method):
         if tensors["momentum"].numel():
             optimizer.state[syn]["momentum_buffer"] = tensors["momentum"].to(syn.device).clone()
         self.history = list(meta["loss_history"])
+        terms = meta.get("loss_terms") or {}
+        if not terms:
+            # a checkpoint from before the terms were recorded: from here on they would
+            # be shorter than the loss history, so the run records none
+            self.records_terms = False
+        self.term_history = {name: list(v) for name, v in terms.items()}
         if "snapshots" in tensors:
             self.snapshots = list(tensors["snapshots"].unbind(0))
             self.snapshot_iterations = [int(i) for i in meta.get("snapshot_iterations", [])]
@@ -441,5 +473,5 @@ class DM(MatchingMethod):
     attention = False
 
 
-__all__ = ["DM", "DataDAM", "MatchingMethod", "class_means", "matching_loss", "matching_targets",
-           "spatial_attention"]
+__all__ = ["DM", "DataDAM", "MatchingMethod", "class_means", "loss_terms", "matching_loss",
+           "matching_targets", "spatial_attention"]

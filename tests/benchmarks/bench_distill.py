@@ -44,6 +44,7 @@ VARIANTS = {
     # multi-formation (IDC): each stored image holds 2 x 2 training images
     "datadam_f2": ("datadam", {"factor": 2}),
     "dm_f2": ("dm", {"factor": 2}),
+    "datadam_p1_f2": ("datadam", {"attention_power": 1.0, "factor": 2}),
     # their start: random real images, 2 x 2 downsampled ones tiled into each stored image
     "random_f2": ("datadam", {"factor": 2, "iterations": 0}),
 }
