@@ -349,7 +349,7 @@ def test_bf16_real_forward_matches_fp32_loss_and_gradient(tiny):
     results = {}
     for precision in ("fp32", "bf16"):
         method = DataDAM(cfg.replace(real_precision=precision), torch.device("cpu"))
-        net = method._network(tiny, 0)
+        net = method.network(tiny, 0)
         images = syn.clone().requires_grad_(True)
         loss = method.loss(net, real, images, 10)
         loss.backward()

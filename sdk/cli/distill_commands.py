@@ -24,6 +24,7 @@ from datadam.cli.options import (
     parse_options,
 )
 from datadam.distill import DistillConfig, available_methods, distill
+from datadam.distill.balance import TermBalance, term_balance
 from datadam.distill.config import default_model
 from datadam.distill.distributed import init_from_environment
 from datadam.distill.multiformation import describe_ipc
@@ -356,13 +357,19 @@ def show_command(
     evolution: Path | None = typer.Option(
         None, "--evolution", help="Draw --class's images over the iterations to this PNG (needs a "
                                   "set distilled with --snapshot-every) [default: not drawn].", show_default=False),
+    balance: int = typer.Option(
+        0, "--balance", min=0,
+        help="Measure DataDAM's two loss terms and their gradients at the images in this many fresh "
+             "random networks, as one distillation iteration sees them; reads the real training "
+             "data [default: 0, not measured].", show_default=False),
     class_name: str = typer.Option("0", "--class", "-c",
                                    help="Class of --attention and --evolution: a name, a unique "
                                         "prefix of one (MNIST: 3) or an index."),
     root: Path | None = ROOT,
     image_size: int | None = IMAGE_SIZE,
-    seed: int = typer.Option(0, "--seed", help="Seed of the random network of --attention and "
-                                               "of its choice of real images."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random networks of --attention and "
+                                               "--balance and of their choice of real images."),
+    device: str = DEVICE,
 ) -> None:
     """Describe a synthetic set and draw its images, loss curve, attention maps and evolution."""
     syn = SyntheticSet.load(synthetic)
@@ -403,17 +410,39 @@ def show_command(
     if evolution:
         plots.plot_evolution(syn, label, evolution)
         typer.echo(f"wrote {evolution}")
-    if attention:
+    if attention or balance:
         name = meta.get("dataset")
         if not name or name == "imported":
-            raise ConfigError(f"{synthetic}: the set does not say its dataset, so --attention "
+            what = "--attention" if attention else "--balance"
+            raise ConfigError(f"{synthetic}: the set does not say its dataset, so {what} "
                               "cannot find the real images")
         options = dataset_options(image_size)
         if name != "mnist" and image_size is None and syn.image_shape[1] != 224:
             options["image_size"] = syn.image_shape[1]
         train = data.load(name, root, "train", **options)
+    if attention:
         plots.plot_attention(syn, train, label, attention, seed=seed)
         typer.echo(f"wrote {attention}")
+    if balance:
+        print_balance(term_balance(syn, train, networks=balance, seed=seed, device=device), console)
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 0 else "inf"
+
+
+def print_balance(balance: TermBalance, console: Console) -> None:
+    table = Table("network", "attention", "last layer", "|grad attention|", "|grad last layer|",
+                  "ratio", title="loss terms (weighted) and their gradients w.r.t. the images")
+    for i, row in enumerate(balance.networks):
+        table.add_row(str(i), f"{row['attention']:.4g}", f"{row['last_layer']:.4g}",
+                      f"{row['attention_gradient']:.4g}", f"{row['last_layer_gradient']:.4g}",
+                      _ratio(row["attention_gradient"], row["last_layer_gradient"]))
+    console.print(table)
+    ratio = balance.summary()["gradient_ratio"]
+    drives = "the attention term" if ratio > 1 else "the last-layer term"
+    console.print(f"{drives} drives the images: its gradient is {max(ratio, 1 / ratio):.2f}x the "
+                  f"other's (mean over {len(balance.networks)} networks)")
 
 
 def report_command(

@@ -254,7 +254,7 @@ class MatchingMethod(Method):
                            "so the run cannot be continued"))
                 if it // cfg.net_keep != net_window:
                     net_window = it // cfg.net_keep
-                    net = self._network(dataset, derive_seed(cfg.seed, net_window, _NETWORK))
+                    net = self.network(dataset, derive_seed(cfg.seed, net_window, _NETWORK))
                 g = torch.Generator().manual_seed(derive_seed(cfg.seed, it, _BATCH))
                 idx = torch.cat([shard.take(i[torch.randperm(len(i), generator=g)[:per_class]])
                                  for i in by_class])
@@ -346,7 +346,9 @@ class MatchingMethod(Method):
         for name, options in variants:
             models.create(name, dataset.channels, dataset.num_classes, dataset.image_size, **options)
 
-    def _network(self, dataset: ImageDataset, seed: int) -> nn.Module:
+    def network(self, dataset: ImageDataset, seed: int) -> nn.Module:
+        """The random network of this run's architecture that ``seed`` draws, on the run's
+        device and in training mode (BatchNorm on batch statistics)."""
         cfg = self.config
         # The architecture is drawn from another stream than the weights, so adding
         # choices does not change which initial weights a given architecture gets.
@@ -450,7 +452,7 @@ class MatchingMethod(Method):
             self.snapshot_iterations = [int(i) for i in meta.get("snapshot_iterations", [])]
         net = None
         if self.config.net_steps and any(k.startswith("net.") for k in tensors):
-            net = self._network(dataset, derive_seed(self.config.seed,
+            net = self.network(dataset, derive_seed(self.config.seed,
                                                      iteration // self.config.net_keep, _NETWORK))
             net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         return iteration, net

@@ -73,7 +73,7 @@ def measure(cfg, iterations: int) -> dict:
     # precision the iteration forwards them in.
     resolved = DistillConfig(ipc=cfg["ipc"], batch_real=cfg["batch_real"]).resolve(data.name, data.image_size)
     method = DataDAM(resolved, torch.device("cpu"))
-    net = method._network(data, 0)
+    net = method.network(data, 0)
     k = data.num_classes
     n = k * min(cfg["batch_real"], int(torch.bincount(data.labels).min()))
     x = data.normalized(torch.arange(n) % len(data)).contiguous(memory_format=method.memory_format)
