@@ -153,6 +153,7 @@ def _entry_html(entry: RunEntry, image_scale: int) -> str:
             ("iterations", meta.get("iterations_done")), ("seed", meta.get("seed")),
             ("wall time", f"{meta.get('wall_time_s', 0):.1f} s"),
             ("seconds per iteration", meta.get("seconds_per_iteration")),
+            *([("loss terms", syn.describe_loss_terms())] if syn.loss_terms else []),
             ("device", meta.get("device")),
             ("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items()))]
     rows += [(f"config: {k}", v) for k, v in cfg.items() if k not in ("method", "seed")]

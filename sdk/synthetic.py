@@ -157,6 +157,17 @@ class SyntheticSet:
         terms = self.loss_terms
         return {name: statistics.fmean(v[-max(1, len(v) // 50):]) for name, v in terms.items() if v}
 
+    def describe_loss_terms(self) -> str:
+        """``"attention 15.9 (53%), last layer 14.1 (47%), mean of the last 2% of
+        iterations"`` (:meth:`final_loss_terms` and their shares), or ``""`` without terms."""
+        terms = self.final_loss_terms()
+        if not terms:
+            return ""
+        total = sum(terms.values()) or 1.0
+        parts = ", ".join(f"{name.replace('_', ' ')} {value:.4g} ({100 * value / total:.0f}%)"
+                          for name, value in terms.items())
+        return f"{parts}, mean of the last 2% of iterations"
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]

@@ -90,6 +90,8 @@ def test_report_is_one_self_contained_page(run_dir, tmp_path):
     assert (f"{100 * accuracy['accuracy_mean']:.2f} ± {100 * accuracy['accuracy_std']:.2f}"
             in page.cells)
     assert "mnist_ipc1.safetensors" in page.cells and "datadam" in page.cells  # file, method
+    assert "loss terms" in page.cells  # DataDAM's attention and last-layer shares
+    assert any(c.startswith("attention ") and "last layer" in c for c in page.cells)
     assert "ckpt" not in text.replace("checkpoint_every", "")
 
 

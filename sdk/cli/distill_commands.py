@@ -335,13 +335,6 @@ def merge_evaluations_command(
         typer.echo(f"wrote {json_out}")
 
 
-def describe_loss_terms(terms: dict[str, float]) -> str:
-    """``"attention 15.9 (53%), last layer 14.1 (47%), mean of the last 2% of iterations"``."""
-    total = sum(terms.values()) or 1.0
-    parts = ", ".join(f"{name.replace('_', ' ')} {value:.4g} ({100 * value / total:.0f}%)" for name, value in terms.items())
-    return f"{parts}, mean of the last 2% of iterations"
-
-
 def show_command(
     synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors) or the checkpoint of a run in progress."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Draw the images to this PNG, one row per class [default: not drawn].",
@@ -385,8 +378,7 @@ def show_command(
                        ("seed", meta.get("seed")),
                        ("wall time", f"{meta.get('wall_time_s', 0):.1f} s"),
                        ("snapshots", ", ".join(map(str, meta.get("snapshot_iterations") or [])) or "none"),
-                       *([("loss terms", describe_loss_terms(syn.final_loss_terms()))]
-                         if syn.loss_terms else []),
+                       *([("loss terms", syn.describe_loss_terms())] if syn.loss_terms else []),
                        ("settings", ", ".join(f"{k}={v}" for k, v in cfg.items()
                                               if k not in ("method", "ipc", "seed")))]:
         table.add_row(key, str(value))
