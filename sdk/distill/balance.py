@@ -89,7 +89,8 @@ def term_balance(syn: SyntheticSet, real: ImageDataset, networks: int = 5, seed:
     method = DataDAM(cfg, dev)
     dsa = DSA.from_name(cfg.augmentation)
     k = real.num_classes
-    per_class = min(cfg.batch_real, min(len(real.indices_of(c)) for c in range(k)))
+    by_class = [real.indices_of(c) for c in range(k)]
+    per_class = min(cfg.batch_real, min(len(i) for i in by_class))
     order = torch.argsort(syn.labels, stable=True)  # grouped by class, as the loss expects
     syn_groups = syn.labels[order].to(dev)
     counts = torch.bincount(syn.labels, minlength=k)
@@ -101,8 +102,7 @@ def term_balance(syn: SyntheticSet, real: ImageDataset, networks: int = 5, seed:
         net_seed = derive_seed(seed, i)
         net = method.network(real, net_seed)
         g = torch.Generator().manual_seed(derive_seed(net_seed, 1))
-        idx = torch.cat([real.indices_of(c)[torch.randperm(len(real.indices_of(c)), generator=g)[:per_class]]
-                         for c in range(k)])
+        idx = torch.cat([i[torch.randperm(len(i), generator=g)[:per_class]] for i in by_class])
         x_real = real.normalized(idx, syn.mean, syn.std).to(dev)
         images = syn.images[order].float().to(dev).requires_grad_(True)
         x_syn = images
