@@ -419,17 +419,13 @@ def show_command(
         print_balance(term_balance(syn, train, networks=balance, seed=seed, device=device), console)
 
 
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b > 0 else "inf"
-
-
 def print_balance(balance: TermBalance, console: Console) -> None:
     table = Table("network", "attention", "last layer", "|grad attention|", "|grad last layer|",
                   "ratio", title="loss terms (weighted) and their gradients w.r.t. the images")
     for i, row in enumerate(balance.networks):
         table.add_row(str(i), f"{row['attention']:.4g}", f"{row['last_layer']:.4g}",
                       f"{row['attention_gradient']:.4g}", f"{row['last_layer_gradient']:.4g}",
-                      _ratio(row["attention_gradient"], row["last_layer_gradient"]))
+                      f"{row['gradient_ratio']:.2f}")
     console.print(table)
     ratio = balance.summary()["gradient_ratio"]
     drives = "the attention term" if ratio > 1 else "the last-layer term"

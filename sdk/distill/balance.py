@@ -33,8 +33,9 @@ TERMS = ("attention", "last_layer")
 @dataclass(frozen=True)
 class TermBalance:
     """Per network: ``seed``, each term's weighted loss (``attention``, ``last_layer``,
-    adding up to the matching loss) and the L2 norm of its gradient with respect to the
-    synthetic images (``attention_gradient``, ``last_layer_gradient``)."""
+    adding up to the matching loss), the L2 norm of its gradient with respect to the
+    synthetic images (``attention_gradient``, ``last_layer_gradient``) and their ratio
+    ``gradient_ratio`` (attention over last layer; ``inf`` if the latter is zero)."""
 
     networks: list[dict[str, float]]
     settings: dict[str, Any]
@@ -44,9 +45,8 @@ class TermBalance:
         norm over the last-layer term's (above 1: the attention term drives the images)."""
         keys = [*TERMS, *(f"{t}_gradient" for t in TERMS)]
         means = {k: statistics.fmean(n[k] for n in self.networks) for k in keys}
-        ratios = [n["attention_gradient"] / n["last_layer_gradient"] for n in self.networks
-                  if n["last_layer_gradient"] > 0]
-        means["gradient_ratio"] = statistics.fmean(ratios) if ratios else float("inf")
+        finite = [n["gradient_ratio"] for n in self.networks if n["last_layer_gradient"] > 0]
+        means["gradient_ratio"] = statistics.fmean(finite) if finite else float("inf")
         return means
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +97,8 @@ def term_balance(syn: SyntheticSet, real: ImageDataset, networks: int = 5, seed:
     if int(counts.min()) != int(counts.max()):
         raise ConfigError("the loss terms need the same number of images in every class")
     real_groups = torch.arange(k, device=dev).repeat_interleave(per_class)
+    # autograd.grad leaves .grad alone, so one leaf serves every network
+    images = syn.images[order].float().to(dev).requires_grad_(True)
     rows = []
     for i in range(networks):
         net_seed = derive_seed(seed, i)
@@ -104,7 +106,6 @@ def term_balance(syn: SyntheticSet, real: ImageDataset, networks: int = 5, seed:
         g = torch.Generator().manual_seed(derive_seed(net_seed, 1))
         idx = torch.cat([i[torch.randperm(len(i), generator=g)[:per_class]] for i in by_class])
         x_real = real.normalized(idx, syn.mean, syn.std).to(dev)
-        images = syn.images[order].float().to(dev).requires_grad_(True)
         x_syn = images
         if dsa.enabled:
             params = dsa.sample(k, g, real.image_size)
@@ -118,6 +119,8 @@ def term_balance(syn: SyntheticSet, real: ImageDataset, networks: int = 5, seed:
             (grad,) = torch.autograd.grad(terms[name], images, retain_graph=name != TERMS[-1])
             row[name] = float(terms[name].detach())
             row[f"{name}_gradient"] = float(grad.norm())
+        last = row["last_layer_gradient"]
+        row["gradient_ratio"] = row["attention_gradient"] / last if last > 0 else float("inf")
         rows.append(row)
     settings = {"networks": networks, "seed": seed, "batch_real": per_class,
                 "attention_power": cfg.attention_power, "task_balance": cfg.task_balance,
