@@ -66,6 +66,25 @@ def test_dm_ignores_attention_and_datadam_does_not():
     assert float(dam.detach()) > float(dm.detach()) > 0
 
 
+@pytest.mark.parametrize("norm", ["batchnorm", "instancenorm"])
+def test_bn_statistics_all_normalises_the_classes_together_and_class_apart(norm):
+    """``all`` is one forward of every class (the official code), ``class`` one per class."""
+    net = models.create("convnet3", 1, 3, (28, 28), net_norm=norm).train().requires_grad_(False)
+    real, syn = torch.randn(3 * 4, 1, 28, 28), torch.randn(3 * 2, 1, 28, 28)
+    got = {}
+    for stats, groups in (("all", 1), ("class", 3)):
+        with torch.no_grad():
+            expected = loss_terms(matching_targets(net.forward_features(real, groups=groups), 3, 4.0),
+                                  matching_targets(net.forward_features(syn, groups=groups), 3, 4.0),
+                                  1.0, 0.01, 100.0)
+        cfg = DistillConfig(task_balance=0.01, model="convnet3", augmentation="none", bn_statistics=stats)
+        got[stats] = DataDAM(cfg, torch.device("cpu")).loss_terms(net, real, syn, 3)
+        for name in expected:
+            torch.testing.assert_close(got[stats][name], expected[name], rtol=1e-4, atol=1e-5)
+    same = all(torch.allclose(got["all"][n], got["class"][n], rtol=1e-4) for n in got["all"])
+    assert same == (norm == "instancenorm")  # only batch statistics see the other classes
+
+
 def test_loss_terms_are_the_weighted_parts_of_the_loss():
     net = models.create("convnet3", 1, 3, (28, 28), net_norm="batchnorm").train()
     real, syn = torch.randn(6, 1, 28, 28), torch.randn(6, 1, 28, 28)
@@ -262,6 +281,8 @@ def test_bad_options():
         DistillConfig(init="zeros")
     with pytest.raises(ConfigError, match="real_precision must be fp32 or bf16"):
         DistillConfig(real_precision="fp8")
+    with pytest.raises(ConfigError, match="bn_statistics must be all or class"):
+        DistillConfig(bn_statistics="instance")
 
 
 def test_default_model_grows_with_image_size():

@@ -85,6 +85,10 @@ def distill_command(
         help="Precision of the real images' forward: fp32, or bf16 (faster on recent GPUs "
              "and on some CPUs, slower on others: measure; the synthetic images and their "
              "gradient stay fp32)."),
+    bn_statistics: str = typer.Option(
+        _DEFAULTS.bn_statistics, "--bn-statistics",
+        help="BatchNorm statistics of the sampled networks: all (over every class's images "
+             "at once, as the official DataDAM code) or class (each class on its own)."),
     factor: int = typer.Option(
         _DEFAULTS.factor, "--factor", min=1,
         help="Multi-formation (IDC): each stored image holds FACTOR x FACTOR tiles, each a "
@@ -128,7 +132,7 @@ def distill_command(
             train, method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
             momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
             model=model, model_choices=choices, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
-            net_keep=net_keep, real_precision=real_precision, factor=factor, seed=seed, device=device,
+            net_keep=net_keep, real_precision=real_precision, bn_statistics=bn_statistics, factor=factor, seed=seed, device=device,
             progress=progress, checkpoint=checkpoint,
             checkpoint_every=checkpoint_every, resume=resume, snapshot_every=snapshot_every,
             callbacks=[logger] if logger else (),

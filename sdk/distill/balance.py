@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from datadam.augment import DSA
 from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed, resolve_device
 from datadam.distill.config import DistillConfig
@@ -87,16 +86,12 @@ def term_balance(syn: SyntheticSet, real: ImageDataset, networks: int = 5, seed:
     cfg = cfg.resolve(real.name, real.image_size)
     dev = resolve_device(device)
     method = DataDAM(cfg, dev)
-    dsa = DSA.from_name(cfg.augmentation)
     k = real.num_classes
-    by_class = [real.indices_of(c) for c in range(k)]
-    per_class = min(cfg.batch_real, min(len(i) for i in by_class))
-    order = torch.argsort(syn.labels, stable=True)  # grouped by class, as the loss expects
-    syn_groups = syn.labels[order].to(dev)
     counts = torch.bincount(syn.labels, minlength=k)
     if int(counts.min()) != int(counts.max()):
         raise ConfigError("the loss terms need the same number of images in every class")
-    real_groups = torch.arange(k, device=dev).repeat_interleave(per_class)
+    batches = method.batches(real)
+    order = torch.argsort(syn.labels, stable=True)  # grouped by class, as the loss expects
     # autograd.grad leaves .grad alone, so one leaf serves every network
     images = syn.images[order].float().to(dev).requires_grad_(True)
     rows = []
@@ -104,16 +99,7 @@ def term_balance(syn: SyntheticSet, real: ImageDataset, networks: int = 5, seed:
         net_seed = derive_seed(seed, i)
         net = method.network(real, net_seed)
         g = torch.Generator().manual_seed(derive_seed(net_seed, 1))
-        idx = torch.cat([i[torch.randperm(len(i), generator=g)[:per_class]] for i in by_class])
-        x_real = real.normalized(idx, syn.mean, syn.std).to(dev)
-        x_syn = images
-        if dsa.enabled:
-            params = dsa.sample(k, g, real.image_size)
-            x_real = dsa.apply(x_real, params, real_groups)
-            x_syn = dsa.apply(x_syn, params, syn_groups)
-        fmt = method.memory_format
-        terms = method.loss_terms(net, x_real.contiguous(memory_format=fmt),
-                                  x_syn.contiguous(memory_format=fmt), k)
+        terms = method.loss_terms(net, *batches.draw(images, g), k)
         row: dict[str, float] = {"seed": net_seed}
         for name in TERMS:
             (grad,) = torch.autograd.grad(terms[name], images, retain_graph=name != TERMS[-1])
@@ -122,7 +108,7 @@ def term_balance(syn: SyntheticSet, real: ImageDataset, networks: int = 5, seed:
         last = row["last_layer_gradient"]
         row["gradient_ratio"] = row["attention_gradient"] / last if last > 0 else float("inf")
         rows.append(row)
-    settings = {"networks": networks, "seed": seed, "batch_real": per_class,
+    settings = {"networks": networks, "seed": seed, "batch_real": batches.per_class,
                 "attention_power": cfg.attention_power, "task_balance": cfg.task_balance,
                 "sam_weight": cfg.sam_weight, "loss_scale": cfg.loss_scale, "model": cfg.model,
                 "augmentation": cfg.augmentation, "device": str(dev)}

@@ -18,6 +18,7 @@ def default_model(image_size: tuple[int, int]) -> str:
 
 
 REAL_PRECISIONS = ("fp32", "bf16")
+BN_STATISTICS = ("all", "class")
 
 
 def model_names(model: str) -> list[str]:
@@ -83,6 +84,10 @@ class DistillConfig:
             autocast (their features only enter as class means, kept in float32); the
             synthetic images and their gradient stay float32. Faster on recent GPUs and
             some CPUs; on CPUs whose bfloat16 elementwise kernels are slow, slower.
+        bn_statistics: the batch statistics of the sampled networks' BatchNorm layers:
+            ``all`` over every class's images at once (the official DataDAM code, and
+            DM's for BatchNorm networks: one forward of all classes), or ``class`` per
+            class (as K separate forwards, so that every class is normalised on its own).
         factor: multi-formation (IDC): each stored image holds ``factor x factor`` tiles,
             each upsampled to a training image, so the set trains on ``ipc * factor**2``
             images per class of ``1/factor`` the resolution, for the pixels of ``ipc``.
@@ -111,6 +116,7 @@ class DistillConfig:
     net_batch: int = 256
     net_keep: int = 1
     real_precision: str = "fp32"
+    bn_statistics: str = "class"
     factor: int = 1
     seed: int = 0
 
@@ -126,6 +132,9 @@ class DistillConfig:
         if self.real_precision not in REAL_PRECISIONS:
             raise ConfigError(f"real_precision must be {' or '.join(REAL_PRECISIONS)}, "
                               f"not {self.real_precision!r}")
+        if self.bn_statistics not in BN_STATISTICS:
+            raise ConfigError(f"bn_statistics must be {' or '.join(BN_STATISTICS)}, "
+                              f"not {self.bn_statistics!r}")
         if self.model is not None and not model_names(self.model):
             raise ConfigError("model needs at least one name")
         for key, values in self.model_choices.items():

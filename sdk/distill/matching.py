@@ -186,6 +186,56 @@ def _stop_on_sigint() -> Iterator[dict]:
         signal.signal(signal.SIGINT, previous)
 
 
+class SiameseBatches:
+    """Each iteration's real images of every class, and one siamese DSA draw applied to
+    them and to the synthetic images alike (DESIGN.md §2, step 2).
+
+    Args:
+        dataset: the real images.
+        batch_real: real images per class and iteration (fewer if a class has fewer).
+        augmentation: DSA preset or families.
+        images_per_class: synthetic training images per class (``ipc * factor**2``).
+        device, memory_format: where and in which layout the batches are made.
+        shard: this process's share of every class (all of it in a single process).
+    """
+
+    def __init__(self, dataset: ImageDataset, batch_real: int, augmentation: str, images_per_class: int,
+                 device: torch.device, memory_format: torch.memory_format, shard: Shard) -> None:
+        k = dataset.num_classes
+        self.dataset, self.device, self.memory_format, self.shard = dataset, device, memory_format, shard
+        self.by_class = [dataset.indices_of(c) for c in range(k)]
+        self.per_class = min(batch_real, min(len(i) for i in self.by_class))
+        if self.per_class < shard.world:
+            raise ConfigError(f"{self.per_class} real images per class do not split over "
+                              f"{shard.world} processes")
+        # every rank draws the same batch and keeps its slice of each class
+        local_per_class = len(shard.take(torch.arange(self.per_class)))
+        self.real_groups = torch.arange(k, device=device).repeat_interleave(local_per_class)
+        self.syn_groups = torch.arange(k, device=device).repeat_interleave(images_per_class)
+        self.dsa = DSA.from_name(augmentation)
+        self._mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
+        self._std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
+
+    def real_images(self, idx: torch.Tensor) -> torch.Tensor:
+        """The normalised real images ``idx`` ``[n, C, H, W]``, on the device, in the layout."""
+        images = self.dataset.images
+        x = images[idx].to(self.device, non_blocking=True).float()
+        x = (x.div_(255.0) if images.dtype == torch.uint8 else x).sub_(self._mean).div_(self._std)
+        return x.contiguous(memory_format=self.memory_format)
+
+    def draw(self, syn: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(real, syn)``, both grouped by class, augmented with the same parameters per
+        class; ``syn`` is ``[K * images_per_class, C, H, W]`` and keeps its autograd graph."""
+        idx = torch.cat([self.shard.take(i[torch.randperm(len(i), generator=g)[:self.per_class]])
+                         for i in self.by_class])
+        real = self.real_images(idx)
+        if self.dsa.enabled:
+            params = self.dsa.sample(len(self.by_class), g, self.dataset.image_size)
+            real = self.dsa.apply(real, params, self.real_groups)
+            syn = self.dsa.apply(syn, params, self.syn_groups)
+        return real, syn.contiguous(memory_format=self.memory_format)
+
+
 class MatchingMethod(Method):
     """Learns synthetic images by matching statistics of fresh random networks.
 
@@ -203,32 +253,22 @@ class MatchingMethod(Method):
         # 2-core CI machine: 0.99 s vs 1.5 s for the 640-image real forward of ConvNet-3).
         return torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
 
+    def batches(self, dataset: ImageDataset) -> SiameseBatches:
+        """The iterations' real batches and siamese augmentation of this run on ``dataset``."""
+        cfg = self.config
+        return SiameseBatches(dataset, cfg.batch_real, cfg.augmentation, cfg.images_per_class,
+                              self.device, self.memory_format, self.shard)
+
     def condense(self, dataset: ImageDataset) -> torch.Tensor:
-        cfg, dev = self.config, self.device
+        cfg = self.config
         k = dataset.num_classes
-        by_class = [dataset.indices_of(c) for c in range(k)]
-        per_class = min(cfg.batch_real, min(len(i) for i in by_class))
         self.shard = shard = current_shard()
-        if per_class < shard.world:
-            raise ConfigError(f"{per_class} real images per class do not split over {shard.world} processes")
-        # every rank draws the same batch and keeps its slice of each class
-        local_per_class = len(shard.take(torch.arange(per_class)))
-        mean = torch.tensor(dataset.mean, device=dev).view(1, -1, 1, 1)
-        std = torch.tensor(dataset.std, device=dev).view(1, -1, 1, 1)
-
-        def real_images(idx: torch.Tensor) -> torch.Tensor:
-            x = dataset.images[idx].to(dev, non_blocking=True).float()
-            x = (x.div_(255.0) if dataset.images.dtype == torch.uint8 else x).sub_(mean).div_(std)
-            return x.contiguous(memory_format=self.memory_format)
-
+        batches = self.batches(dataset)
         self._check_networks(dataset)
         # the loss's two terms, recorded apart when there are two (DM's is its only one)
         self.records_terms = self.attention and cfg.sam_weight != 0
-        syn = self._initial_images(dataset, by_class, real_images).requires_grad_(True)
+        syn = self._initial_images(batches).requires_grad_(True)
         optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
-        dsa = DSA.from_name(cfg.augmentation)
-        real_groups = torch.arange(k, device=dev).repeat_interleave(local_per_class)
-        syn_groups = torch.arange(k, device=dev).repeat_interleave(cfg.images_per_class)
         net, net_window = None, -1
         start = 0
         if self.resume:
@@ -256,15 +296,8 @@ class MatchingMethod(Method):
                     net_window = it // cfg.net_keep
                     net = self.network(dataset, derive_seed(cfg.seed, net_window, _NETWORK))
                 g = torch.Generator().manual_seed(derive_seed(cfg.seed, it, _BATCH))
-                idx = torch.cat([shard.take(i[torch.randperm(len(i), generator=g)[:per_class]])
-                                 for i in by_class])
-                real = real_images(idx)
-                syn_in = decode(syn, cfg.factor)
-                if dsa.enabled:
-                    params = dsa.sample(k, g, dataset.image_size)
-                    real = dsa.apply(real, params, real_groups)
-                    syn_in = dsa.apply(syn_in, params, syn_groups)
-                terms = self.loss_terms(net, real, syn_in.contiguous(memory_format=self.memory_format), k)
+                real, syn_in = batches.draw(decode(syn, cfg.factor), g)
+                terms = self.loss_terms(net, real, syn_in, k)
                 loss = terms["attention"] + terms["last_layer"]
                 if not torch.isfinite(loss):
                     self._diverged(f"loss became {loss.item()} at iteration {it}")
@@ -281,7 +314,7 @@ class MatchingMethod(Method):
                         self.term_history.setdefault(name, []).append(part)
                 self.iterations_done = it + 1
                 if cfg.net_steps:
-                    self._train_network(net, dataset, real_images, it)
+                    self._train_network(net, batches, it)
                 if self.snapshot_every and self.iterations_done % self.snapshot_every == 0:
                     self._snapshot(syn, self.iterations_done)
                 if self.callbacks:
@@ -309,28 +342,29 @@ class MatchingMethod(Method):
         """:meth:`loss` in its two weighted parts (see :func:`loss_terms`)."""
         cfg = self.config
         reduce = self.shard.all_sum if self.shard.distributed else None
+        norm_groups = classes if cfg.bn_statistics == "class" else 1
         # Real features only enter as class means: a bfloat16 forward changes them far
         # less than drawing another real batch does, and is about twice as fast.
         with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                              enabled=cfg.real_precision == "bf16"):
-            real_targets = matching_targets(net.forward_features(real, groups=classes, reduce=reduce),
+            real_targets = matching_targets(net.forward_features(real, groups=norm_groups, reduce=reduce),
                                             classes, cfg.attention_power, self.attention, reduce)
-        syn_targets = matching_targets(net.forward_features(syn, groups=classes), classes,
+        syn_targets = matching_targets(net.forward_features(syn, groups=norm_groups), classes,
                                        cfg.attention_power, self.attention)
         return loss_terms(real_targets, syn_targets, cfg.sam_weight if self.attention else 0.0,
                           cfg.task_balance, cfg.loss_scale)
 
     # -- pieces of the loop ------------------------------------------------------------
 
-    def _initial_images(self, dataset, by_class, real_images) -> torch.Tensor:
-        cfg = self.config
+    def _initial_images(self, batches: SiameseBatches) -> torch.Tensor:
+        cfg, dataset = self.config, batches.dataset
         g = torch.Generator().manual_seed(derive_seed(cfg.seed, 0, _INIT))
         if cfg.init == "noise":
             shape = (dataset.num_classes * cfg.ipc, dataset.channels, *dataset.image_size)
             return torch.randn(shape, generator=g).to(self.device)
         per_class = cfg.ipc * cfg.factor ** 2  # factor**2 real images tile each stored one
-        idx = torch.cat([i[torch.randperm(len(i), generator=g)[:per_class]] for i in by_class])
-        return encode(real_images(idx), cfg.factor).clone()
+        idx = torch.cat([i[torch.randperm(len(i), generator=g)[:per_class]] for i in batches.by_class])
+        return encode(batches.real_images(idx), cfg.factor).clone()
 
     def _check_networks(self, dataset: ImageDataset) -> None:
         """Build every model name and every choice value once, so that a bad one fails
@@ -363,9 +397,9 @@ class MatchingMethod(Method):
             net.requires_grad_(False)
         return net
 
-    def _train_network(self, net: nn.Module, dataset, real_images, it: int) -> None:
+    def _train_network(self, net: nn.Module, batches: SiameseBatches, it: int) -> None:
         """Handout variant: plain SGD steps on real minibatches between image updates."""
-        cfg = self.config
+        cfg, dataset, real_images = self.config, batches.dataset, batches.real_images
         g = torch.Generator().manual_seed(derive_seed(cfg.seed, it, _NET_TRAIN))
         params = [p for p in net.parameters() if p.requires_grad]
         for _ in range(cfg.net_steps):

@@ -213,7 +213,10 @@ class ConvNet(nn.Module):
         for block, pool in zip(self.blocks, self.pools):
             conv, norm, act = block
             x = conv(x)
-            if (groups > 1 or reduce is not None) and self.training and isinstance(norm, nn.BatchNorm2d):
+            # the hand-written batch norm also when nothing needs a gradient: in place,
+            # and it leaves the running statistics of a probed network alone
+            if (self.training and isinstance(norm, nn.BatchNorm2d)
+                    and (groups > 1 or reduce is not None or not torch.is_grad_enabled())):
                 x = _grouped_batch_norm(norm, x, groups, reduce)
             else:
                 x = norm(x)
