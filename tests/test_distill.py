@@ -246,6 +246,26 @@ def test_resume_from_a_checkpoint_older_than_a_setting(tiny, tmp_path):
                 **fast_distill(iterations=4, real_precision="bf16"))
 
 
+def test_a_checkpoint_older_than_a_changed_default_resumes_under_the_earlier_default(tiny, tmp_path):
+    """bn_statistics was per class before its default became ``all``: a file without
+    the key was made per class."""
+    from datadam.distill.config import EARLIER_DEFAULTS
+    from datadam.synthetic import load_tensors, save_tensors
+    assert EARLIER_DEFAULTS["bn_statistics"] == "class" and DistillConfig().bn_statistics == "all"
+    ckpt = tmp_path / "c.safetensors"
+    distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=3,
+            **fast_distill(bn_statistics="class"))
+    tensors, meta = load_tensors(ckpt)
+    del meta["config"]["bn_statistics"]
+    save_tensors(ckpt, tensors, meta)
+    assert DistillConfig.from_saved(meta["config"]).bn_statistics == "class"
+    with pytest.raises(ConfigError, match="settings differ.*bn_statistics"):
+        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast_distill(iterations=4))
+    resumed = distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True,
+                      **fast_distill(iterations=4, bn_statistics="class"))
+    assert resumed.metadata["iterations_done"] == 4
+
+
 def test_diverging_run_stops_and_keeps_last_good_state(tiny, tmp_path, monkeypatch):
     ckpt = tmp_path / "c.safetensors"
     calls = {"n": 0}

@@ -81,8 +81,7 @@ def term_balance(syn: SyntheticSet, real: ImageDataset, networks: int = 5, seed:
     if real.classes != syn.classes or tuple(real.images.shape[1:]) != syn.image_shape:
         raise ConfigError(f"the real data ({real.name}, {tuple(real.images.shape[1:])}) is not the "
                           f"data of this synthetic set ({syn.image_shape})")
-    known = {k: v for k, v in saved.items() if k in DistillConfig.__dataclass_fields__}
-    cfg = DistillConfig(**known).replace(method="datadam", sam_weight=saved.get("sam_weight") or 1.0)
+    cfg = DistillConfig.from_saved(saved).replace(method="datadam", sam_weight=saved.get("sam_weight") or 1.0)
     cfg = cfg.resolve(real.name, real.image_size)
     dev = resolve_device(device)
     method = DataDAM(cfg, dev)

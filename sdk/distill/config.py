@@ -49,6 +49,11 @@ def draw_network(model: str, options: dict[str, Any], choices: dict[str, list[An
     return name, drawn
 
 
+# Settings whose default changed, with the value that a file written before the change
+# (whose saved settings lack the key) was made with.
+EARLIER_DEFAULTS: dict[str, Any] = {"bn_statistics": "class"}
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Settings of one distillation (DESIGN.md §2). ``None`` means "the published default
@@ -116,7 +121,7 @@ class DistillConfig:
     net_batch: int = 256
     net_keep: int = 1
     real_precision: str = "fp32"
-    bn_statistics: str = "class"
+    bn_statistics: str = "all"
     factor: int = 1
     seed: int = 0
 
@@ -183,6 +188,14 @@ class DistillConfig:
         if self.model is None:
             raise ConfigError("resolve() the config before drawing networks")
         return draw_network(self.model, self.model_options, self.model_choices, seed)
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> DistillConfig:
+        """The settings saved in a file's metadata. A setting the file lacks is newer than
+        the file, which was made with its value of the time: the default then."""
+        known = {k: v for k, v in saved.items() if k in cls.__dataclass_fields__}
+        missing = {k: v for k, v in EARLIER_DEFAULTS.items() if k not in known}
+        return cls(**known, **missing)
 
     def replace(self, **changes: Any) -> DistillConfig:
         unknown = set(changes) - {f.name for f in fields(self)}

@@ -1,8 +1,8 @@
 """Data-parallel distillation across processes (``torchrun``) with ``torch.distributed``.
 
 What DataDAM and DM take from the real images are per-class means (of attention maps
-and of embeddings) and, inside the network, per-class BatchNorm statistics: all of
-them sums. So each rank forwards its own slice of every iteration's real batch and the
+and of embeddings) and, inside the network, BatchNorm statistics (of all classes, or
+of each class): all of them sums. So each rank forwards its own slice of every iteration's real batch and the
 partial sums are all-reduced; the synthetic images, the network (same seed) and the
 augmentation draws are the same on every rank, so every rank takes the same step.
 

@@ -458,8 +458,7 @@ class MatchingMethod(Method):
         tensors, meta = load_tensors(self.checkpoint)
         if meta.get("kind") != "checkpoint":
             raise ConfigError(f"{self.checkpoint}: not a datadam checkpoint")
-        # A setting newer than the checkpoint had its default when the checkpoint was made.
-        saved = {**DistillConfig().to_dict(), **meta["config"], "iterations": None}
+        saved = dict(DistillConfig.from_saved(meta["config"]).to_dict(), iterations=None)
         mine = dict(self.config.to_dict(), iterations=None)
         differ = sorted(k for k in mine if saved.get(k) != mine[k])
         if differ:

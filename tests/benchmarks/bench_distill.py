@@ -45,10 +45,12 @@ VARIANTS = {
     "datadam_f2": ("datadam", {"factor": 2}),
     "dm_f2": ("dm", {"factor": 2}),
     "datadam_p1_f2": ("datadam", {"attention_power": 1.0, "factor": 2}),
-    # BatchNorm statistics over all classes at once, as the official DataDAM code
+    # BatchNorm statistics over all classes at once (the official code; the default since
+    # 2026-12-05) or per class (the default before, so the variants above ran with it then)
     "dm_bn_all": ("dm", {"bn_statistics": "all"}),
     "datadam_bn_all": ("datadam", {"bn_statistics": "all"}),
-    "datadam_p1_bn_all": ("datadam", {"attention_power": 1.0, "bn_statistics": "all"}),
+    "dm_bn_class": ("dm", {"bn_statistics": "class"}),
+    "datadam_bn_class": ("datadam", {"bn_statistics": "class"}),
     # their start: random real images, 2 x 2 downsampled ones tiled into each stored image
     "random_f2": ("datadam", {"factor": 2, "iterations": 0}),
 }
