@@ -125,8 +125,7 @@ def test_callbacks_see_every_iteration_with_the_current_images(train):
     syn = datadam.distill(train, method="dm", ipc=1, iterations=3,
                           callbacks=[lambda s: seen.append(s)], **TINY)
     assert [s.iteration for s in seen] == [1, 2, 3]
-    # the file keeps 6 significant digits
-    assert [s.loss for s in seen] == pytest.approx(syn.metadata["loss_history"], rel=1e-5)
+    assert [float(f"{s.loss:.6g}") for s in seen] == syn.metadata["loss_history"]  # the file keeps 6 digits
     assert all(s.terms == {} for s in seen)  # DM's loss is its only term
     assert all(s.iterations == 3 and s.config.method == "dm" for s in seen)
     assert torch.equal(seen[-1].images.cpu(), syn.images)

@@ -2,9 +2,10 @@
 
 What DataDAM and DM take from the real images are per-class means (of attention maps
 and of embeddings) and, inside the network, BatchNorm statistics (of all classes, or
-of each class): all of them sums. So each rank forwards its own slice of every iteration's real batch and the
-partial sums are all-reduced; the synthetic images, the network (same seed) and the
-augmentation draws are the same on every rank, so every rank takes the same step.
+of each class): all of them sums. So each rank forwards its own slice of every
+iteration's real batch and the partial sums are all-reduced; the synthetic images, the
+network (same seed) and the augmentation draws are the same on every rank, so every
+rank takes the same step.
 
     torchrun --nproc-per-node 4 -m datadam distill mnist --ipc 10 --out mnist_ipc10.safetensors
 

@@ -115,7 +115,10 @@ def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int,
         var = reduce((parts - mean[:, None, :, None, None]).square().sum(dim=(1, 3, 4))) / count
         scale, shift = (t.to(x.dtype)[:, None, :, None, None] for t in _affine(norm, mean, var))
         return (parts * scale + shift).view_as(x)
-    # With autograd: the native batch-norm kernels (fused forward and backward) per group.
+    # With autograd, or channels-first without it: the native batch-norm kernels (fused
+    # forward and backward) per group; one group needs no concatenated copy.
+    if groups == 1:
+        return F.batch_norm(x, None, None, norm.weight, norm.bias, training=True, eps=norm.eps)
     return torch.cat([F.batch_norm(part, None, None, norm.weight, norm.bias, training=True, eps=norm.eps)
                       for part in x.chunk(groups)])
 
