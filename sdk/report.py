@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from datadam import __version__
+from datadam.distill.config import saved_settings
 from datadam.errors import DatadamError
 from datadam.synthetic import SyntheticSet, SyntheticSetFormatError, atomic_path
 
@@ -145,7 +146,7 @@ def _entry_html(entry: RunEntry, image_scale: int) -> str:
     from datadam.plots import evolution_figure, figure_png, loss_figure
 
     syn, meta = entry.synthetic, entry.synthetic.metadata
-    cfg = meta.get("config", {})
+    cfg = saved_settings(meta.get("config", {}))
     rows = [("file", entry.path.name), ("method", meta.get("method")),
             ("dataset", meta.get("dataset")),
             ("images", f"{len(syn)} ({syn.describe_ipc()}, {len(syn.classes)} classes)"),

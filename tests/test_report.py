@@ -161,3 +161,24 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     pixels = np.asarray(image.resize((300, 450))).reshape(-1, 3).astype(int)
     coloured = pixels[pixels.max(1) - pixels.min(1) > 60]
     assert len(np.unique(coloured, axis=0)) > 20
+
+
+def test_a_set_older_than_a_setting_shows_the_value_it_was_made_with(run_dir, tmp_path):
+    """A file written before ``bn_statistics`` existed was made per class: ``show`` and
+    the report say so instead of leaving the setting out."""
+    from datadam.synthetic import load_tensors
+
+    tensors, meta = load_tensors(run_dir / "mnist_ipc1.safetensors")
+    del meta["config"]["bn_statistics"]
+    old = tmp_path / "old" / "mnist_ipc1.safetensors"
+    old.parent.mkdir()
+    save_tensors(old, tensors, meta)
+    r = run("show", old)
+    assert r.exit_code == 0, r.output
+    assert "bn_statistics=class" in r.output
+    assert "bn_statistics=all" in run("show", run_dir / "mnist_ipc1.safetensors").output
+    write_report(old.parent, tmp_path / "r.html")
+    page = _Page()
+    page.feed((tmp_path / "r.html").read_text())
+    row = page.cells.index("config: bn_statistics")
+    assert page.cells[row + 1] == "class"

@@ -25,7 +25,7 @@ from datadam.cli.options import (
 )
 from datadam.distill import DistillConfig, available_methods, distill
 from datadam.distill.balance import TermBalance, term_balance
-from datadam.distill.config import default_model
+from datadam.distill.config import default_model, saved_settings
 from datadam.distill.distributed import init_from_environment
 from datadam.distill.multiformation import describe_ipc
 from datadam.errors import ConfigError, Interrupted
@@ -374,7 +374,7 @@ def show_command(
     meta = syn.metadata
     console = Console()
     table = Table(show_header=False, title=str(synthetic))
-    cfg = meta.get("config", {})
+    cfg = saved_settings(meta.get("config", {}))
     for key, value in [("method", meta.get("method")), ("dataset", meta.get("dataset")),
                        ("images", f"{len(syn)} ({syn.describe_ipc()}, {len(syn.classes)} classes)"),
                        ("shape", "x".join(map(str, syn.image_shape))),

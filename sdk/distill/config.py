@@ -54,6 +54,15 @@ def draw_network(model: str, options: dict[str, Any], choices: dict[str, list[An
 EARLIER_DEFAULTS: dict[str, Any] = {"bn_statistics": "class"}
 
 
+def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """The settings a file was made with: those it saved, and each setting newer than the
+    file at its :data:`EARLIER_DEFAULTS` value. A file without settings (an imported set)
+    gives ``{}``."""
+    if not saved:
+        return {}
+    return {**saved, **{k: v for k, v in EARLIER_DEFAULTS.items() if k not in saved}}
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Settings of one distillation (DESIGN.md §2). ``None`` means "the published default
@@ -193,9 +202,7 @@ class DistillConfig:
     def from_saved(cls, saved: dict[str, Any]) -> DistillConfig:
         """The settings saved in a file's metadata. A setting the file lacks is newer than
         the file, which was made with its value of the time: the default then."""
-        known = {k: v for k, v in saved.items() if k in cls.__dataclass_fields__}
-        missing = {k: v for k, v in EARLIER_DEFAULTS.items() if k not in known}
-        return cls(**known, **missing)
+        return cls(**{k: v for k, v in saved_settings(saved).items() if k in cls.__dataclass_fields__})
 
     def replace(self, **changes: Any) -> DistillConfig:
         unknown = set(changes) - {f.name for f in fields(self)}
