@@ -130,6 +130,82 @@ def merge_results(results: Sequence[EvaluationResult]) -> EvaluationResult:
     return EvaluationResult(runs, {name: _summary(records) for name, records in runs.items()}, settings)
 
 
+# What two evaluations must share for their networks to pair up: the test split and the
+# protocol. The sets differ, of course, and so may their method and size.
+_SAME_PROTOCOL = ("test_dataset", "test_images", "train", "augmentation", "model_options")
+METRICS = ("accuracy", "balanced_accuracy", "auc")
+
+
+def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "accuracy",
+                    confidence: float = 0.95) -> dict[str, dict[str, Any]]:
+    """Compare two sets network by network: ``b`` minus ``a``, per model.
+
+    Two evaluations with the same ``seed`` train their networks from the same initial
+    weights, with the same minibatch order and augmentation draws, so network *i* of one
+    set and network *i* of the other differ only by the images they learnt from. Their
+    differences cancel the spread of the initialisations, which is most of the spread of
+    either mean: a paired comparison settles what two means with overlapping standard
+    deviations cannot. Networks pair by model, evaluation seed and run, so evaluations
+    merged from ``--runs 1 --seed S`` parts pair as well.
+
+    Returns:
+        ``{model: {...}}`` for every model that both evaluated, with ``pairs`` (the
+        number of paired networks), ``a_mean``, ``b_mean``, ``difference_mean`` and
+        ``difference_std`` (sample std), the ``confidence`` interval of the mean
+        difference (Student's t; ``None`` for a single pair), the two-sided ``p_value``
+        of the paired t-test, ``b_ahead``/``a_ahead``/``ties`` (networks on which each
+        set did better), ``unpaired`` (networks without a twin) and every pair
+        (``networks``: seed, run, a, b). Values are fractions, as in the results.
+
+    Raises:
+        ConfigError: an unknown metric, evaluations of another test split or protocol
+            (the first setting that differs is named), or no network with a twin.
+    """
+    from scipy import stats
+
+    if metric not in METRICS:
+        raise ConfigError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    for key in _SAME_PROTOCOL:
+        difference = _first_difference(key, a.settings.get(key), b.settings.get(key))
+        if difference:
+            raise ConfigError(f"the evaluations differ in {difference}: their networks do not pair up")
+
+    def by_network(result: EvaluationResult, name: str) -> dict[tuple[str, Any], dict[str, Any]]:
+        return {(r.get("seed", result.settings.get("seed")), r.get("run")): r
+                for r in result.runs.get(name, []) if metric in r}
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in [m for m in a.runs if m in b.runs]:
+        runs_a, runs_b = by_network(a, name), by_network(b, name)
+        keys = sorted(set(runs_a) & set(runs_b), key=lambda k: (str(k[0]), str(k[1])))
+        if not keys:
+            continue
+        pairs = [(runs_a[k][metric], runs_b[k][metric]) for k in keys]
+        diffs = torch.tensor([y - x for x, y in pairs], dtype=torch.float64)
+        n, mean = len(keys), float(diffs.mean())
+        std = float(diffs.std()) if n > 1 else 0.0
+        interval, p_value = None, None
+        if n > 1:
+            half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / n ** 0.5
+            interval = [mean - half, mean + half]
+            p_value = 1.0 if std == 0 and mean == 0 else (
+                0.0 if std == 0 else float(2 * stats.t.sf(abs(mean) / (std / n ** 0.5), n - 1)))
+        out[name] = {
+            "metric": metric, "pairs": n,
+            "a_mean": sum(x for x, _ in pairs) / n, "b_mean": sum(y for _, y in pairs) / n,
+            "difference_mean": mean, "difference_std": std,
+            "confidence": confidence, "interval": interval, "p_value": p_value,
+            "b_ahead": int((diffs > 0).sum()), "a_ahead": int((diffs < 0).sum()),
+            "ties": int((diffs == 0).sum()),
+            "unpaired": len(runs_a) + len(runs_b) - 2 * n,
+            "networks": [{"seed": k[0], "run": k[1], "a": x, "b": y} for k, (x, y) in zip(keys, pairs)],
+        }
+    if not out:
+        raise ConfigError("no network of the first evaluation has a twin in the second (the same model, "
+                          "seed and run): evaluate both with the same --seed")
+    return out
+
+
 def _metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, Any]:
     pred = logits.argmax(1)
     per_class = []

@@ -135,6 +135,31 @@ def test_merge_evaluations_of_one_set_run_apart(mnist_idx_root, tmp_path):
     assert "Traceback" not in r.output
 
 
+def test_compare_evaluations_of_two_sets(mnist_idx_root, tmp_path):
+    root = data.load("mnist", mnist_idx_root)
+    for name, ipc in (("a", 1), ("b", 2)):
+        distill(root, "random", ipc=ipc, progress=False).save(tmp_path / f"{name}.safetensors")
+        for seed in (0, 3):
+            r = run("evaluate", tmp_path / f"{name}.safetensors", "--root", mnist_idx_root, "--runs", 2,
+                    "--epochs", 2, "--seed", seed, "--json", tmp_path / f"{name}{seed}.json")
+            assert r.exit_code == 0, r.output
+    r = run("compare-evaluations", tmp_path / "a0.json", tmp_path / "b0.json", "--json", tmp_path / "c.json")
+    assert r.exit_code == 0, r.output
+    assert "A = a0.json: random IPC 1" in r.output and "B = b0.json: random IPC 2" in r.output
+    assert "convnet3" in r.output and "of 2" in r.output and "95%" in r.output
+    comparison = json.loads((tmp_path / "c.json").read_text())
+    (a, b) = (json.loads((tmp_path / f).read_text())["runs"]["convnet3"] for f in ("a0.json", "b0.json"))
+    c = comparison["models"]["convnet3"]
+    assert c["pairs"] == 2 and [(n["a"], n["b"]) for n in c["networks"]] == [
+        (x["accuracy"], y["accuracy"]) for x, y in zip(a, b)]
+
+    r = run("compare-evaluations", tmp_path / "a0.json", tmp_path / "b3.json", "--json", tmp_path / "no.json")
+    assert r.exit_code == 1 and "has a twin in the second" in r.output and "--seed" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "no.json").exists()
+    r = run("compare-evaluations", tmp_path / "a0.json", tmp_path / "b0.json", "--metric", "auc")
+    assert r.exit_code == 1 and "no network of the first evaluation" in r.output  # 10 classes: no AUC
+
+
 def test_distill_with_several_architectures(mnist_idx_root, tmp_path):
     out = tmp_path / "s.safetensors"
     r = run("distill", "mnist", "--root", mnist_idx_root, "--ipc", 1, "--iterations", 2, "--batch-real", 4,

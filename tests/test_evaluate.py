@@ -12,6 +12,7 @@ from datadam.evaluate import (
     EvaluationResult,
     TrainConfig,
     binary_auc,
+    compare_results,
     evaluate,
     evaluate_full_data,
     merge_results,
@@ -135,3 +136,45 @@ def test_full_data_upper_bound_reports_cost(mnist_idx_root):
                                                             augmentation="none"), progress=False)
     assert out["train_images"] == 50 and out["train_flops"] > 0 and out["train_seconds"] >= 0
     assert 0 <= out["accuracy"] <= 1
+
+
+def test_two_sets_compare_network_by_network(mnist_idx_root):
+    from scipy import stats
+
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    quick = TrainConfig(epochs=2)
+    one, two = (distill(train, "random", ipc=ipc, progress=False) for ipc in (1, 3))
+    a = evaluate(one, test, ["convnet3"], runs=3, train=quick, progress=False)
+    b = evaluate(two, test, ["convnet3"], runs=3, train=quick, progress=False)
+    c = compare_results(a, b)["convnet3"]
+    acc_a = [r["accuracy"] for r in a.runs["convnet3"]]
+    acc_b = [r["accuracy"] for r in b.runs["convnet3"]]
+    diffs = torch.tensor(acc_b, dtype=torch.float64) - torch.tensor(acc_a, dtype=torch.float64)
+    assert c["pairs"] == 3 and c["unpaired"] == 0
+    assert [(n["a"], n["b"]) for n in c["networks"]] == list(zip(acc_a, acc_b))
+    assert c["difference_mean"] == pytest.approx(float(diffs.mean()))
+    assert c["difference_std"] == pytest.approx(float(diffs.std()))
+    assert c["p_value"] == pytest.approx(stats.ttest_rel(acc_b, acc_a).pvalue)
+    low, high = c["interval"]
+    assert low < c["difference_mean"] < high
+    assert c["b_ahead"] == int((diffs > 0).sum()) and c["a_ahead"] + c["b_ahead"] + c["ties"] == 3
+    # a set against itself: no difference on any network
+    same = compare_results(a, a)["convnet3"]
+    assert same["ties"] == 3 and same["interval"] == [0.0, 0.0] and same["p_value"] == 1.0
+
+    # networks pair by seed and run, so parts evaluated apart pair once merged
+    parts = [evaluate(two, test, ["convnet3"], runs=1, train=quick, seed=s, progress=False) for s in (4, 5)]
+    others = [evaluate(one, test, ["convnet3"], runs=1, train=quick, seed=s, progress=False) for s in (5, 6)]
+    apart = compare_results(merge_results(others), merge_results(parts))["convnet3"]
+    assert apart["pairs"] == 1 and apart["unpaired"] == 2 and apart["interval"] is None
+    assert apart["networks"] == [{"seed": 5, "run": 0, "a": others[0].runs["convnet3"][0]["accuracy"],
+                                  "b": parts[1].runs["convnet3"][0]["accuracy"]}]
+
+    with pytest.raises(ConfigError, match="no network of the first evaluation has a twin"):
+        compare_results(a, parts[0])
+    longer = evaluate(two, test, ["convnet3"], runs=1, train=TrainConfig(epochs=3), progress=False)
+    with pytest.raises(ConfigError, match=r"differ in 'train.epochs' \(2 vs 3\)"):
+        compare_results(a, longer)
+    with pytest.raises(ConfigError, match="unknown metric 'loss'"):
+        compare_results(a, b, metric="loss")

@@ -23,7 +23,6 @@ def import_nni() -> ModuleType:
     try:
         import nni
         import nni.nas.nn.pytorch  # noqa: F401 - fails early when a dependency of the NAS part is missing
-        import scipy.stats  # noqa: F401 - the study's rank correlations
     except ImportError as e:
         raise ConfigError(f"{INSTALL_HINT} ({e})") from None
     return nni

@@ -32,6 +32,7 @@ from datadam.errors import ConfigError, Interrupted
 from datadam.evaluate import (
     EvaluationResult,
     TrainConfig,
+    compare_results,
     evaluate,
     evaluate_full_data,
     merge_results,
@@ -337,6 +338,51 @@ def merge_evaluations_command(
         report["parts"] = [{"file": str(path), "cli_options": part.get("cli_options")}
                            for path, part in zip(parts, reports)]
         write_json(json_out, report)
+        typer.echo(f"wrote {json_out}")
+
+
+def _describe_evaluated_set(path: Path, result: EvaluationResult) -> str:
+    syn = result.settings.get("synthetic") or {}
+    return (f"{path.name}: {syn.get('method')} {describe_ipc(result.settings.get('ipc'), syn.get('config'))}, "
+            f"{syn.get('iterations_done')} iterations")
+
+
+def compare_evaluations_command(
+    first: Path = typer.Argument(..., help="`datadam evaluate --json` (or merge-evaluations) file of set A."),
+    second: Path = typer.Argument(..., help="The same of set B, evaluated with the same --seed."),
+    metric: str = typer.Option("accuracy", "--metric", help="accuracy, balanced_accuracy or auc."),
+    confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999,
+                                     help="Level of the interval of the mean difference."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the comparison, every pair included, "
+                                         "to this JSON file [default: only printed]."),
+) -> None:
+    """Compare two synthetic sets network by network: B minus A, with a confidence interval.
+
+    Evaluations with the same --seed train network i of either set from the same initial
+    weights, minibatch order and augmentation, so the two differ only by the images. The
+    table gives both means over the paired networks, the mean and std of the differences,
+    the interval of the mean difference (Student's t), the paired t-test's p and on how
+    many networks each set did better. Evaluations of another test split or protocol are
+    refused; networks without a twin are left out and counted.
+    """
+    a, b = EvaluationResult.load(first), EvaluationResult.load(second)
+    comparison = compare_results(a, b, metric=metric, confidence=confidence)
+    table = Table("model", "pairs", "A %", "B %", "B - A", f"{100 * confidence:g}% interval", "p", "B ahead",
+                  title=f"{metric}, network by network\nA = {_describe_evaluated_set(first, a)}\n"
+                        f"B = {_describe_evaluated_set(second, b)}")
+    for name, c in comparison.items():
+        interval = (f"[{100 * c['interval'][0]:+.2f}, {100 * c['interval'][1]:+.2f}]"
+                    if c["interval"] else "-")
+        table.add_row(name, str(c["pairs"]), f"{100 * c['a_mean']:.2f}", f"{100 * c['b_mean']:.2f}",
+                      f"{100 * c['difference_mean']:+.2f} ± {100 * c['difference_std']:.2f}", interval,
+                      "-" if c["p_value"] is None else f"{c['p_value']:.2g}",
+                      f"{c['b_ahead']} of {c['pairs']}" + (f" ({c['ties']} tied)" if c["ties"] else ""))
+    Console().print(table)
+    unpaired = sum(c["unpaired"] for c in comparison.values())
+    if unpaired:
+        typer.echo(f"{unpaired} network(s) without a twin in the other evaluation were left out")
+    if json_out:
+        write_json(json_out, {"a": str(first), "b": str(second), "models": comparison})
         typer.echo(f"wrote {json_out}")
 
 
