@@ -5,6 +5,8 @@
   real and synthetic images in a fresh random network.
 - :func:`plot_evolution`: a class's synthetic images over the iterations (needs the
   snapshots of ``distill(snapshot_every=...)`` / ``datadam distill --snapshot-every``).
+- :func:`plot_comparison`: two sets network by network (``compare_results``), one line
+  per pair of networks.
 
 Each ``plot_*`` writes a PNG atomically; each ``*_figure`` returns the matplotlib figure
 (for a notebook, or :func:`figure_png` for the bytes).
@@ -109,6 +111,41 @@ def convergence_figure(iterations: list[int], accuracy_mean: list[float],
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def comparison_figure(comparison: dict[str, dict[str, Any]], label_a: str = "A",
+                      label_b: str = "B") -> Any:
+    """One panel per model of :func:`datadam.evaluate.compare_results`: each paired
+    network a line from its accuracy (%) with set A to that with set B, green where B
+    did better, red where A did, grey for a tie; the means as black diamonds. Titled
+    with the mean difference and its interval."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(comparison), figsize=(4.2 * len(comparison) + 0.4, 4.0),
+                             dpi=120, squeeze=False)
+    for ax, (name, c) in zip(axes[0], comparison.items()):
+        for pair in c["networks"]:
+            a, b = 100 * pair["a"], 100 * pair["b"]
+            color = "C2" if b > a else "C3" if b < a else "0.5"
+            ax.plot([0, 1], [a, b], color=color, marker="o", ms=4, lw=1.2, alpha=0.8)
+        ax.plot([0, 1], [100 * c["a_mean"], 100 * c["b_mean"]], color="black", marker="D", lw=2)
+        ax.set_xticks([0, 1], [label_a, label_b], fontsize=8)
+        ax.set_xlim(-0.25, 1.25)
+        ax.set_ylabel(f"test {c['metric'].replace('_', ' ')} %")
+        ax.grid(axis="y", alpha=0.3)
+        span = ""
+        if c["interval"]:
+            low, high = (100 * v for v in c["interval"])
+            span = f"\n{100 * c['confidence']:g}% interval [{low:+.2f}, {high:+.2f}]"
+        ax.set_title(f"{name}: B - A = {100 * c['difference_mean']:+.2f} points{span}\n"
+                     f"B ahead on {c['b_ahead']} of {c['pairs']} networks", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_comparison(comparison: dict[str, dict[str, Any]], path: str | Path, label_a: str = "A",
+                    label_b: str = "B") -> Path:
+    """Write :func:`comparison_figure` to ``path`` (PNG)."""
+    return save_figure(comparison_figure(comparison, label_a, label_b), path)
 
 
 def plot_loss(history: list[float], path: str | Path, title: str = "",

@@ -143,8 +143,10 @@ def test_compare_evaluations_of_two_sets(mnist_idx_root, tmp_path):
             r = run("evaluate", tmp_path / f"{name}.safetensors", "--root", mnist_idx_root, "--runs", 2,
                     "--epochs", 2, "--seed", seed, "--json", tmp_path / f"{name}{seed}.json")
             assert r.exit_code == 0, r.output
-    r = run("compare-evaluations", tmp_path / "a0.json", tmp_path / "b0.json", "--json", tmp_path / "c.json")
+    r = run("compare-evaluations", tmp_path / "a0.json", tmp_path / "b0.json", "--json", tmp_path / "c.json",
+            "--plot", tmp_path / "c.png")
     assert r.exit_code == 0, r.output
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
     assert "A = a0.json: random IPC 1" in r.output and "B = b0.json: random IPC 2" in r.output
     assert "convnet3" in r.output and "of 2" in r.output and "95%" in r.output
     comparison = json.loads((tmp_path / "c.json").read_text())

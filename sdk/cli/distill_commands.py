@@ -355,6 +355,8 @@ def compare_evaluations_command(
                                      help="Level of the interval of the mean difference."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the comparison, every pair included, "
                                          "to this JSON file [default: only printed]."),
+    plot: Path | None = typer.Option(None, "--plot", help="Draw every pair of networks to this PNG, one "
+                                     "line from A to B each [default: not drawn]."),
 ) -> None:
     """Compare two synthetic sets network by network: B minus A, with a confidence interval.
 
@@ -384,6 +386,14 @@ def compare_evaluations_command(
     if json_out:
         write_json(json_out, {"a": str(first), "b": str(second), "models": comparison})
         typer.echo(f"wrote {json_out}")
+    if plot:
+        from datadam.plots import plot_comparison
+
+        def label(path: Path, result: EvaluationResult) -> str:
+            syn = result.settings.get("synthetic") or {}
+            return f"{syn.get('method')}\n{path.stem}"
+
+        typer.echo(f"wrote {plot_comparison(comparison, plot, label(first, a), label(second, b))}")
 
 
 def show_command(
