@@ -158,8 +158,9 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
         (``networks``: seed, run, a, b). Values are fractions, as in the results.
 
     Raises:
-        ConfigError: an unknown metric, evaluations of another test split or protocol
-            (the first setting that differs is named), or no network with a twin.
+        ConfigError: an unknown metric or one the evaluations lack (AUC is for two
+            classes), evaluations of another test split or protocol (the first setting
+            that differs is named), or no network with a twin.
     """
     from scipy import stats
 
@@ -201,6 +202,9 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
             "networks": [{"seed": k[0], "run": k[1], "a": x, "b": y} for k, (x, y) in zip(keys, pairs)],
         }
     if not out:
+        if not any(metric in r for result in (a, b) for runs in result.runs.values() for r in runs):
+            raise ConfigError(f"the evaluations have no {metric}" +
+                              (" (it is measured for two classes only)" if metric == "auc" else ""))
         raise ConfigError("no network of the first evaluation has a twin in the second (the same model, "
                           "seed and run): evaluate both with the same --seed")
     return out
