@@ -171,7 +171,7 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
         if difference:
             raise ConfigError(f"the evaluations differ in {difference}: their networks do not pair up")
 
-    def by_network(result: EvaluationResult, name: str) -> dict[tuple[str, Any], dict[str, Any]]:
+    def by_network(result: EvaluationResult, name: str) -> dict[tuple[Any, Any], dict[str, Any]]:
         return {(r.get("seed", result.settings.get("seed")), r.get("run")): r
                 for r in result.runs.get(name, []) if metric in r}
 
@@ -186,11 +186,12 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
         n, mean = len(keys), float(diffs.mean())
         std = float(diffs.std()) if n > 1 else 0.0
         interval, p_value = None, None
-        if n > 1:
-            half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / n ** 0.5
-            interval = [mean - half, mean + half]
-            p_value = 1.0 if std == 0 and mean == 0 else (
-                0.0 if std == 0 else float(2 * stats.t.sf(abs(mean) / (std / n ** 0.5), n - 1)))
+        if n > 1 and std > 0:
+            test = stats.ttest_rel([y for _, y in pairs], [x for x, _ in pairs])
+            interval = [float(v) for v in test.confidence_interval(confidence)]
+            p_value = float(test.pvalue)
+        elif n > 1:  # every network moved by the same amount: no spread to test against
+            interval, p_value = [mean, mean], 1.0 if mean == 0 else 0.0
         out[name] = {
             "metric": metric, "pairs": n,
             "a_mean": sum(x for x, _ in pairs) / n, "b_mean": sum(y for _, y in pairs) / n,
