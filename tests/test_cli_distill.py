@@ -59,8 +59,8 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx
     assert run(*args, "--json", tmp_path / "whole.json").exit_code == 0
     whole = json.loads((tmp_path / "whole.json").read_text())
 
-    from datadam.cli import distill_commands
-    real_evaluate = distill_commands.evaluate
+    from datadam.cli import evaluate_commands
+    real_evaluate = evaluate_commands.evaluate
 
     def ctrl_c_after_two_networks(*a, on_network, **k):
         def saved(result):
@@ -69,13 +69,13 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx
                 raise KeyboardInterrupt
         return real_evaluate(*a, on_network=saved, **k)
 
-    monkeypatch.setattr(distill_commands, "evaluate", ctrl_c_after_two_networks)
+    monkeypatch.setattr(evaluate_commands, "evaluate", ctrl_c_after_two_networks)
     part = tmp_path / "part.json"
     r = run(*args, "--json", part)
     assert r.exit_code == 130 and "evaluation interrupted" in r.output and "--resume" in r.output
     partial = json.loads(part.read_text())
     assert partial["in_progress"] == {"networks": 2, "of": 3} and len(partial["runs"]["convnet3"]) == 2
-    monkeypatch.setattr(distill_commands, "evaluate", real_evaluate)
+    monkeypatch.setattr(evaluate_commands, "evaluate", real_evaluate)
 
     r = run(*args, "--json", part)
     assert r.exit_code == 1 and "unfinished evaluation (2 of 3 networks)" in r.output
@@ -97,7 +97,7 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx
     # Ctrl-C in the full-data run, which comes last: every network is kept, only it runs again
     def ctrl_c(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(distill_commands, "evaluate_full_data", ctrl_c)
+    monkeypatch.setattr(evaluate_commands, "evaluate_full_data", ctrl_c)
     full = tmp_path / "full.json"
     assert run(*args, "--json", full, "--full-data", "--full-epochs", 1).exit_code == 130
     before = json.loads(full.read_text())

@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from datadam import __version__
-from datadam.cli import distill_commands
+from datadam.cli import distill_commands, evaluate_commands
 from datadam.cli.data_commands import data_app
 from datadam.errors import DatadamError, DatadamWarning, Interrupted
 
@@ -69,9 +69,9 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.command("distill")(distill_commands.distill_command)
-app.command("evaluate")(distill_commands.evaluate_command)
-app.command("merge-evaluations")(distill_commands.merge_evaluations_command)
-app.command("compare-evaluations")(distill_commands.compare_evaluations_command)
+app.command("evaluate")(evaluate_commands.evaluate_command)
+app.command("merge-evaluations")(evaluate_commands.merge_evaluations_command)
+app.command("compare-evaluations")(evaluate_commands.compare_evaluations_command)
 app.command("show")(distill_commands.show_command)
 app.command("convert")(distill_commands.convert_command)
 app.command("report")(distill_commands.report_command)
