@@ -96,6 +96,18 @@ def test_generated_results_pages_quote_the_json():
     dm10 = report["entries"]["dm/ipc10"]["evaluation"]["summary"]["convnet3"]
     assert f"{100 * dm10['accuracy_mean']:.2f} ± {100 * dm10['accuracy_std']:.2f}" in text
     assert all(png.startswith(b"\x89PNG") for png in images.values())
+    # DataDAM against its DM twin (same IPC and shared options), network by network
+    dd10 = report["entries"]["datadam/ipc10"]["evaluation"]["runs"]["convnet3"]
+    dm10_runs = report["entries"]["dm/ipc10"]["evaluation"]["runs"]["convnet3"]
+    diffs = [100 * (x["accuracy"] - y["accuracy"]) for x, y in zip(dd10, dm10_runs)]
+    mean = sum(diffs) / len(diffs)
+    row = next(line for line in text.splitlines() if line.startswith("| datadam | 10 | dm |"))
+    assert f"{mean:+.2f} ± " in row and f"{sum(d > 0 for d in diffs)} of {len(diffs)}" in row
+    ablations = json.loads((REPO / "docs" / "results" / "mnist_ipc1_it3000.json").read_text())
+    lines = hook.render_distillation("mnist_ipc1_it3000", ablations)[0].splitlines()
+    assert any(line.startswith("| datadam_f2 | 1 | dm_f2 |") for line in lines)  # a factor's twin
+    assert any(line.startswith("| datadam_noise | 1 | dm |") for line in lines)  # init is DataDAM's own
+    assert not any(line.startswith("| random_f2 |") for line in lines)  # 0 iterations: no DM twin
 
 
 def test_cli_reference_lists_every_command_and_new_option():
