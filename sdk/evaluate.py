@@ -73,6 +73,9 @@ def read_report(path: str | Path) -> Any:
 # The seed, the number of runs, the device and the versions may differ.
 _SAME_EVALUATION = ("synthetic", "ipc", "test_dataset", "test_images", "models", "train",
                     "augmentation", "model_options")
+# What two evaluations must share for their networks to pair up (compare_results): the
+# same but the set and the model list; the sets differ, of course, and so may their size.
+_SAME_PROTOCOL = tuple(k for k in _SAME_EVALUATION if k not in ("synthetic", "ipc", "models"))
 
 
 def _first_difference(path: str, a: Any, b: Any) -> str | None:
@@ -130,9 +133,6 @@ def merge_results(results: Sequence[EvaluationResult]) -> EvaluationResult:
     return EvaluationResult(runs, {name: _summary(records) for name, records in runs.items()}, settings)
 
 
-# What two evaluations must share for their networks to pair up: the test split and the
-# protocol. The sets differ, of course, and so may their method and size.
-_SAME_PROTOCOL = ("test_dataset", "test_images", "train", "augmentation", "model_options")
 METRICS = ("accuracy", "balanced_accuracy", "auc")
 
 
@@ -209,6 +209,18 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
         raise ConfigError("no network of the first evaluation has a twin in the second (the same model, "
                           "seed and run): evaluate both with the same --seed")
     return out
+
+
+def comparison_text(c: dict[str, Any], missing: str = "-") -> dict[str, str]:
+    """One model's entry of :func:`compare_results` as text, in points: ``difference``
+    (``+0.12 ± 0.08``, mean ± std), ``interval`` (``[-0.22, -0.03]``), ``p`` (``0.025``) and
+    ``ahead`` (``4 of 5``: networks on which B did better); ``missing`` stands for the
+    interval and p of a single pair."""
+    interval = c["interval"]
+    return {"difference": f"{100 * c['difference_mean']:+.2f} ± {100 * c['difference_std']:.2f}",
+            "interval": f"[{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]" if interval else missing,
+            "p": missing if c["p_value"] is None else f"{c['p_value']:.2g}",
+            "ahead": f"{c['b_ahead']} of {c['pairs']}"}
 
 
 def _metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, Any]:

@@ -119,6 +119,8 @@ def comparison_figure(comparison: dict[str, dict[str, Any]], label_a: str = "A",
     network a line from its accuracy (%) with set A to that with set B, green where B
     did better, red where A did, grey for a tie; the means as black diamonds. Titled
     with the mean difference and its interval."""
+    from datadam.evaluate import comparison_text
+
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(comparison), figsize=(4.2 * len(comparison) + 0.4, 4.0),
                              dpi=120, squeeze=False)
@@ -132,12 +134,10 @@ def comparison_figure(comparison: dict[str, dict[str, Any]], label_a: str = "A",
         ax.set_xlim(-0.25, 1.25)
         ax.set_ylabel(f"test {c['metric'].replace('_', ' ')} %")
         ax.grid(axis="y", alpha=0.3)
-        span = ""
-        if c["interval"]:
-            low, high = (100 * v for v in c["interval"])
-            span = f"\n{100 * c['confidence']:g}% interval [{low:+.2f}, {high:+.2f}]"
+        text = comparison_text(c, missing="")
+        span = f"\n{100 * c['confidence']:g}% interval {text['interval']}" if text["interval"] else ""
         ax.set_title(f"{name}: B - A = {100 * c['difference_mean']:+.2f} points{span}\n"
-                     f"B ahead on {c['b_ahead']} of {c['pairs']} networks", fontsize=9)
+                     f"B ahead on {text['ahead']} networks", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -181,7 +181,7 @@ def _against_dm(entries: list[dict], model: str) -> list[str]:
     """Markdown rows comparing every DataDAM entry with the DM entry of the same IPC and
     shared options, network by network (``compare_results``: the bench evaluates every
     set with the same seed, so network i of both starts from the same weights)."""
-    from datadam.evaluate import EvaluationResult, compare_results
+    from datadam.evaluate import EvaluationResult, compare_results, comparison_text
 
     rows = []
     for e in entries:
@@ -194,12 +194,9 @@ def _against_dm(entries: list[dict], model: str) -> list[str]:
             continue
         c = compare_results(EvaluationResult.from_dict(twin["evaluation"]),
                             EvaluationResult.from_dict(e["evaluation"]))[model]
-        interval = (f"[{100 * c['interval'][0]:+.2f}, {100 * c['interval'][1]:+.2f}]"
-                    if c["interval"] else "–")
-        p_value = "–" if c["p_value"] is None else f"{c['p_value']:.2g}"
-        rows.append(f"| {e['variant']} | {e['ipc']} | {twin['variant']} | "
-                    f"{100 * c['difference_mean']:+.2f} ± {100 * c['difference_std']:.2f} | {interval} | "
-                    f"{p_value} | {c['b_ahead']} of {c['pairs']} |")
+        text = comparison_text(c, missing="–")
+        rows.append(f"| {e['variant']} | {e['ipc']} | {twin['variant']} | {text['difference']} | "
+                    f"{text['interval']} | {text['p']} | {text['ahead']} |")
     if not rows:
         return []
     return ["", "DataDAM against DM network by network (`datadam compare-evaluations`): the "

@@ -19,6 +19,7 @@ from datadam.evaluate import (
     EvaluationResult,
     TrainConfig,
     compare_results,
+    comparison_text,
     evaluate,
     evaluate_full_data,
     merge_results,
@@ -175,6 +176,12 @@ def _earlier_evaluation(json_out: Path | None, resume: bool) -> EvaluationResult
     return None
 
 
+def _method_and_size(result: EvaluationResult) -> str:
+    """``datadam IPC 10`` (the method and size of the evaluated set, from its settings)."""
+    syn = result.settings.get("synthetic") or {}
+    return f"{syn.get('method')} {describe_ipc(result.settings.get('ipc'), syn.get('config'))}"
+
+
 def merge_evaluations_command(
     parts: list[Path] = typer.Argument(..., help="`datadam evaluate --json` files of one set, "
                                                  "evaluated apart (e.g. --runs 1 with seeds 0..4)."),
@@ -195,9 +202,7 @@ def merge_evaluations_command(
     names = {report.get("synthetic") for report in reports}
     set_name = names.pop() if len(names) == 1 else None
     s = merged.settings
-    syn = s.get("synthetic") or {}
-    size = describe_ipc(s.get("ipc"), syn.get("config"))
-    print_evaluation(merged, Console(), f"{set_name or 'synthetic set'}: {syn.get('method')} {size} "
+    print_evaluation(merged, Console(), f"{set_name or 'synthetic set'}: {_method_and_size(merged)} "
                                         f"on {s.get('test_dataset')} test ({s.get('test_images')} images), "
                                         f"{len(parts)} evaluations merged (seeds {', '.join(map(str, s['seed']))})")
     if json_out:
@@ -213,8 +218,7 @@ def merge_evaluations_command(
 
 def _describe_evaluated_set(path: Path, result: EvaluationResult) -> str:
     syn = result.settings.get("synthetic") or {}
-    return (f"{path.name}: {syn.get('method')} {describe_ipc(result.settings.get('ipc'), syn.get('config'))}, "
-            f"{syn.get('iterations_done')} iterations")
+    return f"{path.name}: {_method_and_size(result)}, {syn.get('iterations_done')} iterations"
 
 
 def compare_evaluations_command(
@@ -243,12 +247,10 @@ def compare_evaluations_command(
                   title=f"{metric}, network by network\nA = {_describe_evaluated_set(first, a)}\n"
                         f"B = {_describe_evaluated_set(second, b)}")
     for name, c in comparison.items():
-        interval = (f"[{100 * c['interval'][0]:+.2f}, {100 * c['interval'][1]:+.2f}]"
-                    if c["interval"] else "-")
+        text = comparison_text(c)
         table.add_row(name, str(c["pairs"]), f"{100 * c['a_mean']:.2f}", f"{100 * c['b_mean']:.2f}",
-                      f"{100 * c['difference_mean']:+.2f} ± {100 * c['difference_std']:.2f}", interval,
-                      "-" if c["p_value"] is None else f"{c['p_value']:.2g}",
-                      f"{c['b_ahead']} of {c['pairs']}" + (f" ({c['ties']} tied)" if c["ties"] else ""))
+                      text["difference"], text["interval"], text["p"],
+                      text["ahead"] + (f" ({c['ties']} tied)" if c["ties"] else ""))
     Console().print(table)
     unpaired = sum(c["unpaired"] for c in comparison.values())
     if unpaired:
