@@ -89,8 +89,24 @@ def _first_difference(path: str, a: Any, b: Any) -> str | None:
     return None if a == b else f"{path!r} ({a!r} vs {b!r})"
 
 
-def merge_results(results: Sequence[EvaluationResult]) -> EvaluationResult:
-    """One result from evaluations of the same set that were run apart.
+def _distill_seed(settings: dict[str, Any]) -> Any:
+    """The seed the evaluated set was distilled with (``None`` for an older file)."""
+    return (settings.get("synthetic") or {}).get("seed")
+
+
+def _without_distill_seed(synthetic: Any) -> Any:
+    """The set's settings but its seed: what sets of one recipe have in common."""
+    if not isinstance(synthetic, dict):
+        return synthetic
+    out = {k: v for k, v in synthetic.items() if k != "seed"}
+    if isinstance(out.get("config"), dict):
+        out["config"] = {k: v for k, v in out["config"].items() if k != "seed"}
+    return out
+
+
+def merge_results(results: Sequence[EvaluationResult], replicates: bool = False) -> EvaluationResult:
+    """One result from evaluations of the same set that were run apart, or with
+    ``replicates`` of sets that one recipe distilled with different seeds.
 
     The protocol's networks train one after another; on a machine with several cores or
     several machines they can instead be evaluated apart, e.g. ``datadam evaluate --runs 1
@@ -99,38 +115,75 @@ def merge_results(results: Sequence[EvaluationResult]) -> EvaluationResult:
     the list of seeds and ``settings["merged_from"]`` what differed between the parts
     (seed, runs, device, versions).
 
+    A seed fixes a distillation, so one set says little about its method: another seed
+    makes another set. With ``replicates=True`` the parts may evaluate sets that differ
+    in their distillation seed only (every other setting of the recipe alike); every run
+    also keeps its set's seed (``run["distill_seed"]``), ``settings["distill_seeds"]``
+    lists them and :func:`compare_results` then counts each distillation as one sample.
+
     Raises:
-        ConfigError: no results, results of another set, test split, model list or
-            training protocol (the first setting that differs is named), or a network
-            that is in two results (the same seed and run).
+        ConfigError: no results, results of another set (of another recipe with
+            ``replicates``), test split, model list or training protocol (the first
+            setting that differs is named), or a network that is in two results (the
+            same distillation seed, evaluation seed and run).
     """
     if not results:
         raise ConfigError("no evaluation results to merge")
     first = results[0].settings
     for other in results[1:]:
         for key in _SAME_EVALUATION:
-            difference = _first_difference(key, first.get(key), other.settings.get(key))
+            mine, theirs = first.get(key), other.settings.get(key)
+            if replicates and key == "synthetic":
+                mine, theirs = _without_distill_seed(mine), _without_distill_seed(theirs)
+            difference = _first_difference(key, mine, theirs)
             if difference:
+                hint = ""
+                if not replicates and key == "synthetic" and _without_distill_seed(mine) == \
+                        _without_distill_seed(theirs):
+                    hint = " (sets distilled with other seeds merge as replicates: --replicates)"
                 raise ConfigError(f"the evaluations differ in {difference}: "
-                                  "they are not parts of one evaluation")
+                                  f"they are not parts of one evaluation{hint}")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in first.get("models", results[0].runs)}
-    seen: set[tuple[str, Any, Any]] = set()
+    seen: set[tuple[str, Any, Any, Any]] = set()
     for result in results:
         for name, records in result.runs.items():
             for record in records:
                 record = {**record, "seed": record.get("seed", result.settings.get("seed"))}
-                network = (name, record["seed"], record.get("run"))
+                if replicates:
+                    record["distill_seed"] = record.get("distill_seed", _distill_seed(result.settings))
+                network = (name, record.get("distill_seed"), record["seed"], record.get("run"))
                 if network in seen:
-                    raise ConfigError(f"{name} run {record.get('run')} with seed {record['seed']} is in "
-                                      "two of the evaluations: merge each network once")
+                    made = f" of the set distilled with seed {network[1]}" if replicates else ""
+                    raise ConfigError(f"{name} run {record.get('run')} with seed {record['seed']}{made} is "
+                                      "in two of the evaluations: merge each network once")
                 seen.add(network)
                 runs.setdefault(name, []).append(record)
-    seeds = sorted({r["seed"] for records in runs.values() for r in records}, key=str)
-    settings = {**first, "runs": max(len(records) for records in runs.values()), "seed": seeds,
+
+    def seeds_of(key: str) -> list[Any]:
+        return sorted({r[key] for records in runs.values() for r in records}, key=str)
+
+    settings = {**first, "runs": max(len(records) for records in runs.values()), "seed": seeds_of("seed"),
                 "merged_from": [{k: r.settings.get(k) for k in
                                  ("seed", "runs", "device", "trained_together", "versions")}
                                 for r in results]}
+    if replicates:
+        distill_seeds = seeds_of("distill_seed")
+        settings["distill_seeds"] = distill_seeds
+        synthetic = dict(settings.get("synthetic") or {})
+        synthetic["seed"] = distill_seeds
+        if isinstance(synthetic.get("config"), dict):
+            synthetic["config"] = {**synthetic["config"], "seed": distill_seeds}
+        settings["synthetic"] = synthetic
+        for r, merged in zip(results, settings["merged_from"]):
+            merged["distill_seed"] = r.settings.get("distill_seeds", _distill_seed(r.settings))
     return EvaluationResult(runs, {name: _summary(records) for name, records in runs.items()}, settings)
+
+
+def distillations(result: EvaluationResult) -> list[Any]:
+    """The distillation seeds of a replicate evaluation (``merge_results(...,
+    replicates=True)``); an empty list for the evaluation of one set."""
+    return sorted({r["distill_seed"] for records in result.runs.values() for r in records
+                   if "distill_seed" in r}, key=str)
 
 
 METRICS = ("accuracy", "balanced_accuracy", "auc")
@@ -148,19 +201,29 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
     deviations cannot. Networks pair by model, evaluation seed and run, so evaluations
     merged from ``--runs 1 --seed S`` parts pair as well.
 
+    That compares two sets. To compare two recipes, compare replicate evaluations
+    (:func:`merge_results` with ``replicates=True``) of sets distilled with the same
+    seeds: networks then pair by distillation seed too, and the sample is the
+    distillation (the mean difference of its networks), so the interval and p cover the
+    spread of the distillation as well as that of the networks.
+
     Returns:
         ``{model: {...}}`` for every model that both evaluated, with ``pairs`` (the
-        number of paired networks), ``a_mean``, ``b_mean``, ``difference_mean`` and
-        ``difference_std`` (sample std), the ``confidence`` interval of the mean
-        difference (Student's t; ``None`` for a single pair), the two-sided ``p_value``
-        of the paired t-test, ``b_ahead``/``a_ahead``/``ties`` (networks on which each
-        set did better), ``unpaired`` (networks without a twin) and every pair
-        (``networks``: seed, run, a, b). Values are fractions, as in the results.
+        number of paired networks), ``unit`` (``"network"``, or ``"distillation"`` for
+        replicates) and ``units`` (their number), ``a_mean``, ``b_mean``,
+        ``difference_mean`` and ``difference_std`` (the sample std over the units), the
+        ``confidence`` interval of the mean difference (Student's t; ``None`` for a
+        single unit), the two-sided ``p_value`` of the paired t-test,
+        ``b_ahead``/``a_ahead``/``ties`` (units on which each did better), ``unpaired``
+        (networks without a twin), every pair (``networks``: seed, run, a, b, and
+        ``distill_seed`` for replicates) and, for replicates, ``distillations`` (seed,
+        pairs, a, b: the means of its networks). Values are fractions, as in the results.
 
     Raises:
         ConfigError: an unknown metric or one the evaluations lack (AUC is for two
             classes), evaluations of another test split or protocol (the first setting
-            that differs is named), or no network with a twin.
+            that differs is named), a replicate evaluation against one set, or no network
+            with a twin.
     """
     from scipy import stats
 
@@ -170,42 +233,65 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
         difference = _first_difference(key, a.settings.get(key), b.settings.get(key))
         if difference:
             raise ConfigError(f"the evaluations differ in {difference}: their networks do not pair up")
+    replicated = [len(distillations(r)) for r in (a, b)]
+    if (replicated[0] > 0) != (replicated[1] > 0):
+        held = [f"{n} distillations" if n else "one set" for n in replicated]
+        raise ConfigError(f"the first evaluation holds {held[0]}, the second {held[1]}: compare replicates "
+                          "with replicates (merge-evaluations --replicates)")
+    unit = "distillation" if replicated[0] else "network"
 
-    def by_network(result: EvaluationResult, name: str) -> dict[tuple[Any, Any], dict[str, Any]]:
-        return {(r.get("seed", result.settings.get("seed")), r.get("run")): r
+    def by_network(result: EvaluationResult, name: str) -> dict[tuple[Any, Any, Any], dict[str, Any]]:
+        return {(r.get("distill_seed"), r.get("seed", result.settings.get("seed")), r.get("run")): r
                 for r in result.runs.get(name, []) if metric in r}
 
     out: dict[str, dict[str, Any]] = {}
     for name in [m for m in a.runs if m in b.runs]:
         runs_a, runs_b = by_network(a, name), by_network(b, name)
-        keys = sorted(set(runs_a) & set(runs_b), key=lambda k: (str(k[0]), str(k[1])))
+        keys = sorted(set(runs_a) & set(runs_b), key=lambda k: tuple(map(str, k)))
         if not keys:
             continue
         pairs = [(runs_a[k][metric], runs_b[k][metric]) for k in keys]
-        diffs = torch.tensor([y - x for x, y in pairs], dtype=torch.float64)
-        n, mean = len(keys), float(diffs.mean())
+        networks = [{**({"distill_seed": k[0]} if unit == "distillation" else {}), "seed": k[1], "run": k[2],
+                     "a": x, "b": y} for k, (x, y) in zip(keys, pairs)]
+        samples = pairs  # what the test is over: networks, or each distillation's mean
+        if unit == "distillation":
+            groups: dict[Any, list[tuple[float, float]]] = {}
+            for k, pair in zip(keys, pairs):
+                groups.setdefault(k[0], []).append(pair)
+            samples = [(sum(x for x, _ in g) / len(g), sum(y for _, y in g) / len(g))
+                       for g in groups.values()]
+        diffs = torch.tensor([y - x for x, y in samples], dtype=torch.float64)
+        n, mean = len(samples), float(diffs.mean())
         std = float(diffs.std()) if n > 1 else 0.0
         interval, p_value = None, None
         if n > 1 and std > 0:
-            test = stats.ttest_rel([y for _, y in pairs], [x for x, _ in pairs])
+            test = stats.ttest_rel([y for _, y in samples], [x for x, _ in samples])
             interval = [float(v) for v in test.confidence_interval(confidence)]
             p_value = float(test.pvalue)
-        elif n > 1:  # every network moved by the same amount: no spread to test against
+        elif n > 1:  # every unit moved by the same amount: no spread to test against
             interval, p_value = [mean, mean], 1.0 if mean == 0 else 0.0
         out[name] = {
-            "metric": metric, "pairs": n,
-            "a_mean": sum(x for x, _ in pairs) / n, "b_mean": sum(y for _, y in pairs) / n,
+            "metric": metric, "pairs": len(keys), "unit": unit, "units": n,
+            "a_mean": sum(x for x, _ in samples) / n, "b_mean": sum(y for _, y in samples) / n,
             "difference_mean": mean, "difference_std": std,
             "confidence": confidence, "interval": interval, "p_value": p_value,
             "b_ahead": int((diffs > 0).sum()), "a_ahead": int((diffs < 0).sum()),
             "ties": int((diffs == 0).sum()),
-            "unpaired": len(runs_a) + len(runs_b) - 2 * n,
-            "networks": [{"seed": k[0], "run": k[1], "a": x, "b": y} for k, (x, y) in zip(keys, pairs)],
+            "unpaired": len(runs_a) + len(runs_b) - 2 * len(keys),
+            "networks": networks,
         }
+        if unit == "distillation":
+            out[name]["distillations"] = [
+                {"distill_seed": seed, "pairs": len(g), "a": x, "b": y}
+                for seed, g, (x, y) in zip(groups, groups.values(), samples)]
     if not out:
         if not any(metric in r for result in (a, b) for runs in result.runs.values() for r in runs):
             raise ConfigError(f"the evaluations have no {metric}" +
                               (" (it is measured for two classes only)" if metric == "auc" else ""))
+        if unit == "distillation":
+            raise ConfigError("no network of the first evaluation has a twin in the second (the same model, "
+                              "distillation seed, evaluation seed and run): distil and evaluate both with "
+                              "the same seeds")
         raise ConfigError("no network of the first evaluation has a twin in the second (the same model, "
                           "seed and run): evaluate both with the same --seed")
     return out
@@ -214,13 +300,13 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
 def comparison_text(c: dict[str, Any], missing: str = "-") -> dict[str, str]:
     """One model's entry of :func:`compare_results` as text, in points: ``difference``
     (``+0.12 ± 0.08``, mean ± std), ``interval`` (``[-0.22, -0.03]``), ``p`` (``0.025``) and
-    ``ahead`` (``4 of 5``: networks on which B did better); ``missing`` stands for the
-    interval and p of a single pair."""
+    ``ahead`` (``4 of 5``: networks, or distillations, on which B did better); ``missing``
+    stands for the interval and p of a single unit."""
     interval = c["interval"]
     return {"difference": f"{100 * c['difference_mean']:+.2f} ± {100 * c['difference_std']:.2f}",
             "interval": f"[{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]" if interval else missing,
             "p": missing if c["p_value"] is None else f"{c['p_value']:.2g}",
-            "ahead": f"{c['b_ahead']} of {c['pairs']}"}
+            "ahead": f"{c['b_ahead']} of {c['units']}"}
 
 
 def _metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, Any]:

@@ -5,7 +5,7 @@
   real and synthetic images in a fresh random network.
 - :func:`plot_evolution`: a class's synthetic images over the iterations (needs the
   snapshots of ``distill(snapshot_every=...)`` / ``datadam distill --snapshot-every``).
-- :func:`plot_comparison`: two sets network by network (``compare_results``), one line
+- :func:`plot_comparison`: two sets (or recipes) network by network (``compare_results``), one line
   per pair of networks.
 
 Each ``plot_*`` writes a PNG atomically; each ``*_figure`` returns the matplotlib figure
@@ -116,16 +116,23 @@ def convergence_figure(iterations: list[int], accuracy_mean: list[float],
 def comparison_figure(comparison: dict[str, dict[str, Any]], label_a: str = "A",
                       label_b: str = "B") -> Any:
     """One panel per model of :func:`datadam.evaluate.compare_results`: each paired
-    network a line from its accuracy (%) with set A to that with set B, green where B
-    did better, red where A did, grey for a tie; the means as black diamonds. Titled
-    with the mean difference and its interval."""
+    network (for replicates, each distillation: the mean of its networks, which are grey
+    dots) a line from its accuracy (%) with A to that with B, green where B did better,
+    red where A did, grey for a tie; the means as black diamonds. Titled with the mean
+    difference and its interval."""
     from datadam.evaluate import comparison_text
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(comparison), figsize=(4.2 * len(comparison) + 0.4, 4.0),
                              dpi=120, squeeze=False)
     for ax, (name, c) in zip(axes[0], comparison.items()):
-        for pair in c["networks"]:
+        lines = c["networks"]
+        if c.get("unit") == "distillation":
+            lines = c["distillations"]
+            for pair in c["networks"]:
+                ax.plot([0, 1], [100 * pair["a"], 100 * pair["b"]], ls="none", marker=".", ms=3,
+                        color="0.6")
+        for pair in lines:
             a, b = 100 * pair["a"], 100 * pair["b"]
             color = "C2" if b > a else "C3" if b < a else "0.5"
             ax.plot([0, 1], [a, b], color=color, marker="o", ms=4, lw=1.2, alpha=0.8)
@@ -137,7 +144,7 @@ def comparison_figure(comparison: dict[str, dict[str, Any]], label_a: str = "A",
         text = comparison_text(c, missing="")
         span = f"\n{100 * c['confidence']:g}% interval {text['interval']}" if text["interval"] else ""
         ax.set_title(f"{name}: B - A = {100 * c['difference_mean']:+.2f} points{span}\n"
-                     f"B ahead on {text['ahead']} networks", fontsize=9)
+                     f"B ahead on {text['ahead']} {c.get('unit', 'network')}s", fontsize=9)
     fig.tight_layout()
     return fig
 

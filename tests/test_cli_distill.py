@@ -162,6 +162,40 @@ def test_compare_evaluations_of_two_sets(mnist_idx_root, tmp_path):
     assert r.exit_code == 1 and "have no auc (it is measured for two classes only)" in r.output
 
 
+def test_compare_recipes_over_replicate_distillations(mnist_idx_root, tmp_path):
+    root = data.load("mnist", mnist_idx_root)
+    for name, ipc in (("a", 1), ("b", 2)):
+        for seed in (0, 1):
+            syn = distill(root, "random", ipc=ipc, seed=seed, progress=False)
+            syn.save(tmp_path / f"{name}{seed}.safetensors")
+            r = run("evaluate", tmp_path / f"{name}{seed}.safetensors", "--root", mnist_idx_root, "--runs", 2,
+                    "--epochs", 2, "--json", tmp_path / f"{name}{seed}.json")
+            assert r.exit_code == 0, r.output
+    r = run("merge-evaluations", tmp_path / "a0.json", tmp_path / "a1.json", "--json", tmp_path / "no.json")
+    assert r.exit_code == 1 and "'synthetic.config.seed' (0 vs 1)" in r.output and "--replicates" in r.output
+    assert not (tmp_path / "no.json").exists()
+    for name in "ab":
+        r = run("merge-evaluations", tmp_path / f"{name}0.json", tmp_path / f"{name}1.json", "--replicates",
+                "--json", tmp_path / f"{name}.json")
+        assert r.exit_code == 0, r.output
+        assert "2 distillations (seeds 0, 1)" in r.output
+    merged = json.loads((tmp_path / "a.json").read_text())
+    assert merged["settings"]["distill_seeds"] == [0, 1] and len(merged["runs"]["convnet3"]) == 4
+    assert merged["synthetic"] == ["a0.safetensors", "a1.safetensors"]
+
+    r = run("compare-evaluations", tmp_path / "a.json", tmp_path / "b.json", "--json", tmp_path / "c.json",
+            "--plot", tmp_path / "c.png")
+    assert r.exit_code == 0, r.output
+    assert "distillation by distillation" in r.output and "distilled with seeds 0, 1" in r.output
+    c = json.loads((tmp_path / "c.json").read_text())["models"]["convnet3"]
+    assert c["unit"] == "distillation" and c["units"] == 2 and c["pairs"] == 4
+    assert [d["distill_seed"] for d in c["distillations"]] == [0, 1]
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
+    r = run("compare-evaluations", tmp_path / "a.json", tmp_path / "b0.json")
+    assert r.exit_code == 1 and "compare replicates with replicates" in r.output
+    assert "Traceback" not in r.output
+
+
 def test_distill_with_several_architectures(mnist_idx_root, tmp_path):
     out = tmp_path / "s.safetensors"
     r = run("distill", "mnist", "--root", mnist_idx_root, "--ipc", 1, "--iterations", 2, "--batch-real", 4,

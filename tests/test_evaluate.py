@@ -181,3 +181,54 @@ def test_two_sets_compare_network_by_network(mnist_idx_root):
         compare_results(a, longer)
     with pytest.raises(ConfigError, match="unknown metric 'loss'"):
         compare_results(a, b, metric="loss")
+
+
+def test_replicate_distillations_merge_and_compare_distillation_by_distillation(mnist_idx_root):
+    from scipy import stats
+
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    quick = TrainConfig(epochs=2)
+
+    def evaluations(ipc: int, seeds: tuple[int, ...]) -> list[EvaluationResult]:
+        return [evaluate(distill(train, "random", ipc=ipc, seed=s, progress=False), test, ["convnet3"],
+                         runs=2, train=quick, progress=False) for s in seeds]
+
+    a_parts, b_parts = evaluations(1, (0, 1, 2)), evaluations(3, (0, 1, 2))
+    with pytest.raises(ConfigError, match=r"'synthetic.config.seed' \(0 vs 1\).*--replicates"):
+        merge_results(a_parts)
+    a = merge_results(a_parts, replicates=True)
+    records = a.runs["convnet3"]
+    assert [(r["distill_seed"], r["seed"], r["run"]) for r in records] == [
+        (d, 0, run) for d in (0, 1, 2) for run in (0, 1)]
+    assert a.settings["distill_seeds"] == [0, 1, 2] and a.settings["synthetic"]["config"]["seed"] == [0, 1, 2]
+    accs = torch.tensor([r["accuracy"] for r in records], dtype=torch.float64)
+    assert a.summary["convnet3"]["accuracy_mean"] == pytest.approx(float(accs.mean()))
+    with pytest.raises(ConfigError, match="distilled with seed 0 is in two"):
+        merge_results([a_parts[0], a_parts[0]], replicates=True)
+    with pytest.raises(ConfigError, match=r"'synthetic.config.ipc' \(1 vs 3\)"):
+        merge_results([a_parts[0], b_parts[1]], replicates=True)
+
+    b = merge_results(b_parts, replicates=True)
+    c = compare_results(a, b)["convnet3"]
+    assert c["unit"] == "distillation" and c["units"] == 3 and c["pairs"] == 6 and c["unpaired"] == 0
+    # the sample is each distillation's mean over its networks
+    means = [[sum(r["accuracy"] for r in p.runs["convnet3"]) / 2 for p in parts]
+             for parts in (a_parts, b_parts)]
+    assert [(d["distill_seed"], d["a"], d["b"]) for d in c["distillations"]] == [
+        (s, pytest.approx(x), pytest.approx(y)) for s, x, y in zip((0, 1, 2), *means)]
+    diffs = torch.tensor(means[1], dtype=torch.float64) - torch.tensor(means[0], dtype=torch.float64)
+    assert c["difference_mean"] == pytest.approx(float(diffs.mean()))
+    assert c["difference_std"] == pytest.approx(float(diffs.std()))
+    se = float(diffs.std()) / 3 ** 0.5
+    assert c["p_value"] == pytest.approx(2 * stats.t.sf(abs(float(diffs.mean()) / se), 2))
+    half = stats.t.ppf(0.975, 2) * se
+    assert c["interval"] == pytest.approx([float(diffs.mean()) - half, float(diffs.mean()) + half])
+    assert c["a_ahead"] + c["b_ahead"] + c["ties"] == 3
+    assert {n["distill_seed"] for n in c["networks"]} == {0, 1, 2}
+    # distillations pair by seed: a recipe distilled with seed 0 only pairs once
+    once = compare_results(a, merge_results(b_parts[:1], replicates=True))["convnet3"]
+    assert once["units"] == 1 and once["pairs"] == 2 and once["unpaired"] == 4 and once["interval"] is None
+
+    with pytest.raises(ConfigError, match="holds 3 distillations, the second one set: compare replicates"):
+        compare_results(a, b_parts[0])

@@ -187,6 +187,8 @@ def merge_evaluations_command(
                                                  "evaluated apart (e.g. --runs 1 with seeds 0..4)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the merged result to this JSON file "
                                          "[default: only printed]."),
+    replicates: bool = typer.Option(False, "--replicates", help="The files evaluate sets that one recipe "
+                                    "distilled with different --seed: merge them as replicate distillations."),
 ) -> None:
     """Merge evaluations of one set that were run apart (other seeds, cores or machines) into one result.
 
@@ -195,19 +197,27 @@ def merge_evaluations_command(
     files: the table and the file then hold every network and the mean ± std over all of
     them. Parts of another set, test split, model list or training protocol, and a
     network given twice, are refused. Full-data runs (--full-data) are not merged.
+
+    With --replicates the files may evaluate sets that differ in their distillation
+    seed only: the mean ± std is then over the networks of every distillation, and
+    compare-evaluations counts each distillation as one sample.
     """
     reports = [read_report(path) for path in parts]
     merged = merge_results([EvaluationResult.from_dict(report, source=path)
-                            for path, report in zip(parts, reports)])
-    names = {report.get("synthetic") for report in reports}
-    set_name = names.pop() if len(names) == 1 else None
+                            for path, report in zip(parts, reports)], replicates=replicates)
+    names = sorted({report.get("synthetic") for report in reports if report.get("synthetic")})
+    set_name = names[0] if len(names) == 1 else None
     s = merged.settings
-    print_evaluation(merged, Console(), f"{set_name or 'synthetic set'}: {_method_and_size(merged)} "
+    what = (f"{len(s['distill_seeds'])} distillations (seeds {', '.join(map(str, s['distill_seeds']))})"
+            if replicates else set_name or "synthetic set")
+    print_evaluation(merged, Console(), f"{what}: {_method_and_size(merged)} "
                                         f"on {s.get('test_dataset')} test ({s.get('test_images')} images), "
                                         f"{len(parts)} evaluations merged (seeds {', '.join(map(str, s['seed']))})")
     if json_out:
         report = merged.to_dict()
-        if set_name:
+        if replicates:
+            report["synthetic"] = names
+        elif set_name:
             report["synthetic"] = set_name
         # each part's command options, so that every network can be trained again
         report["parts"] = [{"file": str(path), "cli_options": part.get("cli_options")}
@@ -218,7 +228,9 @@ def merge_evaluations_command(
 
 def _describe_evaluated_set(path: Path, result: EvaluationResult) -> str:
     syn = result.settings.get("synthetic") or {}
-    return f"{path.name}: {_method_and_size(result)}, {syn.get('iterations_done')} iterations"
+    seeds = result.settings.get("distill_seeds")
+    made = f", distilled with seeds {', '.join(map(str, seeds))}" if seeds else ""
+    return f"{path.name}: {_method_and_size(result)}, {syn.get('iterations_done')} iterations{made}"
 
 
 def compare_evaluations_command(
@@ -240,15 +252,24 @@ def compare_evaluations_command(
     the interval of the mean difference (Student's t), the paired t-test's p and on how
     many networks each set did better. Evaluations of another test split or protocol are
     refused; networks without a twin are left out and counted.
+
+    That compares two sets. To compare two recipes (methods, settings), distil each with
+    several --seed values, evaluate every set with the same evaluation seeds, merge each
+    recipe's evaluations with merge-evaluations --replicates and compare the two merged
+    files: networks then pair by distillation seed too, and each distillation (the mean
+    of its networks) is one sample of the interval and the test.
     """
     a, b = EvaluationResult.load(first), EvaluationResult.load(second)
     comparison = compare_results(a, b, metric=metric, confidence=confidence)
+    unit = next(iter(comparison.values()))["unit"]
+    by = "network by network" if unit == "network" else "distillation by distillation (the mean of its networks)"
     table = Table("model", "pairs", "A %", "B %", "B - A", f"{100 * confidence:g}% interval", "p", "B ahead",
-                  title=f"{metric}, network by network\nA = {_describe_evaluated_set(first, a)}\n"
+                  title=f"{metric}, {by}\nA = {_describe_evaluated_set(first, a)}\n"
                         f"B = {_describe_evaluated_set(second, b)}")
     for name, c in comparison.items():
         text = comparison_text(c)
-        table.add_row(name, str(c["pairs"]), f"{100 * c['a_mean']:.2f}", f"{100 * c['b_mean']:.2f}",
+        pairs = str(c["pairs"]) + (f" in {c['units']} distillations" if unit == "distillation" else "")
+        table.add_row(name, pairs, f"{100 * c['a_mean']:.2f}", f"{100 * c['b_mean']:.2f}",
                       text["difference"], text["interval"], text["p"],
                       text["ahead"] + (f" ({c['ties']} tied)" if c["ties"] else ""))
     Console().print(table)
