@@ -189,6 +189,28 @@ def distillations(result: EvaluationResult) -> list[Any]:
 METRICS = ("accuracy", "balanced_accuracy", "auc")
 
 
+def _paired_statistics(samples: list[tuple[float, float]], confidence: float) -> dict[str, Any]:
+    """Means, the difference b - a (mean, sample std, Student's t interval and the paired
+    t-test's p) and the counts of each side ahead over ``samples`` of paired ``(a, b)``."""
+    from scipy import stats
+
+    diffs = torch.tensor([y - x for x, y in samples], dtype=torch.float64)
+    n, mean = len(samples), float(diffs.mean())
+    std = float(diffs.std()) if n > 1 else 0.0
+    interval, p_value = None, None
+    if n > 1 and std > 0:
+        test = stats.ttest_rel([y for _, y in samples], [x for x, _ in samples])
+        interval = [float(v) for v in test.confidence_interval(confidence)]
+        p_value = float(test.pvalue)
+    elif n > 1:  # every sample moved by the same amount: no spread to test against
+        interval, p_value = [mean, mean], 1.0 if mean == 0 else 0.0
+    return {"a_mean": sum(x for x, _ in samples) / n, "b_mean": sum(y for _, y in samples) / n,
+            "difference_mean": mean, "difference_std": std,
+            "confidence": confidence, "interval": interval, "p_value": p_value,
+            "b_ahead": int((diffs > 0).sum()), "a_ahead": int((diffs < 0).sum()),
+            "ties": int((diffs == 0).sum())}
+
+
 def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "accuracy",
                     confidence: float = 0.95) -> dict[str, dict[str, Any]]:
     """Compare two sets network by network: ``b`` minus ``a``, per model.
@@ -225,8 +247,6 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
             that differs is named), a replicate evaluation against one set, or no network
             with a twin.
     """
-    from scipy import stats
-
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     for key in _SAME_PROTOCOL:
@@ -260,26 +280,9 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
                 groups.setdefault(k[0], []).append(pair)
             samples = [(sum(x for x, _ in g) / len(g), sum(y for _, y in g) / len(g))
                        for g in groups.values()]
-        diffs = torch.tensor([y - x for x, y in samples], dtype=torch.float64)
-        n, mean = len(samples), float(diffs.mean())
-        std = float(diffs.std()) if n > 1 else 0.0
-        interval, p_value = None, None
-        if n > 1 and std > 0:
-            test = stats.ttest_rel([y for _, y in samples], [x for x, _ in samples])
-            interval = [float(v) for v in test.confidence_interval(confidence)]
-            p_value = float(test.pvalue)
-        elif n > 1:  # every unit moved by the same amount: no spread to test against
-            interval, p_value = [mean, mean], 1.0 if mean == 0 else 0.0
-        out[name] = {
-            "metric": metric, "pairs": len(keys), "unit": unit, "units": n,
-            "a_mean": sum(x for x, _ in samples) / n, "b_mean": sum(y for _, y in samples) / n,
-            "difference_mean": mean, "difference_std": std,
-            "confidence": confidence, "interval": interval, "p_value": p_value,
-            "b_ahead": int((diffs > 0).sum()), "a_ahead": int((diffs < 0).sum()),
-            "ties": int((diffs == 0).sum()),
-            "unpaired": len(runs_a) + len(runs_b) - 2 * len(keys),
-            "networks": networks,
-        }
+        out[name] = {"metric": metric, "pairs": len(keys), "unit": unit, "units": len(samples),
+                     **_paired_statistics(samples, confidence),
+                     "unpaired": len(runs_a) + len(runs_b) - 2 * len(keys), "networks": networks}
         if unit == "distillation":
             out[name]["distillations"] = [
                 {"distill_seed": seed, "pairs": len(g), "a": x, "b": y}
