@@ -110,6 +110,22 @@ def test_generated_results_pages_quote_the_json():
     assert not any(line.startswith("| random_f2 |") for line in lines)  # 0 iterations: no DM twin
 
 
+def test_a_committed_comparison_renders_its_table_and_pairs():
+    hook = _hook()
+    path = REPO / "docs" / "results" / "mnist_ipc10_it20000_dm_vs_datadam.json"
+    report = json.loads(path.read_text())
+    assert hook.kind_of(report) == "comparison"
+    text, images = hook.render_comparison(path.stem, report)
+    c = report["models"]["convnet3"]
+    row = next(line for line in text.splitlines() if line.startswith("| convnet3 |"))
+    lo, hi = (100 * v for v in c["interval"])
+    assert f"{100 * c['difference_mean']:+.2f} ± {100 * c['difference_std']:.2f}" in row
+    assert f"[{lo:+.2f}, {hi:+.2f}]" in row and f"{c['b_ahead']} of {c['units']}" in row
+    assert f"datadam compare-evaluations {report['a']} {report['b']} --json" in text
+    assert report["a_set"] in text and list(images) == [f"{path.stem}.png"]
+    assert images[f"{path.stem}.png"].startswith(b"\x89PNG")
+
+
 def test_cli_reference_lists_every_command_and_new_option():
     text = _hook().cli_reference()
     for command in ("distill", "evaluate", "show", "report", "convert", "continual", "data info"):

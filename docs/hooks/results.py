@@ -11,7 +11,8 @@ plot, into one page per kind: ``results/distillation.md`` (``bench_distill.py``)
 (``bench_continual.py``), ``results/nas.md`` (``bench_nas.py``) and
 ``results/evaluate.md`` (``bench_evaluate.py``), ``results/convergence.md``
 (``bench_convergence.py``), ``results/cross-architecture.md``
-(``bench_cross_arch.py``). A JSON file of no
+(``bench_cross_arch.py``), ``results/comparisons.md`` (``datadam compare-evaluations
+--json``). A JSON file of no
 known shape fails the build, so a new benchmark cannot silently go unpublished.
 """
 
@@ -34,6 +35,7 @@ PAGES = {
     "evaluate": ("Evaluation: networks together", "results/evaluate.md"),
     "convergence": ("Accuracy against iterations", "results/convergence.md"),
     "cross_architecture": ("Cross-architecture evaluation", "results/cross-architecture.md"),
+    "comparison": ("Paired comparisons", "results/comparisons.md"),
 }
 
 
@@ -73,6 +75,8 @@ def kind_of(report: dict[str, Any]) -> str:
         return "nas"
     if "paths" in report and "speedup" in report:
         return "evaluate"
+    if {"a", "b", "models"} <= set(report):
+        return "comparison"
     raise ValueError("unknown benchmark JSON shape (keys: " + ", ".join(sorted(report)) + ")")
 
 
@@ -385,9 +389,39 @@ def render_cross_architecture(stem: str, report: dict) -> tuple[str, dict[str, b
     return "\n".join(lines), pngs
 
 
+def render_comparison(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    from datadam.evaluate import comparison_text
+    from datadam.plots import comparison_figure, figure_png
+
+    models = report["models"]
+    first = next(iter(models.values()))
+    options = "".join(f" --{flag} {first[key]}" for flag, key, default in
+                      (("metric", "metric", "accuracy"), ("confidence", "confidence", 0.95))
+                      if first[key] != default)
+    by = ("network by network" if first["unit"] == "network" else
+          "distillation by distillation: each sample is the mean difference of one distillation's networks")
+    command = (f"datadam compare-evaluations {report['a']} {report['b']}{options} "
+               f"--json docs/results/{stem}.json")
+    lines = [f"## {stem}", "", "Command:", "", "```bash", command, "```", "",
+             f"- A = {report['a_set']}", f"- B = {report['b_set']}", "",
+             f"{first['metric'].replace('_', ' ')} (%), {by}; B - A in points, mean ± std, the "
+             f"{100 * first['confidence']:g} % interval of the mean (Student's t), the paired t-test's p "
+             f"and on how many {first['unit']}s B was ahead.", "",
+             "| model | pairs | A | B | B - A | interval | p | B ahead |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, c in models.items():
+        text = comparison_text(c, missing="–")
+        pairs = str(c["pairs"]) + (f" in {c['units']} distillations" if c["unit"] == "distillation" else "")
+        lines.append(f"| {name} | {pairs} | {100 * c['a_mean']:.2f} | {100 * c['b_mean']:.2f} | "
+                     f"{text['difference']} | {text['interval']} | {text['p']} | {text['ahead']} |")
+    name = f"{stem}.png"
+    lines += ["", f"![{stem}: every pair, A to B](img/{name})"]
+    return "\n".join(lines), {name: figure_png(comparison_figure(models, *report["labels"]))}
+
+
 RENDER = {"distillation": render_distillation, "speed": render_speed, "continual": render_continual,
           "nas": render_nas, "evaluate": render_evaluate, "convergence": render_convergence,
-          "cross_architecture": render_cross_architecture}
+          "cross_architecture": render_cross_architecture, "comparison": render_comparison}
 
 
 # At import, not in on_config: mkdocstrings reads its search paths before any hook runs,

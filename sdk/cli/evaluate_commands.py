@@ -276,14 +276,14 @@ def compare_evaluations_command(
     unpaired = sum(c["unpaired"] for c in comparison.values())
     if unpaired:
         typer.echo(f"{unpaired} network(s) without a twin in the other evaluation were left out")
+    labels = [f"{(r.settings.get('synthetic') or {}).get('method')}\n{path.stem}"
+              for path, r in ((first, a), (second, b))]
     if json_out:
-        write_json(json_out, {"a": str(first), "b": str(second), "models": comparison})
+        write_json(json_out, {"a": str(first), "b": str(second), "a_set": _describe_evaluated_set(first, a),
+                              "b_set": _describe_evaluated_set(second, b), "labels": labels,
+                              "models": comparison})
         typer.echo(f"wrote {json_out}")
     if plot:
         from datadam.plots import plot_comparison
 
-        def label(path: Path, result: EvaluationResult) -> str:
-            syn = result.settings.get("synthetic") or {}
-            return f"{syn.get('method')}\n{path.stem}"
-
-        typer.echo(f"wrote {plot_comparison(comparison, plot, label(first, a), label(second, b))}")
+        typer.echo(f"wrote {plot_comparison(comparison, plot, *labels)}")
