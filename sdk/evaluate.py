@@ -303,13 +303,16 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
 def comparison_text(c: dict[str, Any], missing: str = "-") -> dict[str, str]:
     """One model's entry of :func:`compare_results` as text, in points: ``difference``
     (``+0.12 ± 0.08``, mean ± std), ``interval`` (``[-0.22, -0.03]``), ``p`` (``0.025``) and
-    ``ahead`` (``4 of 5``: networks, or distillations, on which B did better); ``missing``
-    stands for the interval and p of a single unit."""
+    ``ahead`` (``4 of 5``: networks, or distillations, on which B did better) and ``pairs``
+    (``5``, or ``20 in 4 distillations``); ``missing`` stands for the interval and p of a
+    single unit."""
     interval = c["interval"]
     return {"difference": f"{100 * c['difference_mean']:+.2f} ± {100 * c['difference_std']:.2f}",
             "interval": f"[{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]" if interval else missing,
             "p": missing if c["p_value"] is None else f"{c['p_value']:.2g}",
-            "ahead": f"{c['b_ahead']} of {c['units']}"}
+            "ahead": f"{c['b_ahead']} of {c['units']}",
+            "pairs": f"{c['pairs']}" + (f" in {c['units']} distillations"
+                                        if c["unit"] == "distillation" else "")}
 
 
 def _metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, Any]:

@@ -411,8 +411,7 @@ def render_comparison(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
              "|---|---|---|---|---|---|---|---|"]
     for name, c in models.items():
         text = comparison_text(c, missing="–")
-        pairs = str(c["pairs"]) + (f" in {c['units']} distillations" if c["unit"] == "distillation" else "")
-        lines.append(f"| {name} | {pairs} | {100 * c['a_mean']:.2f} | {100 * c['b_mean']:.2f} | "
+        lines.append(f"| {name} | {text['pairs']} | {100 * c['a_mean']:.2f} | {100 * c['b_mean']:.2f} | "
                      f"{text['difference']} | {text['interval']} | {text['p']} | {text['ahead']} |")
     name = f"{stem}.png"
     lines += ["", f"![{stem}: every pair, A to B](img/{name})"]

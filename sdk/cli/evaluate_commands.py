@@ -268,8 +268,7 @@ def compare_evaluations_command(
                         f"B = {_describe_evaluated_set(second, b)}")
     for name, c in comparison.items():
         text = comparison_text(c)
-        pairs = str(c["pairs"]) + (f" in {c['units']} distillations" if unit == "distillation" else "")
-        table.add_row(name, pairs, f"{100 * c['a_mean']:.2f}", f"{100 * c['b_mean']:.2f}",
+        table.add_row(name, text["pairs"], f"{100 * c['a_mean']:.2f}", f"{100 * c['b_mean']:.2f}",
                       text["difference"], text["interval"], text["p"],
                       text["ahead"] + (f" ({c['ties']} tied)" if c["ties"] else ""))
     Console().print(table)
