@@ -190,7 +190,7 @@ def merge_evaluations_command(
     replicates: bool = typer.Option(False, "--replicates", help="The files evaluate sets that one recipe "
                                     "distilled with different --seed: merge them as replicate distillations."),
 ) -> None:
-    """Merge evaluations of one set that were run apart (other seeds, cores or machines) into one result.
+    """Merge evaluations of one set run apart (other seeds, cores, machines), or of one recipe's replicates.
 
     The protocol's networks train one after another; to use several cores or machines,
     evaluate with --runs 1 and a different --seed in each process and merge the JSON
