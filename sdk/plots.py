@@ -136,6 +136,9 @@ def comparison_figure(comparison: dict[str, dict[str, Any]], label_a: str = "A",
             a, b = 100 * pair["a"], 100 * pair["b"]
             color = "C2" if b > a else "C3" if b < a else "0.5"
             ax.plot([0, 1], [a, b], color=color, marker="o", ms=4, lw=1.2, alpha=0.8)
+            if lines is not c["networks"]:  # a distillation's line: name its seed
+                ax.annotate(f"seed {pair['distill_seed']}", (1, b), xytext=(6, 0), textcoords="offset points",
+                            va="center", fontsize=7, color=color)
         ax.plot([0, 1], [100 * c["a_mean"], 100 * c["b_mean"]], color="black", marker="D", lw=2)
         ax.set_xticks([0, 1], [label_a, label_b], fontsize=8)
         ax.set_xlim(-0.25, 1.25)
