@@ -126,9 +126,9 @@ def comparison_figure(comparison: dict[str, dict[str, Any]], label_a: str = "A",
     fig, axes = plt.subplots(1, len(comparison), figsize=(4.2 * len(comparison) + 0.4, 4.0),
                              dpi=120, squeeze=False)
     for ax, (name, c) in zip(axes[0], comparison.items()):
-        lines = c["networks"]
-        if c.get("unit") == "distillation":
-            lines = c["distillations"]
+        by_distillation = c.get("unit") == "distillation"
+        lines = c["distillations"] if by_distillation else c["networks"]
+        if by_distillation:
             for pair in c["networks"]:
                 ax.plot([0, 1], [100 * pair["a"], 100 * pair["b"]], ls="none", marker=".", ms=3,
                         color="0.6")
@@ -136,7 +136,7 @@ def comparison_figure(comparison: dict[str, dict[str, Any]], label_a: str = "A",
             a, b = 100 * pair["a"], 100 * pair["b"]
             color = "C2" if b > a else "C3" if b < a else "0.5"
             ax.plot([0, 1], [a, b], color=color, marker="o", ms=4, lw=1.2, alpha=0.8)
-            if lines is not c["networks"]:  # a distillation's line: name its seed
+            if by_distillation:  # name the seed of each distillation's line
                 ax.annotate(f"seed {pair['distill_seed']}", (1, b), xytext=(6, 0), textcoords="offset points",
                             va="center", fontsize=7, color=color)
         ax.plot([0, 1], [100 * c["a_mean"], 100 * c["b_mean"]], color="black", marker="D", lw=2)

@@ -263,9 +263,9 @@ def compare_evaluations_command(
     comparison = compare_results(a, b, metric=metric, confidence=confidence)
     unit = next(iter(comparison.values()))["unit"]
     by = "network by network" if unit == "network" else "distillation by distillation (the mean of its networks)"
+    described = [_describe_evaluated_set(path, r) for path, r in ((first, a), (second, b))]
     table = Table("model", "pairs", "A %", "B %", "B - A", f"{100 * confidence:g}% interval", "p", "B ahead",
-                  title=f"{metric}, {by}\nA = {_describe_evaluated_set(first, a)}\n"
-                        f"B = {_describe_evaluated_set(second, b)}")
+                  title=f"{metric}, {by}\nA = {described[0]}\nB = {described[1]}")
     for name, c in comparison.items():
         text = comparison_text(c)
         table.add_row(name, text["pairs"], f"{100 * c['a_mean']:.2f}", f"{100 * c['b_mean']:.2f}",
@@ -278,9 +278,8 @@ def compare_evaluations_command(
     labels = [f"{(r.settings.get('synthetic') or {}).get('method')}\n{path.stem}"
               for path, r in ((first, a), (second, b))]
     if json_out:
-        write_json(json_out, {"a": str(first), "b": str(second), "a_set": _describe_evaluated_set(first, a),
-                              "b_set": _describe_evaluated_set(second, b), "labels": labels,
-                              "models": comparison})
+        write_json(json_out, {"a": str(first), "b": str(second), "a_set": described[0], "b_set": described[1],
+                              "labels": labels, "models": comparison})
         typer.echo(f"wrote {json_out}")
     if plot:
         from datadam.plots import plot_comparison
