@@ -110,6 +110,29 @@ def test_generated_results_pages_quote_the_json():
     assert not any(line.startswith("| random_f2 |") for line in lines)  # 0 iterations: no DM twin
 
 
+def test_a_distillation_benchs_markdown_sets_datadam_against_dm_as_the_page_does():
+    hook = _hook()
+    sys.path.insert(0, str(REPO / "tests" / "benchmarks"))
+    try:
+        import bench_distill
+    finally:
+        sys.path.remove(str(REPO / "tests" / "benchmarks"))
+    path = REPO / "docs" / "results" / "mnist_ipc1_f2_it3000_bn_all.json"
+    report = json.loads(path.read_text())
+
+    def rows(text):
+        return [line for line in text.splitlines() if line.startswith("| datadam")
+                and line.count("|") == 8]
+
+    page = rows(hook.render_distillation(path.stem, report)[0])
+    assert page == ["| datadam_p1_f2 | 1 | dm_f2 | +0.61 ± 0.15 | [+0.42, +0.80] | 0.0009 | 5 of 5 |"]
+    assert rows(bench_distill.table(report)) == page
+    assert bench_distill.table(report) in path.with_suffix(".md").read_text()  # the committed table
+    one = {"entries": {k: v for k, v in report["entries"].items() if k.startswith("dm")},
+           "settings": report["settings"]}
+    assert "DataDAM against DM" not in bench_distill.table(one)  # no DataDAM entry: no rows
+
+
 def test_a_committed_comparison_renders_its_table_and_pairs():
     hook = _hook()
     path = REPO / "docs" / "results" / "mnist_ipc10_it20000_dm_vs_datadam.json"

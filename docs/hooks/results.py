@@ -177,38 +177,16 @@ def _commands(report: dict) -> list[str]:
     return lines
 
 
-# Settings that only DataDAM has: a DataDAM variant's DM twin has the same options without them.
-_DATADAM_ONLY = ("attention_power", "sam_weight", "init")
-
-
 def _against_dm(entries: list[dict], model: str) -> list[str]:
-    """Markdown rows comparing every DataDAM entry with the DM entry of the same IPC and
-    shared options, network by network (``compare_results``: the bench evaluates every
-    set with the same seed, so network i of both starts from the same weights)."""
-    from datadam.evaluate import EvaluationResult, compare_results, comparison_text
+    """The bench's own rows of DataDAM against DM (``tests/benchmarks/against_dm.py``), so
+    the page and the bench's markdown table cannot disagree."""
+    import importlib.util
 
-    rows = []
-    for e in entries:
-        if e["method"] != "datadam":
-            continue
-        shared = {k: v for k, v in e["options"].items() if k not in _DATADAM_ONLY}
-        twin = next((d for d in entries if d["method"] == "dm" and d["ipc"] == e["ipc"]
-                     and d["options"] == shared), None)
-        if twin is None:
-            continue
-        c = compare_results(EvaluationResult.from_dict(twin["evaluation"]),
-                            EvaluationResult.from_dict(e["evaluation"]))[model]
-        text = comparison_text(c, missing="–")
-        rows.append(f"| {e['variant']} | {e['ipc']} | {twin['variant']} | {text['difference']} | "
-                    f"{text['interval']} | {text['p']} | {text['ahead']} |")
-    if not rows:
-        return []
-    return ["", "DataDAM against DM network by network (`datadam compare-evaluations`): the "
-            "difference in points of every evaluation network (the same seed, so the same "
-            "initial weights), its mean ± std, the 95 % interval of the mean (Student's t), "
-            "the paired t-test's p and on how many networks DataDAM was ahead.", "",
-            "| variant | IPC | against | DataDAM - DM | 95 % interval | p | DataDAM ahead |",
-            "|---|---|---|---|---|---|---|", *rows]
+    path = Path(__file__).resolve().parents[2] / "tests" / "benchmarks" / "against_dm.py"
+    spec = importlib.util.spec_from_file_location("against_dm", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.against_dm_rows(entries, model)
 
 
 def render_distillation(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:

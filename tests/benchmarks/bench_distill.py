@@ -22,7 +22,8 @@ import json
 import sys
 from pathlib import Path
 
-from kept_networks import evaluate_keeping, forget  # tests/benchmarks/ (the script's own folder)
+from against_dm import against_dm_rows  # tests/benchmarks/ (the script's own folder)
+from kept_networks import evaluate_keeping, forget
 from machine import describe
 
 import datadam
@@ -96,6 +97,7 @@ def table(results: dict) -> str:
             m = r["evaluation"]["summary"]["convnet3"]
             cells.append(f"{100 * m['accuracy_mean']:.2f} ± {100 * m['accuracy_std']:.2f}")
         lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    lines += against_dm_rows(list(entries.values()))
     lines += ["", "Variants: " + "; ".join(f"{v} = {VARIANTS[v][0]} {VARIANTS[v][1] or ''}".strip()
                                         for v in variants),
               "", "Distillation seconds per iteration (as recorded by each run):", ""]
