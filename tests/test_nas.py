@@ -204,7 +204,8 @@ def test_study_measures_each_proxy_and_caches_full_data(mnist_idx_root, tiny_syn
     cache = tmp_path / "cache.json"
     kwargs = dict(archs=4, space=TINY, proxy_train=FAST, full_train={"epochs": 1}, validation=10,
                   root=mnist_idx_root, cache=cache)
-    result = study("mnist", [str(tiny_synthetic), "random"], **kwargs)
+    with pytest.warns(ValidationOverlapWarning):  # tiny_synthetic was condensed from all 50 images
+        result = study("mnist", [str(tiny_synthetic), "random"], **kwargs)
     assert len(result.architectures) == 4 and set(result.proxies) == {"syn.safetensors", "random"}
     assert result.proxies["random"]["details"]["images"] == 10  # as many as the synthetic set
     full = [r["full"]["accuracy"] for r in result.architectures]
@@ -218,7 +219,8 @@ def test_study_measures_each_proxy_and_caches_full_data(mnist_idx_root, tiny_syn
         assert 1 < q["flops_speedup_vs_full"] < 2
     assert result.settings["full_data"]["cached_archs"] == 0
     assert len(json.loads(cache.read_text())["entries"]) == 4
-    again = study("mnist", [str(tiny_synthetic), "random"], **kwargs)
+    with pytest.warns(ValidationOverlapWarning):
+        again = study("mnist", [str(tiny_synthetic), "random"], **kwargs)
     assert again.settings["full_data"]["cached_archs"] == 4
     assert [r["full"] for r in again.architectures] == [r["full"] for r in result.architectures]
     for name, q in result.proxies.items():  # proxies train the same networks again: same ranking

@@ -109,7 +109,7 @@ class _Evil:
 def test_import_refuses_pickled_code(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
-        pickle.dump({"data": [[_Evil(), torch.zeros(1)]]}, f)
+        pickle.dump({"data": [[_Evil(), torch.zeros(1)]]}, f, protocol=2)  # torch.save's protocol
     with pytest.raises(SyntheticSetFormatError, match="not an official"):
         SyntheticSet.from_official(path, CLASSES, (0.1,), (0.3,))
     assert "pwned" not in capsys.readouterr().out

@@ -60,6 +60,15 @@ class RetrainOnMemoryPlugin(SupervisedPlugin):
         strategy.optimizer.state.clear()
 
 
+class _Replay(ReplayPlugin):
+    """Avalanche's ``ReplayPlugin``, updating its memory through ``post_adapt``: Avalanche
+    0.6's own plugin still calls the deprecated ``update``, which warns on every experience
+    (and resets the warning filters to do so)."""
+
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self.storage_policy.post_adapt(strategy, strategy.experience)
+
+
 class DSAPlugin(SupervisedPlugin):
     """Differentiable siamese augmentation (datadam's DSA) of every training minibatch,
     drawn from a seeded generator; evaluation minibatches are left alone."""
@@ -107,7 +116,7 @@ def make_strategy(protocol: str, model: nn.Module, memory: ExemplarsBuffer | Non
                                 weight_decay=learner.weight_decay)
     plugins: list[SupervisedPlugin] = [DSAPlugin(dsa, seed)]
     if protocol == "replay" and memory is not None:
-        plugins.append(ReplayPlugin(mem_size=memory.max_size, batch_size=learner.batch,
+        plugins.append(_Replay(mem_size=memory.max_size, batch_size=learner.batch,
                                     batch_size_mem=learner.batch, storage_policy=memory))
     if protocol == "retrain":
         plugins.append(RetrainOnMemoryPlugin(memory))
