@@ -35,6 +35,10 @@ def against_dm_rows(entries: list[dict], model: str = "convnet3") -> list[str]:
     return ["", "DataDAM against DM network by network (`datadam compare-evaluations`): the "
             "difference in points of every evaluation network (the same seed, so the same "
             "initial weights), its mean ± std, the 95 % interval of the mean (Student's t), "
-            "the paired t-test's p and on how many networks DataDAM was ahead.", "",
+            "the paired t-test's p and on how many networks DataDAM was ahead. Each method "
+            "distilled one set (one seed): the interval covers the evaluation networks, not "
+            "the spread between distillation seeds, which at IPC 10 is larger than any gap "
+            "between the methods (`datadam merge-evaluations --replicates` compares recipes "
+            "over seeds).", "",
             "| variant | IPC | against | DataDAM - DM | 95 % interval | p | DataDAM ahead |",
             "|---|---|---|---|---|---|---|", *rows]
