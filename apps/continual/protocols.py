@@ -117,7 +117,7 @@ def make_strategy(protocol: str, model: nn.Module, memory: ExemplarsBuffer | Non
     plugins: list[SupervisedPlugin] = [DSAPlugin(dsa, seed)]
     if protocol == "replay" and memory is not None:
         plugins.append(_Replay(mem_size=memory.max_size, batch_size=learner.batch,
-                                    batch_size_mem=learner.batch, storage_policy=memory))
+                               batch_size_mem=learner.batch, storage_policy=memory))
     if protocol == "retrain":
         plugins.append(RetrainOnMemoryPlugin(memory))
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [max(learner.epochs // 2, 1)], 0.1)
