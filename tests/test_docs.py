@@ -149,6 +149,58 @@ def test_a_committed_comparison_renders_its_table_and_pairs():
     assert images[f"{path.stem}.png"].startswith(b"\x89PNG")
 
 
+def _evaluation_file(path: Path, method: str, accuracies: list[float]) -> None:
+    runs = [{"accuracy": a, "seed": 0, "run": i} for i, a in enumerate(accuracies)]
+    mean = sum(accuracies) / len(accuracies)
+    std = (sum((a - mean) ** 2 for a in accuracies) / (len(accuracies) - 1)) ** 0.5
+    path.write_text(json.dumps({
+        "runs": {"convnet3": runs}, "summary": {"convnet3": {"accuracy_mean": mean, "accuracy_std": std}},
+        "settings": {"synthetic": {"method": method, "iterations_done": 100,
+                                   "config": {"attention_power": 4.0, "seed": 0}},
+                     "ipc": 10, "train": {"epochs": 300}, "seed": 0, "test_dataset": "mnist"}}))
+
+
+def test_targets_are_judged_from_the_evaluations_they_name(tmp_path, monkeypatch):
+    hook = _hook()
+    monkeypatch.setattr(hook, "RESULTS", tmp_path)
+    _evaluation_file(tmp_path / "dm.json", "dm", [0.950, 0.952, 0.948, 0.951, 0.949])
+    _evaluation_file(tmp_path / "dd.json", "datadam", [0.955, 0.956, 0.954, 0.957, 0.953])
+    _evaluation_file(tmp_path / "level.json", "datadam", [0.951, 0.950, 0.949, 0.952, 0.948])
+    report = {"title": "T", "description": "D", "targets": [
+        {"claim": "above", "evidence": [["dm.json", "dd.json"]]},
+        {"claim": "above everywhere", "evidence": [["dm.json", "dd.json"], ["dm.json", "level.json"]]},
+        {"claim": "reaches 95.4", "at_least": 95.4, "evidence": ["dm.json", "dd.json"]},
+        {"claim": "reaches 96", "at_least": 96.0, "evidence": ["dd.json"]}]}
+    assert hook.kind_of(report) == "targets"
+    text, images = hook.render_targets("targets", report)
+    assert images == {}
+    status = dict(line.strip("|").split(" | ") for line in text.splitlines()
+                  if line.count("|") == 3 and not line.startswith("|---") and "status" not in line)
+    assert {k.strip(): v.strip() for k, v in status.items()} == {
+        "above": "**met**", "above everywhere": "**not met**", "reaches 95.4": "**met**",
+        "reaches 96": "**not met**"}
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert rows[0].endswith("| above |") and "+0.50 ±" in rows[0] and "5 of 5 networks" in rows[0]
+    assert rows[2].endswith("| level |")
+    assert "| 95.50 ± 0.16 | reaches it |" in rows[4] and rows[3].endswith("| 0.40 points short |")
+    assert rows[5].endswith("| 0.50 points short |")
+    # a target naming a file or an entry that is not there fails the build
+    with pytest.raises(FileNotFoundError):
+        hook.render_targets("t", {"title": "T", "description": "D", "targets": [
+            {"claim": "x", "at_least": 1, "evidence": ["gone.json"]}]})
+
+
+def test_the_committed_targets_name_committed_evaluations():
+    hook = _hook()
+    report = json.loads((REPO / "docs" / "results" / "targets.json").read_text())
+    text, _ = hook.render_targets("targets", report)
+    replicates = json.loads((REPO / "docs" / "results" / "evaluations" /
+                             "ipc1_dd_f2_it3000_replicates_e1000.json").read_text())
+    s = replicates["summary"]["convnet3"]
+    assert f"| {100 * s['accuracy_mean']:.2f} ± {100 * s['accuracy_std']:.2f} | reaches it |" in text
+    assert "| IPC 10: at least 97.8 % (DSA) | **met** |" in text
+
+
 def test_cli_reference_lists_every_command_and_new_option():
     text = _hook().cli_reference()
     for command in ("distill", "evaluate", "show", "report", "convert", "continual", "data info"):

@@ -12,7 +12,8 @@ plot, into one page per kind: ``results/distillation.md`` (``bench_distill.py``)
 ``results/evaluate.md`` (``bench_evaluate.py``), ``results/convergence.md``
 (``bench_convergence.py``), ``results/cross-architecture.md``
 (``bench_cross_arch.py``), ``results/comparisons.md`` (``datadam compare-evaluations
---json``). A JSON file of no
+--json``) and ``results/targets.md`` (``targets.json``: the benchmark's targets, each
+judged from the committed evaluations it names). A JSON file of no
 known shape fails the build, so a new benchmark cannot silently go unpublished.
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 from mkdocs.structure.files import File, Files
 
 PAGES = {
+    "targets": ("Targets", "results/targets.md"),
     "distillation": ("MNIST distillation", "results/distillation.md"),
     "speed": ("Distillation speed", "results/speed.md"),
     "continual": ("Continual learning", "results/continual.md"),
@@ -61,6 +63,8 @@ def _api_source_tree(root: Path) -> None:
 
 
 def kind_of(report: dict[str, Any]) -> str:
+    if "targets" in report:
+        return "targets"
     if "entries" in report:
         return "distillation"
     if "points" in report:
@@ -396,9 +400,96 @@ def render_comparison(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     return "\n".join(lines), {name: figure_png(comparison_figure(models, *report["labels"]))}
 
 
-RENDER = {"distillation": render_distillation, "speed": render_speed, "continual": render_continual,
-          "nas": render_nas, "evaluate": render_evaluate, "convergence": render_convergence,
-          "cross_architecture": render_cross_architecture, "comparison": render_comparison}
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def _evaluation_at(reference: str):
+    """The evaluation a target names: an evaluation JSON under ``docs/results/``
+    (``evaluations/x.json``), or ``bench.json#entry``, an entry of a distillation bench's JSON."""
+    from datadam.evaluate import EvaluationResult
+
+    path, _, entry = reference.partition("#")
+    report = json.loads((RESULTS / path).read_text())
+    if entry:
+        report = report["entries"][entry]["evaluation"]
+    return EvaluationResult.from_dict(report, source=reference)
+
+
+def _recipe(result) -> str:
+    """``datadam p = 1, IPC 1 x factor 2 = 4 per class, 3,000 iterations, seeds 0, 1, 2``: what
+    made the evaluated set (or sets), from the settings the evaluation recorded."""
+    from datadam.distill.multiformation import describe_ipc
+
+    syn = result.settings.get("synthetic") or {}
+    config = syn.get("config") or {}
+    method = syn.get("method")
+    words = [f"{method} p = {config['attention_power']:g}" if method == "datadam" else method,
+             describe_ipc(result.settings.get("ipc"), config)]
+    if method in ("datadam", "dm"):
+        words.append(f"{syn.get('iterations_done'):,} iterations")
+    seeds = result.settings.get("distill_seeds")
+    words.append(f"seeds {', '.join(map(str, seeds))}" if seeds
+                 else f"seed {config.get('seed', syn.get('seed'))}")
+    return ", ".join(words)
+
+
+def _budget(result, model: str) -> str:
+    return f"{len(result.runs[model])} x {result.settings['train']['epochs']:,} epochs"
+
+
+def render_targets(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    """Every target with the evidence it names, judged here: a row of one evaluation
+    reaches ``at_least`` or not; a row of two (A, B) is B above, level with or below A by
+    the 95 % interval of ``compare_results`` (network by network, or distillation by
+    distillation for replicates)."""
+    from datadam.evaluate import compare_results, comparison_text
+
+    model = report.get("model", "convnet3")
+    summary, sections = [], []
+    for target in report["targets"]:
+        threshold = target.get("at_least")
+        rows, verdicts = [], []
+        for reference in target["evidence"]:
+            if threshold is not None:
+                result = _evaluation_at(reference)
+                s = result.summary[model]
+                mean = 100 * s["accuracy_mean"]
+                verdicts.append(mean >= threshold)
+                verdict = "reaches it" if verdicts[-1] else f"{threshold - mean:.2f} points short"
+                rows.append(f"| `{reference}` | {_recipe(result)} | {_budget(result, model)} | "
+                            f"{_pm(s, 'accuracy')} | {verdict} |")
+                continue
+            a, b = (_evaluation_at(r) for r in reference)
+            c = compare_results(a, b)[model]
+            text = comparison_text(c, missing="–")
+            low, high = c["interval"] or (0.0, 0.0)
+            verdict = "above" if low > 0 else "below" if high < 0 else "level"
+            verdicts.append(verdict == "above")
+            rows.append(f"| `{reference[0]}` against `{reference[1]}` | {_recipe(a)} against {_recipe(b)} | "
+                        f"{_budget(b, model)} | {100 * c['a_mean']:.2f} against {100 * c['b_mean']:.2f}; "
+                        f"B - A {text['difference']}, {text['interval']}, p = {text['p']}, B ahead in "
+                        f"{text['ahead']} {c['unit']}s | {verdict} |")
+        met = any(verdicts) if threshold is not None else all(verdicts)
+        status = "**met**" if met else "**not met**"
+        summary.append(f"| {target['claim']} | {status} |")
+        sections += [f"### {target['claim']}", "", *([target["note"], ""] if target.get("note") else []),
+                     "| evidence | recipe | networks | accuracy (%) | verdict |", "|---|---|---|---|---|",
+                     *rows, ""]
+    lines = [f"## {report['title']}", "", report["description"], "",
+             "A target of a threshold is met when one of its rows reaches it; a target of "
+             "one set or recipe (B) above another (A) is met when B is above A on every row: "
+             "the 95 % interval of B - A (`datadam compare-evaluations`: network by network "
+             "for two sets, distillation by distillation for replicates) lies above zero. "
+             "\"level\" means the interval holds zero. Every figure below is computed from "
+             "the files named when the site is built.", "",
+             "| target | status |", "|---|---|", *summary, "", *sections]
+    return "\n".join(lines), {}
+
+
+RENDER = {"targets": render_targets, "distillation": render_distillation, "speed": render_speed,
+          "continual": render_continual, "nas": render_nas, "evaluate": render_evaluate,
+          "convergence": render_convergence, "cross_architecture": render_cross_architecture,
+          "comparison": render_comparison}
 
 
 # At import, not in on_config: mkdocstrings reads its search paths before any hook runs,
