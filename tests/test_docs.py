@@ -185,9 +185,10 @@ def test_targets_are_judged_from_the_evaluations_they_name(tmp_path, monkeypatch
     assert "| 95.50 ± 0.16 | reaches it |" in rows[4] and rows[3].endswith("| 0.40 points short |")
     assert rows[5].endswith("| 0.50 points short |")
     # a target naming a file or an entry that is not there fails the build
-    with pytest.raises(FileNotFoundError):
-        hook.render_targets("t", {"title": "T", "description": "D", "targets": [
-            {"claim": "x", "at_least": 1, "evidence": ["gone.json"]}]})
+    for missing in ("gone.json", "dd.json#no/entry"):
+        with pytest.raises(ValueError, match=f"a target names {missing}, which docs/results/ does not hold"):
+            hook.render_targets("t", {"title": "T", "description": "D", "targets": [
+                {"claim": "x", "at_least": 1, "evidence": [missing]}]})
 
 
 def test_the_committed_targets_name_committed_evaluations():

@@ -409,9 +409,13 @@ def _evaluation_at(reference: str):
     from datadam.evaluate import EvaluationResult
 
     path, _, entry = reference.partition("#")
-    report = json.loads((RESULTS / path).read_text())
-    if entry:
-        report = report["entries"][entry]["evaluation"]
+    try:
+        report = json.loads((RESULTS / path).read_text())
+        if entry:
+            report = report["entries"][entry]["evaluation"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"a target names {reference}, which docs/results/ does not hold "
+                         f"({type(e).__name__}: {e})") from None
     return EvaluationResult.from_dict(report, source=reference)
 
 
