@@ -476,7 +476,7 @@ def render_targets(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
         met = any(verdicts) if threshold is not None else all(verdicts)
         status = "**met**" if met else "**not met**"
         summary.append(f"| {target['claim']} | {status} |")
-        sections += [f"### {target['claim']}", "", *([target["note"], ""] if target.get("note") else []),
+        sections += [f"### {target['claim']}", "",
                      "| evidence | recipe | networks | accuracy (%) | verdict |", "|---|---|---|---|---|",
                      *rows, ""]
     lines = [f"## {report['title']}", "", report["description"], "",
