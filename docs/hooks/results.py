@@ -112,9 +112,10 @@ def on_files(files: Files, config, **kwargs) -> Files:
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
     for kind, (title, uri) in PAGES.items():
-        lines = [f"# {title}", "",
-                 "Generated when the site is built from the JSON files the benchmark scripts "
-                 "in `tests/benchmarks/` committed under `docs/results/`.", ""]
+        source = ("`docs/results/targets.json` and the committed evaluations it names" if kind == "targets"
+                  else "the JSON files the benchmark scripts in `tests/benchmarks/` committed under "
+                       "`docs/results/`")
+        lines = [f"# {title}", "", f"Generated when the site is built from {source}.", ""]
         if not by_kind.get(kind):
             lines.append("No results of this kind are committed yet.")
         for stem, report in by_kind.get(kind, []):
