@@ -407,14 +407,15 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 def _evaluation_at(reference: str):
     """The evaluation a target names: an evaluation JSON under ``docs/results/``
     (``evaluations/x.json``), or ``bench.json#entry``, an entry of a distillation bench's JSON."""
-    from datadam.evaluate import EvaluationResult
+    from datadam.errors import ConfigError
+    from datadam.evaluate import EvaluationResult, read_report
 
     path, _, entry = reference.partition("#")
     try:
-        report = json.loads((RESULTS / path).read_text())
+        report = read_report(RESULTS / path)
         if entry:
             report = report["entries"][entry]["evaluation"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+    except (ConfigError, KeyError, TypeError) as e:
         raise ValueError(f"a target names {reference}, which docs/results/ does not hold "
                          f"({type(e).__name__}: {e})") from None
     return EvaluationResult.from_dict(report, source=reference)
