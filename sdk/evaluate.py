@@ -26,7 +26,7 @@ from datadam import models as model_registry
 from datadam.augment import DSA, preset_for
 from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed, resolve_device
-from datadam.distill.config import default_model
+from datadam.distill.config import default_model, describe_recipe
 from datadam.errors import ConfigError
 from datadam.progress import progress_bar
 from datadam.synthetic import SyntheticSet
@@ -58,6 +58,16 @@ class EvaluationResult:
     def load(cls, path: str | Path) -> EvaluationResult:
         """Read a ``datadam evaluate --json`` file (plain JSON: nothing is executed)."""
         return cls.from_dict(read_report(path), source=path)
+
+    def describe_set(self) -> str:
+        """What made the evaluated set, or the replicate sets of a recipe, from the
+        settings recorded: ``"datadam p = 4, IPC 10, 1,500 iterations, from noise, seed 0"``
+        (:func:`~datadam.distill.config.describe_recipe`)."""
+        syn = self.settings.get("synthetic") or {}
+        config = syn.get("config") or {}
+        seeds = self.settings.get("distill_seeds") or syn.get("seed", config.get("seed"))
+        return describe_recipe(syn.get("method"), self.settings.get("ipc"), config,
+                               iterations=syn.get("iterations_done"), seeds=seeds)
 
 
 def read_report(path: str | Path) -> Any:

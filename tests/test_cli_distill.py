@@ -118,7 +118,8 @@ def test_merge_evaluations_of_one_set_run_apart(mnist_idx_root, tmp_path):
     parts = [tmp_path / "e0.json", tmp_path / "e1.json"]
     r = run("merge-evaluations", *parts, "--json", tmp_path / "all.json")
     assert r.exit_code == 0, r.output
-    assert "merged (seeds 0, 1)" in r.output and "convnet3" in r.output
+    assert "merged (evaluation seeds 0, 1)" in r.output and "convnet3" in r.output
+    assert "s.safetensors: random, IPC 1, seed 0" in r.output
     merged = json.loads((tmp_path / "all.json").read_text())
     singles = [json.loads(p.read_text())["runs"]["convnet3"][0]["accuracy"] for p in parts]
     assert [r["accuracy"] for r in merged["runs"]["convnet3"]] == singles
@@ -147,7 +148,8 @@ def test_compare_evaluations_of_two_sets(mnist_idx_root, tmp_path):
             "--plot", tmp_path / "c.png")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG")
-    assert "A = a0.json: random IPC 1" in r.output and "B = b0.json: random IPC 2" in r.output
+    assert "A = a0.json: random, IPC 1, seed 0" in r.output
+    assert "B = b0.json: random, IPC 2, seed 0" in r.output
     assert "convnet3" in r.output and "of 2" in r.output and "95%" in r.output
     comparison = json.loads((tmp_path / "c.json").read_text())
     (a, b) = (json.loads((tmp_path / f).read_text())["runs"]["convnet3"] for f in ("a0.json", "b0.json"))
@@ -178,7 +180,7 @@ def test_compare_recipes_over_replicate_distillations(mnist_idx_root, tmp_path):
         r = run("merge-evaluations", tmp_path / f"{name}0.json", tmp_path / f"{name}1.json", "--replicates",
                 "--json", tmp_path / f"{name}.json")
         assert r.exit_code == 0, r.output
-        assert "2 distillations (seeds 0, 1)" in r.output
+        assert f"2 distillations: random, IPC {1 if name == 'a' else 2}, seeds 0, 1" in r.output
     merged = json.loads((tmp_path / "a.json").read_text())
     assert merged["settings"]["distill_seeds"] == [0, 1] and len(merged["runs"]["convnet3"]) == 4
     assert merged["synthetic"] == ["a0.safetensors", "a1.safetensors"]
@@ -186,7 +188,7 @@ def test_compare_recipes_over_replicate_distillations(mnist_idx_root, tmp_path):
     r = run("compare-evaluations", tmp_path / "a.json", tmp_path / "b.json", "--json", tmp_path / "c.json",
             "--plot", tmp_path / "c.png")
     assert r.exit_code == 0, r.output
-    assert "distillation by distillation" in r.output and "distilled with seeds 0, 1" in r.output
+    assert "distillation by distillation" in r.output and "b.json: random, IPC 2, seeds 0, 1" in r.output
     c = json.loads((tmp_path / "c.json").read_text())["models"]["convnet3"]
     assert c["unit"] == "distillation" and c["units"] == 2 and c["pairs"] == 4
     assert [d["distill_seed"] for d in c["distillations"]] == [0, 1]

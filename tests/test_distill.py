@@ -8,7 +8,14 @@ from helpers import fast_distill
 
 from datadam import data, models
 from datadam.augment import DSA, PRESETS
-from datadam.distill import DistillConfig, available_methods, distill, get_method, spatial_attention
+from datadam.distill import (
+    DistillConfig,
+    available_methods,
+    describe_recipe,
+    distill,
+    get_method,
+    spatial_attention,
+)
 from datadam.distill.matching import DataDAM, loss_terms, matching_loss, matching_targets
 from datadam.errors import ConfigError, DivergenceError, UnknownNameError
 from datadam.synthetic import load_tensors
@@ -303,6 +310,28 @@ def test_bad_options():
         DistillConfig(real_precision="fp8")
     with pytest.raises(ConfigError, match="bn_statistics must be all or class"):
         DistillConfig(bn_statistics="instance")
+
+
+def test_a_recipe_is_described_by_what_departs_from_the_published_method():
+    published = DistillConfig().to_dict()
+    assert describe_recipe("datadam", 10, published, iterations=1500, seeds=0) == \
+        "datadam p = 4, IPC 10, 1,500 iterations, seed 0"
+    assert describe_recipe("dm", 10, published, iterations=1500, seeds=[0, 1]) == \
+        "dm, IPC 10, 1,500 iterations, seeds 0, 1"
+    ablation = DistillConfig(ipc=1, factor=2, init="noise", sam_weight=0.0, task_balance=0.05, net_steps=1,
+                             net_keep=100, bn_statistics="class", attention_power=1.0).to_dict()
+    assert describe_recipe("datadam", 4, ablation, iterations=3000) == (
+        "datadam without the SAM term, IPC 1 x factor 2 = 4 per class, 3,000 iterations, from noise, "
+        "lambda 0.05, networks trained 1 step(s) per update at lr 0.01, each network kept 100 iterations, "
+        "per-class BatchNorm statistics")
+    assert describe_recipe("datadam", 1, DistillConfig(attention_power=1, sam_weight=0.5).to_dict()) == \
+        "datadam p = 1, SAM weight 0.5, IPC 1"
+    # a file made before a default changed was made with the earlier value, and says so
+    older = {k: v for k, v in published.items() if k != "bn_statistics"}
+    assert describe_recipe("dm", 10, older).endswith("per-class BatchNorm statistics")
+    # coresets have no iterations or matching settings; an imported set has no settings
+    assert describe_recipe("random", 50, published, iterations=0, seeds=2) == "random, IPC 50, seed 2"
+    assert describe_recipe(None, 10, {}) == "a set of unknown method, IPC 10"
 
 
 def test_default_model_grows_with_image_size():

@@ -421,24 +421,6 @@ def _evaluation_at(reference: str):
     return EvaluationResult.from_dict(report, source=reference)
 
 
-def _recipe(result) -> str:
-    """``datadam p = 1, IPC 1 x factor 2 = 4 per class, 3,000 iterations, seeds 0, 1, 2``: what
-    made the evaluated set (or sets), from the settings the evaluation recorded."""
-    from datadam.distill.multiformation import describe_ipc
-
-    syn = result.settings.get("synthetic") or {}
-    config = syn.get("config") or {}
-    method = syn.get("method")
-    words = [f"{method} p = {config['attention_power']:g}" if method == "datadam" else method,
-             describe_ipc(result.settings.get("ipc"), config)]
-    if method in ("datadam", "dm"):
-        words.append(f"{syn.get('iterations_done'):,} iterations")
-    seeds = result.settings.get("distill_seeds")
-    words.append(f"seeds {', '.join(map(str, seeds))}" if seeds
-                 else f"seed {config.get('seed', syn.get('seed'))}")
-    return ", ".join(words)
-
-
 def _budget(result, model: str) -> str:
     return f"{len(result.runs[model])} x {result.settings['train']['epochs']:,} epochs"
 
@@ -462,7 +444,7 @@ def render_targets(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
                 mean = 100 * s["accuracy_mean"]
                 verdicts.append(mean >= threshold)
                 verdict = "reaches it" if verdicts[-1] else f"{threshold - mean:.2f} points short"
-                rows.append(f"| `{reference}` | {_recipe(result)} | {_budget(result, model)} | "
+                rows.append(f"| `{reference}` | {result.describe_set()} | {_budget(result, model)} | "
                             f"{_pm(s, 'accuracy')} | {verdict} |")
                 continue
             a, b = (_evaluation_at(r) for r in reference)
@@ -471,7 +453,8 @@ def render_targets(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
             low, high = c["interval"] or (0.0, 0.0)
             verdict = "above" if low > 0 else "below" if high < 0 else "level"
             verdicts.append(verdict == "above")
-            rows.append(f"| `{reference[0]}` against `{reference[1]}` | {_recipe(a)} against {_recipe(b)} | "
+            rows.append(f"| `{reference[0]}` against `{reference[1]}` | "
+                        f"{a.describe_set()} against {b.describe_set()} | "
                         f"{_budget(b, model)} | {100 * c['a_mean']:.2f} against {100 * c['b_mean']:.2f}; "
                         f"B - A {text['difference']}, {text['interval']}, p = {text['p']}, B ahead in "
                         f"{text['ahead']} {c['unit']}s | {verdict} |")

@@ -13,7 +13,6 @@ from datadam import data
 from datadam.cli.distill_commands import progress_text
 from datadam.cli.options import DEVICE, PROGRESS, ROOT, SEED, parse_list, parse_options
 from datadam.distill.config import default_model
-from datadam.distill.multiformation import describe_ipc
 from datadam.errors import ConfigError, Interrupted
 from datadam.evaluate import (
     EvaluationResult,
@@ -176,12 +175,6 @@ def _earlier_evaluation(json_out: Path | None, resume: bool) -> EvaluationResult
     return None
 
 
-def _method_and_size(result: EvaluationResult) -> str:
-    """``datadam IPC 10`` (the method and size of the evaluated set, from its settings)."""
-    syn = result.settings.get("synthetic") or {}
-    return f"{syn.get('method')} {describe_ipc(result.settings.get('ipc'), syn.get('config'))}"
-
-
 def merge_evaluations_command(
     parts: list[Path] = typer.Argument(..., help="`datadam evaluate --json` files of one set, "
                                                  "evaluated apart (e.g. --runs 1 with seeds 0..4)."),
@@ -208,11 +201,10 @@ def merge_evaluations_command(
     names = sorted({report.get("synthetic") for report in reports if report.get("synthetic")})
     set_name = names[0] if len(names) == 1 else None
     s = merged.settings
-    what = (f"{len(s['distill_seeds'])} distillations (seeds {', '.join(map(str, s['distill_seeds']))})"
-            if replicates else set_name or "synthetic set")
-    print_evaluation(merged, Console(), f"{what}: {_method_and_size(merged)} "
+    what = f"{len(s['distill_seeds'])} distillations" if replicates else set_name or "synthetic set"
+    print_evaluation(merged, Console(), f"{what}: {merged.describe_set()}, "
                                         f"on {s.get('test_dataset')} test ({s.get('test_images')} images), "
-                                        f"{len(parts)} evaluations merged (seeds {', '.join(map(str, s['seed']))})")
+                                        f"{len(parts)} evaluations merged (evaluation seeds {', '.join(map(str, s['seed']))})")
     if json_out:
         report = merged.to_dict()
         if replicates:
@@ -224,13 +216,6 @@ def merge_evaluations_command(
                            for path, part in zip(parts, reports)]
         write_json(json_out, report)
         typer.echo(f"wrote {json_out}")
-
-
-def _describe_evaluated_set(path: Path, result: EvaluationResult) -> str:
-    syn = result.settings.get("synthetic") or {}
-    seeds = result.settings.get("distill_seeds")
-    made = f", distilled with seeds {', '.join(map(str, seeds))}" if seeds else ""
-    return f"{path.name}: {_method_and_size(result)}, {syn.get('iterations_done')} iterations{made}"
 
 
 def compare_evaluations_command(
@@ -263,7 +248,7 @@ def compare_evaluations_command(
     comparison = compare_results(a, b, metric=metric, confidence=confidence)
     unit = next(iter(comparison.values()))["unit"]
     by = "network by network" if unit == "network" else "distillation by distillation (the mean of its networks)"
-    described = [_describe_evaluated_set(path, r) for path, r in ((first, a), (second, b))]
+    described = [f"{path.name}: {r.describe_set()}" for path, r in ((first, a), (second, b))]
     table = Table("model", "pairs", "A %", "B %", "B - A", f"{100 * confidence:g}% interval", "p", "B ahead",
                   title=f"{metric}, {by}\nA = {described[0]}\nB = {described[1]}")
     for name, c in comparison.items():

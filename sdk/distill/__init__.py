@@ -18,7 +18,7 @@ from datadam.distill.base import (
                                   register_method,
                                   resolve_device,
 )
-from datadam.distill.config import DistillConfig, default_model
+from datadam.distill.config import DistillConfig, default_model, describe_recipe
 from datadam.distill.coreset import CoresetMethod, Herding, KCenter, RandomCoreset
 from datadam.distill.matching import (
                                   DM,
@@ -32,5 +32,5 @@ from datadam.distill.matching import (
 __all__ = ["DM", "CoresetMethod", "DataDAM", "DistillConfig", "Herding", "IterationCallback",
            "IterationState", "KCenter",
            "MatchingMethod", "Method", "RandomCoreset", "available_methods", "default_model",
-           "distill", "get_method", "matching_loss", "matching_targets", "register_method",
-           "resolve_device", "spatial_attention"]
+           "describe_recipe", "distill", "get_method", "matching_loss", "matching_targets",
+           "register_method", "resolve_device", "spatial_attention"]

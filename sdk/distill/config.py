@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -212,3 +213,89 @@ class DistillConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# lambda's published values: 0.01 up to 64 px, 0.02 above. Which one is a set's default
+# depends on its image size, which an evaluation does not record, so only others are named.
+_PUBLISHED_TASK_BALANCES = (0.01, 0.02)
+
+
+def describe_recipe(method: str | None, ipc: int, config: Mapping[str, Any] | None = None, *,
+                    iterations: int | None = None, seeds: int | Sequence[int] | None = None) -> str:
+    """What made a set, in the words every report uses, e.g.
+    ``"datadam p = 4, IPC 1 x factor 2 = 4 per class, 3,000 iterations, from noise, seed 0"``.
+
+    Args:
+        method: the set's method (``datadam``, ``dm``, ``random``...).
+        ipc: its training images per class (``SyntheticSet.ipc``).
+        config: its saved distillation settings (``metadata["config"]``); besides the
+            attention power and the multi-formation factor, every setting of DataDAM or DM
+            that differs from the published method is named (the initialisation, the SAM
+            weight, lambda, the handout variant, per-class BatchNorm statistics...), so
+            that two recipes read differently wherever they differ. Precision and the
+            data-dependent defaults (model, augmentation) are not named.
+        iterations: image updates done (named for DataDAM and DM).
+        seeds: the distillation seed, or the seeds of replicate distillations.
+    """
+    from datadam.distill.multiformation import describe_ipc
+
+    settings = saved_settings(dict(config or {}))
+    default = DistillConfig()
+    words = [_describe_method(method, settings), describe_ipc(ipc, settings)]
+    if method in ("datadam", "dm"):
+        if iterations is not None:
+            words.append(f"{iterations:,} iterations")
+        words += _departures(settings, default)
+    if isinstance(seeds, int):
+        words.append(f"seed {seeds}")
+    elif seeds:
+        words.append(f"seeds {', '.join(map(str, seeds))}")
+    return ", ".join(words)
+
+
+def _describe_method(method: str | None, settings: Mapping[str, Any]) -> str:
+    if method != "datadam":
+        return str(method or "a set of unknown method")
+    sam = settings.get("sam_weight", 1.0)
+    if sam == 0:
+        return "datadam without the SAM term"
+    power = f"datadam p = {settings.get('attention_power', DistillConfig.attention_power):g}"
+    return power if sam == 1 else f"{power}, SAM weight {sam:g}"
+
+
+def _departures(settings: Mapping[str, Any], default: DistillConfig) -> list[str]:
+    """The words for each setting of ``settings`` that departs from the published method."""
+    def differs(key: str) -> bool:
+        return key in settings and settings[key] != getattr(default, key)
+
+    words = []
+    if differs("init"):
+        words.append(f"from {settings['init']}")
+    if differs("batch_real"):
+        words.append(f"{settings['batch_real']} real images per class")
+    ipc = settings.get("ipc", default.ipc)
+    lr_img = settings.get("lr_img")
+    if lr_img is not None and lr_img != (1.0 if ipc <= 50 else 10.0):
+        words.append(f"image lr {lr_img:g}")
+    if differs("momentum"):
+        words.append(f"momentum {settings['momentum']:g}")
+    task_balance = settings.get("task_balance")
+    if task_balance is not None and task_balance not in _PUBLISHED_TASK_BALANCES:
+        words.append(f"lambda {task_balance:g}")
+    if differs("loss_scale"):
+        words.append(f"loss scale {settings['loss_scale']:g}")
+    if settings.get("net_steps"):
+        words.append(f"networks trained {settings['net_steps']} step(s) per update at lr "
+                     f"{settings.get('net_lr', default.net_lr):g}")
+    if differs("net_keep"):
+        words.append(f"each network kept {settings['net_keep']} iterations")
+    if settings.get("bn_statistics") == "class":
+        words.append("per-class BatchNorm statistics")
+    for key, value in (settings.get("model_options") or {}).items():
+        if default.model_options.get(key) != value:
+            words.append(f"{key} {value}")
+    if len(model_names(settings.get("model") or "")) > 1:
+        words.append(f"networks drawn from {settings['model']}")
+    for key, values in (settings.get("model_choices") or {}).items():
+        words.append(f"{key} drawn from {', '.join(map(str, values))}")
+    return words
