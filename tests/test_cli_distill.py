@@ -115,6 +115,7 @@ def test_merge_evaluations_of_one_set_run_apart(mnist_idx_root, tmp_path):
         r = run("evaluate", out, "--root", mnist_idx_root, "--runs", 1, "--epochs", 2, "--seed", seed,
                 "--json", tmp_path / f"e{seed}.json")
         assert r.exit_code == 0, r.output
+        assert "s.safetensors: random, IPC 1, seed 0, on mnist test" in " ".join(r.output.split())
     parts = [tmp_path / "e0.json", tmp_path / "e1.json"]
     r = run("merge-evaluations", *parts, "--json", tmp_path / "all.json")
     assert r.exit_code == 0, r.output

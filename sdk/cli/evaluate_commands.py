@@ -131,8 +131,8 @@ def evaluate_command(
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
     if at_iteration is None and "in_progress" in syn.metadata:
         at = f" (run in progress: {progress_text(syn.metadata['in_progress'])})"
-    print_evaluation(result, console, f"{synthetic.name}{at}: {syn.metadata.get('method')} "
-                                      f"{syn.describe_ipc()} on {name} test ({len(test)} images)")
+    print_evaluation(result, console, f"{synthetic.name}{at}: {result.describe_set()}, "
+                                      f"on {name} test ({len(test)} images)")
     report = report_of(result)
     if full_data:
         train = data.load(name, root, "train", **options)
