@@ -156,7 +156,7 @@ def _evaluation_file(path: Path, method: str, accuracies: list[float]) -> None:
     path.write_text(json.dumps({
         "runs": {"convnet3": runs}, "summary": {"convnet3": {"accuracy_mean": mean, "accuracy_std": std}},
         "settings": {"synthetic": {"method": method, "iterations_done": 100,
-                                   "config": {"attention_power": 4.0, "seed": 0}},
+                                   "config": {"attention_power": 4.0, "bn_statistics": "all", "seed": 0}},
                      "ipc": 10, "train": {"epochs": 300}, "seed": 0, "test_dataset": "mnist"}}))
 
 
@@ -181,6 +181,8 @@ def test_targets_are_judged_from_the_evaluations_they_name(tmp_path, monkeypatch
         "reaches 96": "**not met**"}
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert rows[0].endswith("| above |") and "+0.50 ±" in rows[0] and "5 of 5 networks" in rows[0]
+    assert "| dm, IPC 10, 100 iterations, seed 0 against datadam p = 4, IPC 10, 100 iterations, seed 0 |" \
+        in rows[0]
     assert rows[2].endswith("| level |")
     assert "| 95.50 ± 0.16 | reaches it |" in rows[4] and rows[3].endswith("| 0.40 points short |")
     assert rows[5].endswith("| 0.50 points short |")
