@@ -240,12 +240,11 @@ def describe_recipe(method: str | None, ipc: int, config: Mapping[str, Any] | No
     from datadam.distill.multiformation import describe_ipc
 
     settings = saved_settings(dict(config or {}))
-    default = DistillConfig()
     words = [_describe_method(method, settings), describe_ipc(ipc, settings)]
     if method in ("datadam", "dm"):
         if iterations is not None:
             words.append(f"{iterations:,} iterations")
-        words += _departures(settings, default)
+        words += _departures(settings)
     if isinstance(seeds, int):
         words.append(f"seed {seeds}")
     elif seeds:
@@ -263,8 +262,10 @@ def _describe_method(method: str | None, settings: Mapping[str, Any]) -> str:
     return power if sam == 1 else f"{power}, SAM weight {sam:g}"
 
 
-def _departures(settings: Mapping[str, Any], default: DistillConfig) -> list[str]:
+def _departures(settings: Mapping[str, Any]) -> list[str]:
     """The words for each setting of ``settings`` that departs from the published method."""
+    default = DistillConfig()
+
     def differs(key: str) -> bool:
         return key in settings and settings[key] != getattr(default, key)
 
