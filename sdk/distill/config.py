@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from datadam.distill.multiformation import describe_ipc
 from datadam.errors import ConfigError
 
 
@@ -16,6 +17,16 @@ def default_model(image_size: tuple[int, int]) -> str:
     """ConvNet-3 up to 32 px, then one block more per doubling: 64 -> 5, 112 -> 6, 224 -> 7."""
     side = min(image_size)
     return "convnet3" if side <= 32 else f"convnet{max(3, round(math.log2(side)) - 1)}"
+
+
+def default_lr_img(ipc: int) -> float:
+    """The published image learning rate: 1.0 up to IPC 50, then 10.0."""
+    return 1.0 if ipc <= 50 else 10.0
+
+
+def default_task_balance(image_size: tuple[int, int]) -> float:
+    """The published lambda of the last-layer term: 0.01 up to 64 px, then 0.02."""
+    return 0.01 if min(image_size) <= 64 else 0.02
 
 
 REAL_PRECISIONS = ("fp32", "bf16")
@@ -162,9 +173,9 @@ class DistillConfig:
 
         changes: dict[str, Any] = {}
         if self.lr_img is None:
-            changes["lr_img"] = 1.0 if self.ipc <= 50 else 10.0
+            changes["lr_img"] = default_lr_img(self.ipc)
         if self.task_balance is None:
-            changes["task_balance"] = 0.01 if min(image_size) <= 64 else 0.02
+            changes["task_balance"] = default_task_balance(image_size)
         if self.model is None:
             changes["model"] = default_model(image_size)
         if self.augmentation is None:
@@ -215,9 +226,9 @@ class DistillConfig:
         return asdict(self)
 
 
-# lambda's published values: 0.01 up to 64 px, 0.02 above. Which one is a set's default
-# depends on its image size, which an evaluation does not record, so only others are named.
-_PUBLISHED_TASK_BALANCES = (0.01, 0.02)
+# lambda's published values, low and high resolution. Which one is a set's default depends
+# on its image size, which an evaluation does not record, so only others are named.
+_PUBLISHED_TASK_BALANCES = (default_task_balance((64, 64)), default_task_balance((224, 224)))
 
 
 def describe_recipe(method: str | None, ipc: int, config: Mapping[str, Any] | None = None, *,
@@ -237,8 +248,6 @@ def describe_recipe(method: str | None, ipc: int, config: Mapping[str, Any] | No
         iterations: image updates done (named for DataDAM and DM).
         seeds: the distillation seed, or the seeds of replicate distillations.
     """
-    from datadam.distill.multiformation import describe_ipc
-
     settings = saved_settings(dict(config or {}))
     words = [_describe_method(method, settings), describe_ipc(ipc, settings)]
     if method in ("datadam", "dm"):
@@ -276,7 +285,7 @@ def _departures(settings: Mapping[str, Any]) -> list[str]:
         words.append(f"{settings['batch_real']} real images per class")
     ipc = settings.get("ipc", default.ipc)
     lr_img = settings.get("lr_img")
-    if lr_img is not None and lr_img != (1.0 if ipc <= 50 else 10.0):
+    if lr_img is not None and lr_img != default_lr_img(ipc):
         words.append(f"image lr {lr_img:g}")
     if differs("momentum"):
         words.append(f"momentum {settings['momentum']:g}")
