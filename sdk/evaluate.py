@@ -99,16 +99,26 @@ def _first_difference(path: str, a: Any, b: Any) -> str | None:
     return None if a == b else f"{path!r} ({a!r} vs {b!r})"
 
 
+def _differences(key: str, mine: Any, theirs: Any) -> str | None:
+    """:func:`_first_difference` of one setting of two evaluations. An evaluation written
+    before sets had a digest (``synthetic.sha256``) is matched on the rest of the set's
+    settings."""
+    if key == "synthetic" and isinstance(mine, dict) and isinstance(theirs, dict) \
+            and not ("sha256" in mine and "sha256" in theirs):
+        mine, theirs = ({k: v for k, v in d.items() if k != "sha256"} for d in (mine, theirs))
+    return _first_difference(key, mine, theirs)
+
+
 def _distill_seed(settings: dict[str, Any]) -> Any:
     """The seed the evaluated set was distilled with (``None`` for an older file)."""
     return (settings.get("synthetic") or {}).get("seed")
 
 
 def _without_distill_seed(synthetic: Any) -> Any:
-    """The set's settings but its seed: what sets of one recipe have in common."""
+    """The set's settings but its seed and digest: what sets of one recipe have in common."""
     if not isinstance(synthetic, dict):
         return synthetic
-    out = {k: v for k, v in synthetic.items() if k != "seed"}
+    out = {k: v for k, v in synthetic.items() if k not in ("seed", "sha256")}
     if isinstance(out.get("config"), dict):
         out["config"] = {k: v for k, v in out["config"].items() if k != "seed"}
     return out
@@ -123,13 +133,16 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
     --seed S`` for S = 0..4 side by side, and merged here. Every run keeps its evaluation
     seed (``run["seed"]``) and the summary is over all runs; ``settings["seed"]`` becomes
     the list of seeds and ``settings["merged_from"]`` what differed between the parts
-    (seed, runs, device, versions).
+    (seed, runs, device, versions). The parts must have measured the very same set: where
+    they record its digest (``settings["synthetic"]["sha256"]``, :meth:`SyntheticSet.sha256`)
+    the digests must agree.
 
     A seed fixes a distillation, so one set says little about its method: another seed
     makes another set. With ``replicates=True`` the parts may evaluate sets that differ
     in their distillation seed only (every other setting of the recipe alike); every run
     also keeps its set's seed (``run["distill_seed"]``), ``settings["distill_seeds"]``
-    lists them and :func:`compare_results` then counts each distillation as one sample.
+    lists them, ``merged_from`` each part's set digest, and :func:`compare_results` then
+    counts each distillation as one sample.
 
     Raises:
         ConfigError: no results, results of another set (of another recipe with
@@ -145,12 +158,15 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
             mine, theirs = first.get(key), other.settings.get(key)
             if replicates and key == "synthetic":
                 mine, theirs = _without_distill_seed(mine), _without_distill_seed(theirs)
-            difference = _first_difference(key, mine, theirs)
+            difference = _differences(key, mine, theirs)
             if difference:
                 hint = ""
                 if not replicates and key == "synthetic" and _without_distill_seed(mine) == \
                         _without_distill_seed(theirs):
-                    hint = " (sets distilled with other seeds merge as replicates: --replicates)"
+                    hint = (" (sets distilled with other seeds merge as replicates: --replicates)"
+                            if _distill_seed(first) != _distill_seed(other.settings) else
+                            " (one recipe and seed made two different sets: on another machine or "
+                            "torch version?)")
                 raise ConfigError(f"the evaluations differ in {difference}: "
                                   f"they are not parts of one evaluation{hint}")
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in first.get("models", results[0].runs)}
@@ -181,11 +197,19 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
         settings["distill_seeds"] = distill_seeds
         synthetic = dict(settings.get("synthetic") or {})
         synthetic["seed"] = distill_seeds
+        synthetic.pop("sha256", None)  # one per set: each part's is in merged_from
         if isinstance(synthetic.get("config"), dict):
             synthetic["config"] = {**synthetic["config"], "seed": distill_seeds}
         settings["synthetic"] = synthetic
         for r, merged in zip(results, settings["merged_from"]):
             merged["distill_seed"] = r.settings.get("distill_seeds", _distill_seed(r.settings))
+            digest = (r.settings.get("synthetic") or {}).get("sha256")
+            if digest:
+                merged["sha256"] = digest
+    else:  # parts written before sets had a digest match the rest: keep the one recorded
+        digests = [d for r in results if (d := (r.settings.get("synthetic") or {}).get("sha256"))]
+        if digests and isinstance(settings.get("synthetic"), dict):
+            settings["synthetic"] = {**settings["synthetic"], "sha256": digests[0]}
     return EvaluationResult(runs, {name: _summary(records) for name, records in runs.items()}, settings)
 
 
@@ -462,8 +486,9 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
     options = model_options or {}
     trained_together: dict[str, bool] = {}
     settings = {
-        "synthetic": {k: synthetic.metadata.get(k) for k in
-                      ("method", "dataset", "config", "iterations_done", "seed")},
+        "synthetic": {**{k: synthetic.metadata.get(k) for k in
+                         ("method", "dataset", "config", "iterations_done", "seed")},
+                      "sha256": synthetic.sha256()},
         "ipc": synthetic.ipc, "test_dataset": test.name, "test_images": len(test),
         "models": names, "runs": runs, "train": asdict(train), "augmentation": aug,
         "model_options": options, "seed": seed, "device": str(dev), "trained_together": trained_together,
@@ -535,7 +560,7 @@ def _networks_to_keep(done: EvaluationResult, settings: dict[str, Any]) -> dict[
     """``{model: {run: record}}`` of ``done``'s networks that an evaluation with ``settings``
     would train again (the same set, test split, models, protocol and seed)."""
     for key in (*_SAME_EVALUATION, "seed"):
-        difference = _first_difference(key, done.settings.get(key), settings.get(key))
+        difference = _differences(key, done.settings.get(key), settings.get(key))
         if difference:
             raise ConfigError(f"the earlier evaluation differs in {difference}: cannot go on from it")
     return {name: {r["run"]: r for r in records if r.get("run", settings["runs"]) < settings["runs"]}

@@ -15,6 +15,7 @@ Each ``plot_*`` writes a PNG atomically; each ``*_figure`` returns the matplotli
 from __future__ import annotations
 
 import io
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def loss_figure(history: list[float], title: str = "",
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("matching loss")
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 64)), fontsize=10)  # a recipe can be long
     ax.legend()
     fig.tight_layout()
     return fig

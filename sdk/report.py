@@ -36,6 +36,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; border: 1px solid #e2e5ec; margin: .4em 0; image-rendering: pixelated; }
 img.plot { image-rendering: auto; }
 .muted { color: #667; font-size: .88em; }
+.warning { color: #8a1c1c; background: #fdf0f0; padding: .3em .6em; border-left: 3px solid #c62828; }
 code { background: #f3f4f8; padding: 0 .25em; border-radius: 3px; }
 """
 
@@ -112,9 +113,25 @@ def _pm(summary: dict[str, float], key: str, scale: float = 100.0, digits: int =
     return f"{scale * summary[f'{key}_mean']:.{digits}f} ± {scale * summary[f'{key}_std']:.{digits}f}"
 
 
-def _evaluation_html(path: Path, report: dict[str, Any]) -> str:
+def _measured_other_images(syn: SyntheticSet, settings: dict[str, Any]) -> str:
+    """Why an evaluation that names ``syn``'s file did not measure its images (it was
+    made again since, e.g.), or ``""``; evaluations older than the digest pass."""
+    measured = settings.get("synthetic") or {}
+    digest, iteration = measured.get("sha256"), measured.get("iterations_done")
+    if not digest:
+        return ""
+    if iteration != syn.metadata.get("iterations_done") and iteration in syn.snapshot_iterations:
+        syn = syn.at_iteration(iteration)  # an evaluation --at-iteration of this run
+    if digest == syn.sha256():
+        return ""
+    return (f"This evaluation measured other images than this file holds (sha256 {digest[:12]}…, "
+            f"the file's {syn.sha256()[:12]}…): the set was made again after it was evaluated.")
+
+
+def _evaluation_html(path: Path, report: dict[str, Any], syn: SyntheticSet) -> str:
     settings = report.get("settings", {})
     train = settings.get("train", {})
+    measured = settings.get("synthetic") or {}
     head = ["model", "runs", "accuracy %", "balanced accuracy %", "AUC", "train s / network"]
     rows = []
     for model, summary in report["summary"].items():
@@ -125,7 +142,9 @@ def _evaluation_html(path: Path, report: dict[str, Any]) -> str:
                                      for i, c in enumerate(cells)) + "</tr>")
     table = ("<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" + "".join(rows)
              + "</table>")
-    what = (f"{settings.get('test_images', '?')} test images of {settings.get('test_dataset', '?')}; "
+    at = measured.get("iterations_done")
+    what = ("" if at in (None, syn.metadata.get("iterations_done")) else f"the images at iteration {at}; ") \
+        + (f"{settings.get('test_images', '?')} test images of {settings.get('test_dataset', '?')}; "
             f"{train.get('epochs', '?')} epochs, batch {train.get('batch', '?')}, lr {train.get('lr', '?')}, "
             f"augmentation {settings.get('augmentation', '?')}, seed {settings.get('seed', '?')}")
     unfinished = report.get("in_progress")
@@ -134,6 +153,9 @@ def _evaluation_html(path: Path, report: dict[str, Any]) -> str:
                  "(datadam evaluate --resume goes on)")
     out = f"<h3>Evaluation <code>{html.escape(path.name)}</code></h3>{table}" \
           f'<p class="muted">{html.escape(what)}. Mean ± std of the final accuracy over the runs.</p>'
+    other = _measured_other_images(syn, settings)
+    if other:
+        out += f'<p class="warning">{html.escape(other)}</p>'
     full = report.get("full_data")
     if full:
         out += (f'<p>Full training split ({full.get("train_images", "?")} images, '
@@ -147,21 +169,14 @@ def _entry_html(entry: RunEntry, image_scale: int) -> str:
 
     syn, meta = entry.synthetic, entry.synthetic.metadata
     cfg = saved_settings(meta.get("config", {}))
-    rows = [("file", entry.path.name), ("method", meta.get("method")),
-            ("dataset", meta.get("dataset")),
-            ("images", f"{len(syn)} ({syn.describe_ipc()}, {len(syn.classes)} classes)"),
-            ("shape", " x ".join(map(str, syn.image_shape))),
-            ("iterations", meta.get("iterations_done")), ("seed", meta.get("seed")),
-            ("wall time", f"{meta.get('wall_time_s', 0):.1f} s"),
-            ("seconds per iteration", meta.get("seconds_per_iteration")),
-            *([("loss terms", syn.describe_loss_terms())] if syn.loss_terms else []),
-            ("device", meta.get("device")),
+    rows = [("file", entry.path.name), *syn.facts(),
+            ("seconds per iteration", meta.get("seconds_per_iteration")), ("device", meta.get("device")),
             ("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items()))]
     rows += [(f"config: {k}", v) for k, v in cfg.items() if k not in ("method", "seed")]
     parts = [f"<h2>{html.escape(entry.path.stem)}</h2>", "<h3>Settings</h3>", _table(rows)]
     history = meta.get("loss_history") or []
     if history:
-        title = f"{meta.get('method')} {syn.describe_ipc()} on {meta.get('dataset')}"
+        title = f"{syn.describe()} on {meta.get('dataset')}"
         parts += ["<h3>Loss</h3>", _img(figure_png(loss_figure(history, title, syn.loss_terms)),
                                         "loss curve", "plot")]
     parts += ["<h3>Images</h3>", '<p class="muted">One row per class: '
@@ -174,7 +189,7 @@ def _entry_html(entry: RunEntry, image_scale: int) -> str:
             parts.append(_img(figure_png(evolution_figure(syn, label, max_images=4)),
                               f"evolution of class {syn.classes[label]}", "plot"))
     if entry.evaluations:
-        parts += [_evaluation_html(path, report) for path, report in entry.evaluations]
+        parts += [_evaluation_html(path, report, syn) for path, report in entry.evaluations]
     else:
         parts.append('<p class="muted">No evaluation in this directory: run '
                      f'<code>datadam evaluate {html.escape(entry.path.name)} --json '

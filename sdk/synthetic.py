@@ -9,6 +9,7 @@ the versions. Loading runs no pickle.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -142,6 +143,47 @@ class SyntheticSet:
         from datadam.distill.multiformation import describe_ipc
 
         return describe_ipc(self.ipc, self.metadata.get("config"))
+
+    def describe(self) -> str:
+        """What made the set, from its metadata, e.g. ``"datadam p = 4, IPC 10, 1,500
+        iterations, from noise, seed 0"`` (:func:`~datadam.distill.config.describe_recipe`)."""
+        from datadam.distill.config import describe_recipe
+
+        meta = self.metadata
+        return describe_recipe(meta.get("method"), self.ipc, meta.get("config"),
+                               iterations=meta.get("iterations_done"), seeds=meta.get("seed"))
+
+    def describe_progress(self) -> str:
+        """``"iteration 400 of 1000"`` for the checkpoint of a run in progress, else ``""``."""
+        done = self.metadata.get("in_progress")
+        return f"iteration {done.get('iteration')} of {done.get('iterations')}" if done else ""
+
+    def facts(self) -> list[tuple[str, str]]:
+        """``(name, value)`` rows that describe the set, for a table: its recipe
+        (:meth:`describe`), method, dataset, images, shape, iterations (of a run in
+        progress, for a checkpoint), seed, wall time, loss terms and digest."""
+        meta = self.metadata
+        iterations = meta.get("iterations_done")
+        if "in_progress" in meta:
+            iterations = f"{self.describe_progress()} (a checkpoint of a run in progress)"
+        rows = [("recipe", self.describe()), ("method", meta.get("method")), ("dataset", meta.get("dataset")),
+                ("images", f"{len(self)} ({self.describe_ipc()}, {len(self.classes)} classes)"),
+                ("shape", "x".join(map(str, self.image_shape))), ("iterations", iterations),
+                ("seed", meta.get("seed")), ("wall time", f"{meta.get('wall_time_s', 0):.1f} s")]
+        if self.loss_terms:
+            rows.append(("loss terms", self.describe_loss_terms()))
+        rows.append(("sha256", self.sha256()))
+        return [(name, str(value)) for name, value in rows]
+
+    def sha256(self) -> str:
+        """The SHA-256 of the images (float32) and labels (int64) with their shapes: two
+        files hold the same set exactly when their digests agree, whatever their metadata.
+        Evaluations record it, so a result names the very set it measured."""
+        digest = hashlib.sha256()
+        for tensor in (self.images.detach().float(), self.labels.detach().long()):
+            digest.update(repr(tuple(tensor.shape)).encode())
+            digest.update(tensor.cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     @property
     def loss_terms(self) -> dict[str, list[float]]:

@@ -40,6 +40,8 @@ def test_distill_show_evaluate(mnist_idx_root, tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "g.png").stat().st_size > 0 and (tmp_path / "l.png").stat().st_size > 0
     assert "loss terms" in r.output and "attention" in r.output and "last layer" in r.output
+    assert "datadam p = 1, IPC 2, 3 iterations" in r.output  # the recipe, in one line
+    assert syn.sha256() in r.output.replace("\n", "").replace("│", "").replace(" ", "")
     assert len(list((tmp_path / "f").iterdir())) == 10
 
     r = run("evaluate", out, "--root", mnist_idx_root, "--runs", 2, "--epochs", 2,

@@ -82,6 +82,39 @@ def test_evaluations_run_apart_merge_into_one_result(mnist_idx_root, tmp_path):
         EvaluationResult.load(tmp_path / "x.json")
 
 
+def test_an_evaluation_names_the_very_set_it_measured(mnist_idx_root, tmp_path):
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(train, "random", ipc=2, progress=False)
+    digest = syn.sha256()
+    assert len(digest) == 64 and SyntheticSet.load(syn.save(tmp_path / "s.safetensors")).sha256() == digest
+    assert SyntheticSet(syn.images, syn.labels, syn.classes, syn.mean, syn.std, {}).sha256() == digest
+    nudged = syn.images.clone()
+    nudged[0, 0, 0, 0] += 1e-6
+    twin = SyntheticSet(nudged, syn.labels, syn.classes, syn.mean, syn.std, dict(syn.metadata))
+    assert twin.sha256() != digest  # same metadata, another set
+
+    quick = TrainConfig(epochs=1)
+    part = evaluate(syn, test, ["convnet3"], runs=1, train=quick, seed=0, progress=False)
+    assert part.settings["synthetic"]["sha256"] == digest
+    of_twin = evaluate(twin, test, ["convnet3"], runs=1, train=quick, seed=1, progress=False)
+    with pytest.raises(ConfigError, match=r"differ in 'synthetic.sha256'.*one recipe and seed made two"):
+        merge_results([part, of_twin])
+    with pytest.raises(ConfigError, match="earlier evaluation differs in 'synthetic.sha256'"):
+        evaluate(twin, test, ["convnet3"], runs=2, train=quick, seed=0, progress=False, done=part)
+    # an evaluation written before sets had a digest still merges, matched on the rest
+    older = EvaluationResult.from_dict(of_twin.to_dict())
+    del older.settings["synthetic"]["sha256"]
+    merged = merge_results([older, part])
+    assert merged.settings["synthetic"]["sha256"] == digest and len(merged.runs["convnet3"]) == 2
+    # replicate distillations: one digest per set, in merged_from
+    other_seed = distill(train, "random", ipc=2, seed=1, progress=False)
+    replicates = merge_results([part, evaluate(other_seed, test, ["convnet3"], runs=1, train=quick,
+                                               progress=False)], replicates=True)
+    assert "sha256" not in replicates.settings["synthetic"]
+    assert [m["sha256"] for m in replicates.settings["merged_from"]] == [digest, other_seed.sha256()]
+
+
 def test_evaluate_goes_on_from_an_earlier_evaluation(mnist_idx_root):
     train = data.load("mnist", mnist_idx_root)
     test = data.load("mnist", mnist_idx_root, split="test")

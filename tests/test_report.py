@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from datadam.cli import app
 from datadam.report import find_runs, write_report
-from datadam.synthetic import save_tensors
+from datadam.synthetic import SyntheticSet, save_tensors
 
 runner = CliRunner()
 
@@ -90,6 +90,8 @@ def test_report_is_one_self_contained_page(run_dir, tmp_path):
     assert (f"{100 * accuracy['accuracy_mean']:.2f} ± {100 * accuracy['accuracy_std']:.2f}"
             in page.cells)
     assert "mnist_ipc1.safetensors" in page.cells and "datadam" in page.cells  # file, method
+    syn = SyntheticSet.load(run_dir / "mnist_ipc1.safetensors")
+    assert syn.sha256() in page.cells and syn.describe() in page.cells  # its digest and recipe
     assert "loss terms" in page.cells  # DataDAM's attention and last-layer shares
     assert any(c.startswith("attention ") and "last layer" in c for c in page.cells)
     assert "ckpt" not in text.replace("checkpoint_every", "")
@@ -120,6 +122,20 @@ def test_an_unfinished_evaluation_says_so(run_dir, tmp_path):
     r = run("report", tmp_path, "--out", tmp_path / "r.html")
     assert r.exit_code == 0, r.output
     assert "unfinished: 1 of 2 networks so far" in (tmp_path / "r.html").read_text()
+
+
+def test_an_evaluation_of_other_images_than_the_file_holds_is_flagged(run_dir, tmp_path):
+    shutil.copy(run_dir / "mnist_ipc1.safetensors", tmp_path)
+    r = run("evaluate", tmp_path / "mnist_ipc1.safetensors", "--at-iteration", 1, "--runs", 1,
+            "--epochs", 1, "--root", run_dir.parent / "data", "--json", tmp_path / "at1.json")
+    assert r.exit_code == 0, r.output
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    evaluation["settings"]["synthetic"]["sha256"] = "0" * 64  # the file was distilled again since
+    (tmp_path / "evaluation.json").write_text(json.dumps(evaluation))
+    assert run("report", tmp_path, "--out", tmp_path / "r.html").exit_code == 0
+    text = (tmp_path / "r.html").read_text()
+    assert text.count("measured other images than this file holds (sha256 000000000000") == 1
+    assert "the images at iteration 1;" in text  # an earlier snapshot of the run: not flagged
 
 
 def test_default_output_and_errors(run_dir, tmp_path):

@@ -142,10 +142,6 @@ def distill_command(
                f"{meta['iterations_done']} iterations in {meta['wall_time_s']:.1f} s{final}")
 
 
-def progress_text(in_progress: dict) -> str:
-    return f"iteration {in_progress.get('iteration')} of {in_progress.get('iterations')}"
-
-
 def show_command(
     synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors) or the checkpoint of a run in progress."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Draw the images to this PNG, one row per class [default: not drawn].",
@@ -180,16 +176,11 @@ def show_command(
     meta = syn.metadata
     console = Console()
     table = Table(show_header=False, title=str(synthetic))
+    table.add_column()
+    table.add_column(overflow="fold")  # a digest is one long word: fold it, never cut it
     cfg = saved_settings(meta.get("config", {}))
-    for key, value in [("method", meta.get("method")), ("dataset", meta.get("dataset")),
-                       ("images", f"{len(syn)} ({syn.describe_ipc()}, {len(syn.classes)} classes)"),
-                       ("shape", "x".join(map(str, syn.image_shape))),
-                       ("iterations", meta.get("iterations_done") if "in_progress" not in meta
-                        else f"{progress_text(meta['in_progress'])} (a checkpoint of a run in progress)"),
-                       ("seed", meta.get("seed")),
-                       ("wall time", f"{meta.get('wall_time_s', 0):.1f} s"),
+    for key, value in [*syn.facts(),
                        ("snapshots", ", ".join(map(str, meta.get("snapshot_iterations") or [])) or "none"),
-                       *([("loss terms", syn.describe_loss_terms())] if syn.loss_terms else []),
                        ("settings", ", ".join(f"{k}={v}" for k, v in cfg.items()
                                               if k not in ("method", "ipc", "seed")))]:
         table.add_row(key, str(value))
@@ -207,7 +198,7 @@ def show_command(
         history = meta.get("loss_history") or []
         if not history:
             raise ConfigError(f"{synthetic}: no loss history (method {meta.get('method')})")
-        plots.plot_loss(history, loss, title=f"{meta.get('method')} {syn.describe_ipc()} on {meta.get('dataset')}",
+        plots.plot_loss(history, loss, title=f"{syn.describe()} on {meta.get('dataset')}",
                         terms=syn.loss_terms)
         typer.echo(f"wrote {loss}")
     if evolution:

@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from datadam import data
-from datadam.cli.distill_commands import progress_text
 from datadam.cli.options import DEVICE, PROGRESS, ROOT, SEED, parse_list, parse_options
 from datadam.distill.config import default_model
 from datadam.errors import ConfigError, Interrupted
@@ -130,7 +129,7 @@ def evaluate_command(
     console = Console()
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
     if at_iteration is None and "in_progress" in syn.metadata:
-        at = f" (run in progress: {progress_text(syn.metadata['in_progress'])})"
+        at = f" (run in progress: {syn.describe_progress()})"
     print_evaluation(result, console, f"{synthetic.name}{at}: {result.describe_set()}, "
                                       f"on {name} test ({len(test)} images)")
     report = report_of(result)
