@@ -212,6 +212,17 @@ def test_distill_with_several_architectures(mnist_idx_root, tmp_path):
     assert config["model_choices"] == {"net_norm": ["batchnorm", "none"], "net_width": [8, 16]}
 
 
+def test_distill_with_another_network_option(mnist_idx_root, tmp_path):
+    out = tmp_path / "s.safetensors"
+    r = run("distill", "mnist", "--root", mnist_idx_root, "--ipc", 1, "--iterations", 2, "--batch-real", 4,
+            "--model-option", "net_norm=instancenorm", "--out", out, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    syn = SyntheticSet.load(out)
+    options = syn.metadata["config"]["model_options"]
+    assert options == {"net_norm": "instancenorm", "net_pooling": "avgpooling"}  # the other default stays
+    assert "net_norm instancenorm" in syn.describe()
+
+
 @pytest.mark.parametrize("args, message", [
     (["distill", "cifar", "--out", "x.safetensors"], "unknown dataset 'cifar'"),
     (["distill", "mnist", "--method", "dc", "--out", "x.safetensors"], "unknown method 'dc'"),
@@ -225,6 +236,9 @@ def test_distill_with_several_architectures(mnist_idx_root, tmp_path):
     (["distill", "mnist", "--model-choice", "net_norm=batchnorm,fancy", "--out", "x.safetensors"], "fancy"),
     (["distill", "mnist", "--model-choice", "colour=red,blue", "--out", "x.safetensors"],
      "model 'convnet3' does not take that option"),
+    (["distill", "mnist", "--model-option", "net_norm=batchnorm,none", "--out", "x.safetensors"],
+     "--model-option net_norm: one value, not 2"),
+    (["distill", "mnist", "--model-option", "net_norm=fancy", "--out", "x.safetensors"], "fancy"),
 ])
 def test_distill_errors_are_one_line(mnist_idx_root, tmp_path, args, message):
     os.chdir(tmp_path)

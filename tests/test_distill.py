@@ -326,6 +326,13 @@ def test_a_recipe_is_described_by_what_departs_from_the_published_method():
         "per-class BatchNorm statistics")
     assert describe_recipe("datadam", 1, DistillConfig(attention_power=1, sam_weight=0.5).to_dict()) == \
         "datadam p = 1, SAM weight 0.5, IPC 1"
+    # a choice of one value is a fixed option; a choice of the default is no departure
+    networks = {"model_options": {"net_norm": "batchnorm", "net_pooling": "maxpooling"},
+                "model_choices": {"net_norm": ["instancenorm"], "net_act": ["relu", "gelu"]}}
+    assert describe_recipe("dm", 10, {**published, **networks}) == \
+        "dm, IPC 10, net_norm instancenorm, net_pooling maxpooling, net_act drawn from relu, gelu"
+    same = DistillConfig(model_choices={"net_norm": ["batchnorm"]}).to_dict()
+    assert describe_recipe("dm", 10, same) == "dm, IPC 10"
     # a file made before a default changed was made with the earlier value, and says so
     older = {k: v for k, v in published.items() if k != "bn_statistics"}
     assert describe_recipe("dm", 10, older).endswith("per-class BatchNorm statistics")

@@ -20,6 +20,7 @@ from datadam.cli.options import (
     checkpoint_path,
     dataset_options,
     parse_choices,
+    parse_options,
 )
 from datadam.distill import DistillConfig, available_methods, distill
 from datadam.distill.balance import TermBalance, term_balance
@@ -54,6 +55,11 @@ def distill_command(
     model: str | None = typer.Option(
         None, "--model", help="Distillation network, or several joined by commas to draw each "
                               "sampled network from [default: convnet3, deeper for large images]."),
+    model_option: list[str] = typer.Option(
+        [], "--model-option", help="Constructor option of the distillation network: OPTION=VALUE, "
+                                   "e.g. net_norm=instancenorm or net_pooling=maxpooling (repeatable) "
+                                   "[default: net_norm=batchnorm, net_pooling=avgpooling].",
+        show_default=False),
     model_choice: list[str] = typer.Option(
         [], "--model-choice", help="Draw a network option per sampled network: "
                                    "OPTION=VALUE,VALUE..., e.g. net_norm=batchnorm,instancenorm "
@@ -110,6 +116,7 @@ def distill_command(
     A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it and gives the same result as an uninterrupted run. --keep-checkpoint keeps it after the run, so that --resume --iterations M extends a finished run.
     """
     choices = parse_choices(model_choice)
+    options = {**_DEFAULTS.model_options, **parse_options(model_option)}
     shard = init_from_environment(device)  # several processes under torchrun; else one
     # Fail on a missing tensorboard before any data is read; rank 0 alone logs.
     logger = (TensorBoardLogger(tensorboard, image_every=tensorboard_every)
@@ -120,7 +127,7 @@ def distill_command(
         syn = distill(
             train, method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
             momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
-            model=model, model_choices=choices, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
+            model=model, model_options=options, model_choices=choices, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
             net_keep=net_keep, real_precision=real_precision, bn_statistics=bn_statistics, factor=factor,
             seed=seed, device=device,
             progress=progress, checkpoint=checkpoint,

@@ -301,11 +301,16 @@ def _departures(settings: Mapping[str, Any]) -> list[str]:
         words.append(f"each network kept {settings['net_keep']} iterations")
     if settings.get("bn_statistics") == "class":
         words.append("per-class BatchNorm statistics")
-    for key, value in (settings.get("model_options") or {}).items():
+    choices = settings.get("model_choices") or {}
+    # A choice of one value is a fixed option, and reads like one.
+    options = {**(settings.get("model_options") or {}),
+               **{key: values[0] for key, values in choices.items() if len(values) == 1}}
+    for key, value in options.items():
         if default.model_options.get(key) != value:
             words.append(f"{key} {value}")
     if len(model_names(settings.get("model") or "")) > 1:
         words.append(f"networks drawn from {settings['model']}")
-    for key, values in (settings.get("model_choices") or {}).items():
-        words.append(f"{key} drawn from {', '.join(map(str, values))}")
+    for key, values in choices.items():
+        if len(values) > 1:
+            words.append(f"{key} drawn from {', '.join(map(str, values))}")
     return words
