@@ -208,6 +208,10 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
                 merged["sha256"] = digest
     else:  # parts written before sets had a digest match the rest: keep the one recorded
         digests = [d for r in results if (d := (r.settings.get("synthetic") or {}).get("sha256"))]
+        if len(set(digests)) > 1:  # two parts with a digest, each matched only to an older first part
+            raise ConfigError(f"the evaluations differ in 'synthetic.sha256' ({digests[0]!r} vs "
+                              f"{next(d for d in digests if d != digests[0])!r}): they are not parts "
+                              "of one evaluation")
         if digests and isinstance(settings.get("synthetic"), dict):
             settings["synthetic"] = {**settings["synthetic"], "sha256": digests[0]}
     return EvaluationResult(runs, {name: _summary(records) for name, records in runs.items()}, settings)

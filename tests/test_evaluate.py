@@ -107,6 +107,9 @@ def test_an_evaluation_names_the_very_set_it_measured(mnist_idx_root, tmp_path):
     del older.settings["synthetic"]["sha256"]
     merged = merge_results([older, part])
     assert merged.settings["synthetic"]["sha256"] == digest and len(merged.runs["convnet3"]) == 2
+    twin_again = evaluate(twin, test, ["convnet3"], runs=1, train=quick, seed=2, progress=False)
+    with pytest.raises(ConfigError, match="differ in 'synthetic.sha256'"):
+        merge_results([older, part, twin_again])  # each alike the older part, not each other
     # replicate distillations: one digest per set, in merged_from
     other_seed = distill(train, "random", ipc=2, seed=1, progress=False)
     replicates = merge_results([part, evaluate(other_seed, test, ["convnet3"], runs=1, train=quick,
