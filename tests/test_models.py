@@ -164,6 +164,24 @@ def test_every_norm(norm):
     assert out.shape == (3, 5) and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("norm", NORMS)
+def test_channels_last_features_equal_contiguous_ones(norm):
+    # the distiller forwards channels-last on a CPU; GroupNorm and LayerNorm then take a
+    # contiguous detour (for speed), which must change neither values, layout nor gradients
+    net = ConvNet(1, 10, net_width=16, net_depth=3, net_norm=norm, im_size=(28, 28)).train()
+    x = torch.randn(6, 1, 28, 28)
+    a = x.clone().requires_grad_(True)
+    b = x.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    plain = net.forward_features(a)
+    fast = net.to(memory_format=torch.channels_last).forward_features(b)
+    for p, f in zip([*plain.activations, plain.embedding], [*fast.activations, fast.embedding]):
+        torch.testing.assert_close(f, p, rtol=1e-4, atol=1e-5)
+    assert all(f.is_contiguous(memory_format=torch.channels_last) for f in fast.activations[:2])
+    plain.embedding.square().sum().backward()
+    fast.embedding.square().sum().backward()
+    torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_every_activation(act):
     net = ConvNet(1, 4, net_width=8, net_depth=2, net_act=act, im_size=(8, 8))

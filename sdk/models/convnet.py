@@ -64,6 +64,17 @@ def accumulation_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.promote_types(x.dtype, torch.float32)
 
 
+def _normalize(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``norm(x)``, in channels-last if ``x`` is. On a CPU, GroupNorm (instance and group
+    norm) and LayerNorm of a channels-last tensor take a slow path: for the first block of
+    ConvNet-3 on 640 real images, 6x slower than on a contiguous copy in float32, 36x in
+    bfloat16 (measured on the 2-core CI machine). The copies there and back cost less."""
+    if (isinstance(norm, (nn.GroupNorm, nn.LayerNorm)) and x.device.type == "cpu"
+            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
+        return norm(x.contiguous()).contiguous(memory_format=torch.channels_last)
+    return norm(x)
+
+
 def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int,
                         reduce: Reduce | None = None) -> torch.Tensor:
     """Training-mode batch norm with separate statistics per contiguous group of the batch.
@@ -222,7 +233,7 @@ class ConvNet(nn.Module):
                     and (groups > 1 or reduce is not None or not torch.is_grad_enabled())):
                 x = _grouped_batch_norm(norm, x, groups, reduce)
             else:
-                x = norm(x)
+                x = _normalize(norm, x)
             x = act(x) if torch.is_grad_enabled() or not isinstance(act, nn.ReLU) else x.relu_()
             activations.append(x)
             x = pool(x)
