@@ -153,9 +153,14 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
     if not results:
         raise ConfigError("no evaluation results to merge")
     first = results[0].settings
-    for other in results[1:]:
+    # Every part is held against one that records its set's digest, where one does: parts
+    # written before the digest match it on the rest, and the others on the digest too.
+    reference = next((r.settings for r in results if "sha256" in (r.settings.get("synthetic") or {})), first)
+    for other in results:
+        if other.settings is reference:
+            continue
         for key in _SAME_EVALUATION:
-            mine, theirs = first.get(key), other.settings.get(key)
+            mine, theirs = reference.get(key), other.settings.get(key)
             if replicates and key == "synthetic":
                 mine, theirs = _without_distill_seed(mine), _without_distill_seed(theirs)
             difference = _differences(key, mine, theirs)
@@ -164,7 +169,7 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
                 if not replicates and key == "synthetic" and _without_distill_seed(mine) == \
                         _without_distill_seed(theirs):
                     hint = (" (sets distilled with other seeds merge as replicates: --replicates)"
-                            if _distill_seed(first) != _distill_seed(other.settings) else
+                            if _distill_seed(reference) != _distill_seed(other.settings) else
                             " (one recipe and seed made two different sets: on another machine or "
                             "torch version?)")
                 raise ConfigError(f"the evaluations differ in {difference}: "
@@ -206,14 +211,8 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
             digest = (r.settings.get("synthetic") or {}).get("sha256")
             if digest:
                 merged["sha256"] = digest
-    else:  # parts written before sets had a digest match the rest: keep the one recorded
-        digests = [d for r in results if (d := (r.settings.get("synthetic") or {}).get("sha256"))]
-        if len(set(digests)) > 1:  # two parts with a digest, each matched only to an older first part
-            raise ConfigError(f"the evaluations differ in 'synthetic.sha256' ({digests[0]!r} vs "
-                              f"{next(d for d in digests if d != digests[0])!r}): they are not parts "
-                              "of one evaluation")
-        if digests and isinstance(settings.get("synthetic"), dict):
-            settings["synthetic"] = {**settings["synthetic"], "sha256": digests[0]}
+    elif reference is not first:  # the set's settings with the digest an older first part lacks
+        settings["synthetic"] = reference["synthetic"]
     return EvaluationResult(runs, {name: _summary(records) for name, records in runs.items()}, settings)
 
 

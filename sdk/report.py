@@ -122,10 +122,11 @@ def _measured_other_images(syn: SyntheticSet, settings: dict[str, Any]) -> str:
         return ""
     if iteration != syn.metadata.get("iterations_done") and iteration in syn.snapshot_iterations:
         syn = syn.at_iteration(iteration)  # an evaluation --at-iteration of this run
-    if digest == syn.sha256():
+    held = syn.sha256()
+    if digest == held:
         return ""
     return (f"This evaluation measured other images than this file holds (sha256 {digest[:12]}…, "
-            f"the file's {syn.sha256()[:12]}…): the set was made again after it was evaluated.")
+            f"the file's {held[:12]}…): the set was made again after it was evaluated.")
 
 
 def _evaluation_html(path: Path, report: dict[str, Any], syn: SyntheticSet) -> str:
