@@ -180,9 +180,6 @@ def test_channels_last_features_equal_contiguous_ones(norm):
     plain.embedding.square().sum().backward()
     fast.embedding.square().sum().backward()
     torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5)
-    # forward() (the handout variant's training steps) takes the same detour
-    torch.testing.assert_close(net(b.detach()), plain.embedding.detach() @ net.classifier.weight.T
-                               + net.classifier.bias, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS)

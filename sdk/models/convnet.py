@@ -241,8 +241,8 @@ class ConvNet(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The final embedding ``[B, embed_dim]`` without keeping block activations."""
-        for (conv, norm, act), pool in zip(self.blocks, self.pools):
-            x = pool(act(_normalize(norm, conv(x))))
+        for block, pool in zip(self.blocks, self.pools):
+            x = pool(block(x))
         return x.flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
