@@ -26,7 +26,7 @@ from datadam import models as model_registry
 from datadam.augment import DSA, preset_for
 from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed, resolve_device
-from datadam.distill.config import default_model, describe_recipe
+from datadam.distill.config import default_model, describe_recipe, fold_fixed_choices
 from datadam.errors import ConfigError
 from datadam.progress import progress_bar
 from datadam.synthetic import SyntheticSet
@@ -99,10 +99,21 @@ def _first_difference(path: str, a: Any, b: Any) -> str | None:
     return None if a == b else f"{path!r} ({a!r} vs {b!r})"
 
 
+def _folded(synthetic: Any) -> Any:
+    """The set's settings with its recipe in the form configs keep
+    (:func:`~datadam.distill.config.fold_fixed_choices`), so that a file written when a
+    choice of one value was kept as a choice compares equal to one that made the same set."""
+    if isinstance(synthetic, dict) and isinstance(synthetic.get("config"), dict):
+        return {**synthetic, "config": fold_fixed_choices(synthetic["config"])}
+    return synthetic
+
+
 def _differences(key: str, mine: Any, theirs: Any) -> str | None:
     """:func:`_first_difference` of one setting of two evaluations. An evaluation written
     before sets had a digest (``synthetic.sha256``) is matched on the rest of the set's
     settings."""
+    if key == "synthetic":
+        mine, theirs = _folded(mine), _folded(theirs)
     if key == "synthetic" and isinstance(mine, dict) and isinstance(theirs, dict) \
             and not ("sha256" in mine and "sha256" in theirs):
         mine, theirs = ({k: v for k, v in d.items() if k != "sha256"} for d in (mine, theirs))
@@ -118,7 +129,7 @@ def _without_distill_seed(synthetic: Any) -> Any:
     """The set's settings but its seed and digest: what sets of one recipe have in common."""
     if not isinstance(synthetic, dict):
         return synthetic
-    out = {k: v for k, v in synthetic.items() if k not in ("seed", "sha256")}
+    out = {k: v for k, v in _folded(synthetic).items() if k not in ("seed", "sha256")}
     if isinstance(out.get("config"), dict):
         out["config"] = {k: v for k, v in out["config"].items() if k != "seed"}
     return out
@@ -200,7 +211,7 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
     if replicates:
         distill_seeds = seeds_of("distill_seed")
         settings["distill_seeds"] = distill_seeds
-        synthetic = dict(settings.get("synthetic") or {})
+        synthetic = _folded(dict(settings.get("synthetic") or {}))
         synthetic["seed"] = distill_seeds
         synthetic.pop("sha256", None)  # one per set: each part's is in merged_from
         if isinstance(synthetic.get("config"), dict):

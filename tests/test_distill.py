@@ -479,6 +479,19 @@ def test_one_model_without_choices_draws_the_same_network_every_time():
     assert options == {"net_norm": "batchnorm"}  # the caller's options are not touched
 
 
+def test_a_choice_of_one_value_is_a_fixed_option():
+    from datadam.distill.config import draw_network
+    # the architecture has its own stream, so the choice draws the option's very network
+    average = {"net_norm": "batchnorm", "net_pooling": "avgpooling"}
+    assert all(draw_network("convnet3", average, {"net_pooling": ["maxpooling"]}, s) ==
+               ("convnet3", {**average, "net_pooling": "maxpooling"}) for s in range(20))
+    # and configs keep it as the option, so one recipe has one form
+    config = DistillConfig(model_choices={"net_pooling": ["maxpooling"], "net_act": ["relu", "gelu"]})
+    assert config.model_options == {**average, "net_pooling": "maxpooling"}
+    assert config.model_choices == {"net_act": ["relu", "gelu"]}
+    assert DistillConfig.from_saved(config.to_dict()) == config
+
+
 def test_bad_model_choices(tiny):
     with pytest.raises(ConfigError, match="non-empty list"):
         DistillConfig(model_choices={"net_norm": []})

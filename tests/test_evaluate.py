@@ -268,3 +268,18 @@ def test_replicate_distillations_merge_and_compare_distillation_by_distillation(
 
     with pytest.raises(ConfigError, match="holds 3 distillations, the second one set: compare replicates"):
         compare_results(a, b_parts[0])
+
+    # A file that kept a choice of one value as a choice (as configs did before folding it
+    # into the options) drew the very same networks: it is the same recipe as the option
+    def recipe(part: EvaluationResult, options: dict, choices: dict) -> EvaluationResult:
+        synthetic = part.settings["synthetic"]
+        config = {**synthetic["config"], "model_options": options, "model_choices": choices}
+        return EvaluationResult(part.runs, part.summary, {**part.settings, "synthetic": {**synthetic, "config": config}})
+
+    average, maximum = ({"net_norm": "batchnorm", "net_pooling": p} for p in ("avgpooling", "maxpooling"))
+    older = recipe(a_parts[0], average, {"net_pooling": ["maxpooling"]})
+    merged = merge_results([older, recipe(a_parts[1], maximum, {})], replicates=True).settings["synthetic"]["config"]
+    assert merged["model_options"] == maximum and merged["model_choices"] == {}
+    drawn = recipe(a_parts[0], average, {"net_pooling": ["maxpooling", "avgpooling"]})
+    with pytest.raises(ConfigError, match="differ in 'synthetic.config.model_options.net_pooling'"):
+        merge_results([drawn, recipe(a_parts[1], maximum, {})], replicates=True)

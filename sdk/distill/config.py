@@ -61,6 +61,20 @@ def draw_network(model: str, options: dict[str, Any], choices: dict[str, list[An
     return name, drawn
 
 
+def fold_fixed_choices(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` (a config's dict) with every model choice of one value moved into the
+    model options: such a choice is a fixed option. The architecture is drawn from its own
+    stream (:meth:`MatchingMethod.network`), so both draw the very same networks and make the
+    very same set; this is the form configs keep and the one settings are compared in."""
+    choices = settings.get("model_choices") or {}
+    fixed = {key: values[0] for key, values in choices.items()
+             if not isinstance(values, (str, bytes)) and hasattr(values, "__len__") and len(values) == 1}
+    if not fixed:
+        return dict(settings)
+    return {**settings, "model_options": {**(settings.get("model_options") or {}), **fixed},
+            "model_choices": {key: values for key, values in choices.items() if key not in fixed}}
+
+
 # Settings whose default changed, with the value that a file written before the change
 # (whose saved settings lack the key) was made with.
 EARLIER_DEFAULTS: dict[str, Any] = {"bn_statistics": "class"}
@@ -166,6 +180,9 @@ class DistillConfig:
         for key, values in self.model_choices.items():
             if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or not len(values):
                 raise ConfigError(f"model choice {key!r} needs a non-empty list of values, not {values!r}")
+        folded = fold_fixed_choices({"model_options": self.model_options, "model_choices": self.model_choices})
+        object.__setattr__(self, "model_options", folded["model_options"])
+        object.__setattr__(self, "model_choices", folded["model_choices"])
 
     def resolve(self, dataset_name: str, image_size: tuple[int, int]) -> DistillConfig:
         """A copy with every ``None`` replaced by the published default for the data."""
@@ -301,16 +318,14 @@ def _departures(settings: Mapping[str, Any]) -> list[str]:
         words.append(f"each network kept {settings['net_keep']} iterations")
     if settings.get("bn_statistics") == "class":
         words.append("per-class BatchNorm statistics")
-    choices = settings.get("model_choices") or {}
     # A choice of one value is a fixed option, and reads like one.
-    options = {**(settings.get("model_options") or {}),
-               **{key: values[0] for key, values in choices.items() if len(values) == 1}}
+    folded = fold_fixed_choices(settings)
+    choices, options = folded["model_choices"], folded["model_options"]
     for key, value in options.items():
         if default.model_options.get(key) != value:
             words.append(f"{key} {value}")
     if len(model_names(settings.get("model") or "")) > 1:
         words.append(f"networks drawn from {settings['model']}")
     for key, values in choices.items():
-        if len(values) > 1:
-            words.append(f"{key} drawn from {', '.join(map(str, values))}")
+        words.append(f"{key} drawn from {', '.join(map(str, values))}")
     return words
