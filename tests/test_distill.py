@@ -490,6 +490,8 @@ def test_a_choice_of_one_value_is_a_fixed_option():
     assert config.model_options == {**average, "net_pooling": "maxpooling"}
     assert config.model_choices == {"net_act": ["relu", "gelu"]}
     assert DistillConfig.from_saved(config.to_dict()) == config
+    # a file from before network options were recorded has neither
+    assert describe_recipe("dm", 10, {"bn_statistics": "all"}) == "dm, IPC 10"
 
 
 def test_bad_model_choices(tiny):

@@ -274,11 +274,13 @@ def test_replicate_distillations_merge_and_compare_distillation_by_distillation(
     def recipe(part: EvaluationResult, options: dict, choices: dict) -> EvaluationResult:
         synthetic = part.settings["synthetic"]
         config = {**synthetic["config"], "model_options": options, "model_choices": choices}
-        return EvaluationResult(part.runs, part.summary, {**part.settings, "synthetic": {**synthetic, "config": config}})
+        settings = {**part.settings, "synthetic": {**synthetic, "config": config}}
+        return EvaluationResult(part.runs, part.summary, settings)
 
     average, maximum = ({"net_norm": "batchnorm", "net_pooling": p} for p in ("avgpooling", "maxpooling"))
     older = recipe(a_parts[0], average, {"net_pooling": ["maxpooling"]})
-    merged = merge_results([older, recipe(a_parts[1], maximum, {})], replicates=True).settings["synthetic"]["config"]
+    merged = merge_results([older, recipe(a_parts[1], maximum, {})], replicates=True)
+    merged = merged.settings["synthetic"]["config"]
     assert merged["model_options"] == maximum and merged["model_choices"] == {}
     drawn = recipe(a_parts[0], average, {"net_pooling": ["maxpooling", "avgpooling"]})
     with pytest.raises(ConfigError, match="differ in 'synthetic.config.model_options.net_pooling'"):

@@ -180,7 +180,8 @@ class DistillConfig:
         for key, values in self.model_choices.items():
             if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or not len(values):
                 raise ConfigError(f"model choice {key!r} needs a non-empty list of values, not {values!r}")
-        folded = fold_fixed_choices({"model_options": self.model_options, "model_choices": self.model_choices})
+        folded = fold_fixed_choices({"model_options": self.model_options,
+                                     "model_choices": self.model_choices})
         object.__setattr__(self, "model_options", folded["model_options"])
         object.__setattr__(self, "model_choices", folded["model_choices"])
 
@@ -320,7 +321,7 @@ def _departures(settings: Mapping[str, Any]) -> list[str]:
         words.append("per-class BatchNorm statistics")
     # A choice of one value is a fixed option, and reads like one.
     folded = fold_fixed_choices(settings)
-    choices, options = folded["model_choices"], folded["model_options"]
+    choices, options = folded.get("model_choices") or {}, folded.get("model_options") or {}
     for key, value in options.items():
         if default.model_options.get(key) != value:
             words.append(f"{key} {value}")
