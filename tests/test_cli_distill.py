@@ -43,6 +43,7 @@ def test_distill_show_evaluate(mnist_idx_root, tmp_path):
     assert "datadam p = 1, IPC 2, 3 iterations" in r.output  # the recipe, in one line
     assert syn.sha256() in r.output.replace("\n", "").replace("│", "").replace(" ", "")
     assert len(list((tmp_path / "f").iterdir())) == 10
+    assert "attention_power=1.0" in r.output and "iterations=3" in r.output  # every setting DataDAM reads
 
     r = run("evaluate", out, "--root", mnist_idx_root, "--runs", 2, "--epochs", 2,
             "--models", "convnet3,alexnet", "--json", tmp_path / "e.json", "--full-data",
@@ -52,6 +53,31 @@ def test_distill_show_evaluate(mnist_idx_root, tmp_path):
     report = json.loads((tmp_path / "e.json").read_text())
     assert len(report["runs"]["alexnet"]) == 2 and "full_data" in report
     assert report["cli_options"]["runs"] == 2 and report["cli_options"]["models"] == "convnet3,alexnet"
+
+
+def test_show_lists_the_settings_a_method_reads(mnist_idx_root, tmp_path):
+    train = data.load("mnist", mnist_idx_root)
+
+    def settings_row(method: str, **options) -> str:
+        path = tmp_path / f"{method}.safetensors"
+        distill(train, method, ipc=1, progress=False, **options).save(path)
+        r = run("show", path)
+        assert r.exit_code == 0, r.output
+        rows: dict[str, str] = {}
+        key = ""
+        for line in r.output.splitlines():
+            if line.count("│") == 3:  # a row of the table, or the continuation of one
+                _, name, value, _ = line.split("│")
+                key = name.strip() or key
+                rows[key] = rows.get(key, "") + value.strip()
+        return rows["settings"]
+
+    dm = settings_row("dm", iterations=2, batch_real=4)
+    assert "iterations=2" in dm and "task_balance" in dm
+    assert "attention_power" not in dm and "sam_weight" not in dm
+    herding = settings_row("herding")
+    assert "model=convnet3" in herding and "iterations" not in herding and "lr_img" not in herding
+    assert settings_row("random") == "none"
 
 
 def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx_root, tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ from datadam.cli.options import (
 )
 from datadam.distill import DistillConfig, available_methods, distill
 from datadam.distill.balance import TermBalance, term_balance
+from datadam.distill.base import settings_used
 from datadam.distill.config import saved_settings
 from datadam.distill.distributed import init_from_environment
 from datadam.errors import ConfigError
@@ -185,11 +186,11 @@ def show_command(
     table = Table(show_header=False, title=str(synthetic))
     table.add_column()
     table.add_column(overflow="fold")  # a digest is one long word: fold it, never cut it
-    cfg = saved_settings(meta.get("config", {}))
+    cfg = settings_used(meta.get("method"), saved_settings(meta.get("config", {})))
     for key, value in [*syn.facts(),
                        ("snapshots", ", ".join(map(str, meta.get("snapshot_iterations") or [])) or "none"),
                        ("settings", ", ".join(f"{k}={v}" for k, v in cfg.items()
-                                              if k not in ("method", "ipc", "seed")))]:
+                                              if k not in ("method", "ipc", "seed")) or "none")]:
         table.add_row(key, str(value))
     console.print(table)
     from datadam import plots

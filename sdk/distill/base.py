@@ -34,6 +34,13 @@ def available_methods() -> list[str]:
     return sorted(_METHODS)
 
 
+def settings_used(method: str | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` (a set's config) but those that ``method`` does not read
+    (:attr:`Method.uses_settings`); all of them for a method this installation lacks."""
+    uses = _METHODS[method].uses_settings if method in _METHODS else None
+    return dict(settings) if uses is None else {k: v for k, v in settings.items() if k in uses}
+
+
 def get_method(name: str) -> type[Method]:
     try:
         return _METHODS[name.lower()]
@@ -117,6 +124,10 @@ class Method(ABC):
     name: ClassVar[str]
     # whether the method can learn multi-formation images (``factor`` > 1)
     multi_formation: ClassVar[bool] = False
+    # the settings besides ``ipc`` and ``seed`` that shape the method's result (None: every
+    # setting): a file records them all, and ``datadam show`` lists these, so that a
+    # coreset does not seem to depend on an iteration budget or DM on an attention power
+    uses_settings: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, config: DistillConfig, device: torch.device, progress: bool | None = None,
                  checkpoint: str | Path | None = None, checkpoint_every: int = 500,

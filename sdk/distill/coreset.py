@@ -19,6 +19,7 @@ class CoresetMethod(Method):
     """
 
     uses_features = True
+    uses_settings = ("model", "model_options", "model_choices")  # the feature network's
 
     def select(self, features: torch.Tensor, ipc: int, generator: torch.Generator) -> torch.Tensor:
         """Indices ``[ipc]`` into ``features [n, D]`` of one class."""
@@ -56,6 +57,7 @@ class RandomCoreset(CoresetMethod):
 
     name = "random"
     uses_features = False
+    uses_settings = ()
 
     def select(self, features, ipc, generator):
         return torch.randperm(features.shape[0], generator=generator)[:ipc]

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import ClassVar
 
@@ -506,6 +507,8 @@ class DM(MatchingMethod):
 
     name = "dm"
     attention = False
+    uses_settings = tuple(f.name for f in fields(DistillConfig)
+                          if f.name not in ("attention_power", "sam_weight"))  # the attention term's
 
 
 __all__ = ["DM", "DataDAM", "MatchingMethod", "class_means", "loss_terms", "matching_loss",
