@@ -114,9 +114,9 @@ def _differences(key: str, mine: Any, theirs: Any) -> str | None:
     settings."""
     if key == "synthetic":
         mine, theirs = _folded(mine), _folded(theirs)
-    if key == "synthetic" and isinstance(mine, dict) and isinstance(theirs, dict) \
-            and not ("sha256" in mine and "sha256" in theirs):
-        mine, theirs = ({k: v for k, v in d.items() if k != "sha256"} for d in (mine, theirs))
+        if isinstance(mine, dict) and isinstance(theirs, dict) \
+                and not ("sha256" in mine and "sha256" in theirs):
+            mine, theirs = ({k: v for k, v in d.items() if k != "sha256"} for d in (mine, theirs))
     return _first_difference(key, mine, theirs)
 
 

@@ -61,14 +61,18 @@ def draw_network(model: str, options: dict[str, Any], choices: dict[str, list[An
     return name, drawn
 
 
+def _is_value_list(values: Any) -> bool:
+    """Whether ``values`` is a model choice's list of candidates (a string is one value)."""
+    return not isinstance(values, (str, bytes)) and hasattr(values, "__len__")
+
+
 def fold_fixed_choices(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``settings`` (a config's dict) with every model choice of one value moved into the
     model options: such a choice is a fixed option. The architecture is drawn from its own
     stream (:meth:`MatchingMethod.network`), so both draw the very same networks and make the
     very same set; this is the form configs keep and the one settings are compared in."""
     choices = settings.get("model_choices") or {}
-    fixed = {key: values[0] for key, values in choices.items()
-             if not isinstance(values, (str, bytes)) and hasattr(values, "__len__") and len(values) == 1}
+    fixed = {key: values[0] for key, values in choices.items() if _is_value_list(values) and len(values) == 1}
     if not fixed:
         return dict(settings)
     return {**settings, "model_options": {**(settings.get("model_options") or {}), **fixed},
@@ -178,7 +182,7 @@ class DistillConfig:
         if self.model is not None and not model_names(self.model):
             raise ConfigError("model needs at least one name")
         for key, values in self.model_choices.items():
-            if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or not len(values):
+            if not _is_value_list(values) or not len(values):
                 raise ConfigError(f"model choice {key!r} needs a non-empty list of values, not {values!r}")
         folded = fold_fixed_choices({"model_options": self.model_options,
                                      "model_choices": self.model_choices})
