@@ -494,6 +494,17 @@ def test_a_choice_of_one_value_is_a_fixed_option():
     assert describe_recipe("dm", 10, {"bn_statistics": "all"}) == "dm, IPC 10"
 
 
+def test_model_choices_of_any_collection_are_kept_as_lists():
+    # a set's own order follows the hash seed of the process: kept sorted, one seed draws one network
+    as_set = DistillConfig(model_choices={"net_act": {"relu", "gelu", "sigmoid"}, "net_pooling": {"maxpooling"}})
+    assert as_set.model_choices == {"net_act": ["gelu", "relu", "sigmoid"]}
+    assert as_set.model_options["net_pooling"] == "maxpooling"
+    assert DistillConfig(model_choices={"net_width": (64, 128)}).model_choices == {"net_width": [64, 128]}
+    assert DistillConfig.from_saved(as_set.to_dict()) == as_set
+    with pytest.raises(ConfigError, match="non-empty list"):
+        DistillConfig(model_choices={"net_act": {"relu": 1}})
+
+
 def test_bad_model_choices(tiny):
     with pytest.raises(ConfigError, match="non-empty list"):
         DistillConfig(model_choices={"net_norm": []})

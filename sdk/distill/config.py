@@ -63,7 +63,17 @@ def draw_network(model: str, options: dict[str, Any], choices: dict[str, list[An
 
 def _is_value_list(values: Any) -> bool:
     """Whether ``values`` is a model choice's list of candidates (a string is one value)."""
-    return not isinstance(values, (str, bytes)) and hasattr(values, "__len__")
+    return not isinstance(values, (str, bytes, Mapping)) and hasattr(values, "__len__")
+
+
+def _value_list(key: str, values: Any) -> list[Any]:
+    """A model choice's candidates as the list they are drawn from. A set comes sorted:
+    its own order changes with Python's hash seed, so the same seed would draw other networks."""
+    if not _is_value_list(values) or not len(values):
+        raise ConfigError(f"model choice {key!r} needs a non-empty list of values, not {values!r}")
+    if isinstance(values, (set, frozenset)):
+        return sorted(values, key=repr)
+    return list(values)
 
 
 def fold_fixed_choices(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,11 +191,8 @@ class DistillConfig:
                               f"not {self.bn_statistics!r}")
         if self.model is not None and not model_names(self.model):
             raise ConfigError("model needs at least one name")
-        for key, values in self.model_choices.items():
-            if not _is_value_list(values) or not len(values):
-                raise ConfigError(f"model choice {key!r} needs a non-empty list of values, not {values!r}")
-        folded = fold_fixed_choices({"model_options": self.model_options,
-                                     "model_choices": self.model_choices})
+        choices = {key: _value_list(key, values) for key, values in self.model_choices.items()}
+        folded = fold_fixed_choices({"model_options": self.model_options, "model_choices": choices})
         object.__setattr__(self, "model_options", folded["model_options"])
         object.__setattr__(self, "model_choices", folded["model_choices"])
 
