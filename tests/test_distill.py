@@ -153,6 +153,22 @@ def test_coresets_pick_real_distinct_images(tiny):
         assert len({tuple(x.flatten().tolist()[:50]) for x in syn.images}) == 30
 
 
+def test_a_coreset_records_its_feature_network(tiny):
+    from datadam.distill.base import settings_used
+    asked = {"model_options": {"net_norm": "batchnorm"},
+             "model_choices": {"net_norm": ["layernorm", "batchnorm"]}}
+    for method in ("herding", "kcenter"):
+        syn = distill(tiny, method, ipc=2, **asked, **fast_distill())
+        # the network that embedded the images normalises each image, and the file says so
+        assert syn.metadata["config"]["model_options"]["net_norm"] == "instancenorm"
+        assert "net_norm" not in syn.metadata["config"]["model_choices"]
+        assert settings_used(method, syn.metadata["config"])["model_options"]["net_norm"] == "instancenorm"
+        assert torch.equal(syn.images, distill(tiny, method, ipc=2, **fast_distill()).images)
+    # random real images use no network: the settings stay as given
+    assert distill(tiny, "random", ipc=2, **asked, **fast_distill()).metadata["config"]["model_options"] == \
+        asked["model_options"]
+
+
 def test_herding_and_kcenter_selection_rules():
     from datadam.distill.coreset import Herding, KCenter
     feats = torch.tensor([[0.5], [10.0], [4.0], [6.0], [-10.0]])
@@ -496,7 +512,8 @@ def test_a_choice_of_one_value_is_a_fixed_option():
 
 def test_model_choices_of_any_collection_are_kept_as_lists():
     # a set's own order follows the hash seed of the process: kept sorted, one seed draws one network
-    as_set = DistillConfig(model_choices={"net_act": {"relu", "gelu", "sigmoid"}, "net_pooling": {"maxpooling"}})
+    as_set = DistillConfig(model_choices={"net_act": {"relu", "gelu", "sigmoid"},
+                                          "net_pooling": {"maxpooling"}})
     assert as_set.model_choices == {"net_act": ["gelu", "relu", "sigmoid"]}
     assert as_set.model_options["net_pooling"] == "maxpooling"
     assert DistillConfig(model_choices={"net_width": (64, 128)}).model_choices == {"net_width": [64, 128]}

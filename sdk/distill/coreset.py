@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import ClassVar
+
 import torch
 
 from datadam import models
 from datadam.data.base import ImageDataset
 from datadam.distill.base import Method, derive_seed, register_method
+from datadam.distill.config import DistillConfig
 
 _SELECT = 5
 
@@ -15,11 +19,22 @@ class CoresetMethod(Method):
     """Selects ``ipc`` real images per class; subclasses implement :meth:`select`.
 
     Feature-space methods compare images by the embedding of a randomly initialised
-    ConvNet (instance norm, seeded from the run seed), so no training is needed.
+    ConvNet (instance norm, seeded from the run seed), so no training is needed. The
+    config they keep, and their file records, names that network's norm.
     """
 
     uses_features = True
     uses_settings = ("model", "model_options", "model_choices")  # the feature network's
+    # an untrained network's BatchNorm has no statistics but its initial ones (mean 0, variance
+    # 1), so it would normalise nothing: the feature network normalises each image instead
+    feature_options: ClassVar[dict[str, str]] = {"net_norm": "instancenorm"}
+
+    def __init__(self, config: DistillConfig, *args, **kwargs):
+        if self.uses_features:
+            config = replace(config, model_options={**config.model_options, **self.feature_options},
+                             model_choices={key: values for key, values in config.model_choices.items()
+                                            if key not in self.feature_options})
+        super().__init__(config, *args, **kwargs)
 
     def select(self, features: torch.Tensor, ipc: int, generator: torch.Generator) -> torch.Tensor:
         """Indices ``[ipc]`` into ``features [n, D]`` of one class."""
@@ -40,7 +55,6 @@ class CoresetMethod(Method):
         cfg = self.config
         seed = derive_seed(cfg.seed, 1, _SELECT)
         name, options = cfg.draw_network(seed)
-        options["net_norm"] = "instancenorm"
         net = models.create(name, dataset.channels, dataset.num_classes, dataset.image_size,
                             seed=seed, **options)
         return net.to(self.device).eval().requires_grad_(False)
