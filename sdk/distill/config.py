@@ -125,8 +125,10 @@ class DistillConfig:
         model_options: constructor options of the network (BatchNorm by default).
         model_choices: constructor options drawn at random for each sampled network,
             option name to its candidate values (``{"net_norm": ["batchnorm",
-            "instancenorm"]}``); they override ``model_options``. Empty: every network is
-            the same architecture (the published method).
+            "instancenorm"]}``); they override ``model_options``. Any collection will do and
+            is kept as a list (a set sorted, so that one seed draws one network); a
+            choice of one value is kept as the option it is. Empty: every network is the
+            same architecture (the published method).
         init: ``real`` (random real images of the class) or ``noise``.
         augmentation: DSA preset or families (None: ``digits`` for MNIST, else ``natural``).
         net_steps: handout variant: SGD steps on the sampled network between image
