@@ -72,7 +72,10 @@ def _value_list(key: str, values: Any) -> list[Any]:
     if not _is_value_list(values) or not len(values):
         raise ConfigError(f"model choice {key!r} needs a non-empty list of values, not {values!r}")
     if isinstance(values, (set, frozenset)):
-        return sorted(values, key=repr)
+        try:
+            return sorted(values)
+        except TypeError:  # values of several types: any fixed order will do
+            return sorted(values, key=repr)
     return list(values)
 
 
