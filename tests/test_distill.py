@@ -518,7 +518,7 @@ def test_model_choices_of_any_collection_are_kept_as_lists():
     assert as_set.model_options["net_pooling"] == "maxpooling"
     assert DistillConfig(model_choices={"net_width": (128, 64)}).model_choices == {"net_width": [128, 64]}
     assert DistillConfig(model_choices={"net_width": {128, 64}}).model_choices == {"net_width": [64, 128]}
-    assert DistillConfig(model_choices={"x": {1, "a"}}).model_choices == {"x": [1, "a"]}
+    assert DistillConfig(model_choices={"x": {1, "a"}}).model_choices == {"x": ["a", 1]}  # by repr
     assert DistillConfig.from_saved(as_set.to_dict()) == as_set
     with pytest.raises(ConfigError, match="non-empty list"):
         DistillConfig(model_choices={"net_act": {"relu": 1}})
