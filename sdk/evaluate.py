@@ -30,7 +30,13 @@ from datadam.distill.config import default_model, describe_recipe, fold_fixed_ch
 from datadam.errors import ConfigError
 from datadam.progress import progress_bar
 from datadam.synthetic import SyntheticSet
-from datadam.training import TrainConfig, can_train_together, train_network, train_networks_together
+from datadam.training import (
+    TrainConfig,
+    TrainingCheckpoint,
+    can_train_together,
+    train_network,
+    train_networks_together,
+)
 
 
 @dataclass
@@ -455,7 +461,8 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
              device: str = "auto", progress: bool | None = None,
              model_options: dict[str, dict[str, Any]] | None = None,
              together: bool | None = None, done: EvaluationResult | None = None,
-             on_network: Callable[[EvaluationResult], None] | None = None) -> EvaluationResult:
+             on_network: Callable[[EvaluationResult], None] | None = None,
+             network_checkpoint: str | Path | None = None) -> EvaluationResult:
     """Train ``runs`` fresh networks of each model on ``synthetic``; test on ``test``.
 
     Args:
@@ -478,6 +485,11 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             the others are trained, so the result equals an uninterrupted evaluation.
         on_network: called with the result so far after every trained network (after a
             model's stacked networks when they train together), e.g. to save it.
+        network_checkpoint: a file for the network in training (one at a time): its state is saved
+            every 50 epochs, and an evaluation that finds the save of the same network
+            (set, model, run, seed and protocol) goes on from it with the same result.
+            With ``done`` and ``on_network``, a long evaluation loses at most 50 epochs
+            to an interruption.
 
     Returns:
         :class:`EvaluationResult` with accuracy, balanced accuracy, per-class accuracy
@@ -562,9 +574,13 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             else:
                 for run, net, net_seed in zip(todo, nets, seeds):
                     start = time.perf_counter()
+                    key = json.dumps([settings["synthetic"]["sha256"], name, options.get(name, {}), run],
+                                     sort_keys=True, default=str)
+                    saves = TrainingCheckpoint(Path(network_checkpoint), key) if network_checkpoint else None
                     train_network(net, images, labels, train, dsa, net_seed,
-                                  progress=lambda task=task: bar.advance(task))
-                    record(name, run, net, time.perf_counter() - start, flops)
+                                  progress=lambda task=task: bar.advance(task), checkpoint=saves)
+                    earlier = saves.earlier_seconds if saves else 0.0
+                    record(name, run, net, earlier + time.perf_counter() - start, flops)
                     if on_network:
                         on_network(result())
     return result()

@@ -20,8 +20,12 @@ Examples:
 from __future__ import annotations
 
 import copy
+import os
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -80,23 +84,89 @@ def epoch_batches(images: torch.Tensor, labels: torch.Tensor, batch: int, dsa: D
         yield (dsa(x, generator) if dsa.enabled else x), labels[idx]
 
 
+@dataclass
+class TrainingCheckpoint:
+    """Where :func:`train_network` keeps the state of a long training run, so that an
+    interrupted run goes on from its last save and ends with the very weights of an
+    uninterrupted one.
+
+    Attributes:
+        path: the file (written atomically; removed when training ends).
+        key: what the run trains (e.g. the set's digest, the model and the run); a file
+            of another key, seed or protocol is not resumed from but replaced.
+        every: epochs between saves.
+        earlier_seconds: set by a resumed run: the training time of the runs before it
+            (add it to this run's own for the network's).
+    """
+
+    path: Path
+    key: str
+    every: int = 50
+    earlier_seconds: float = 0.0
+
+    def load(self, identity: dict[str, Any]) -> dict[str, Any] | None:
+        """The saved state of the run ``identity`` names, or None."""
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception:  # a foreign or damaged file: train from the start and replace it
+            return None
+        return state if isinstance(state, dict) and state.get("identity") == identity else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+
+
 def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
-                  dsa: DSA, seed: int, progress=None) -> nn.Module:
+                  dsa: DSA, seed: int, progress=None,
+                  checkpoint: TrainingCheckpoint | None = None) -> nn.Module:
     """Train ``net`` on normalised ``images [N, C, H, W]`` with ``labels [N]`` in place and
     return it; ``seed`` fixes the minibatch order and the augmentations, ``progress`` is
-    called once per epoch."""
+    called once per epoch (for the epochs a resumed run skips too).
+
+    With ``checkpoint``, the network, optimiser, schedule and random streams are saved
+    every ``checkpoint.every`` epochs, and a run whose save exists goes on from it."""
     g = torch.Generator().manual_seed(seed)
     opt, sched = make_optimizer(net.parameters(), config)
     net.train()
-    for _ in range(config.epochs):
+    identity = {"key": checkpoint.key, "seed": seed, "train": asdict(config)} if checkpoint else None
+    first, started = 0, time.perf_counter()
+    saved = checkpoint.load(identity) if checkpoint else None
+    if saved is not None:
+        net.load_state_dict(saved["network"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["schedule"])
+        g.set_state(saved["generator"])
+        torch.set_rng_state(saved["global_generator"])  # dropout draws from it
+        if "cuda_generator" in saved:
+            torch.cuda.set_rng_state(saved["cuda_generator"], images.device)
+        first = saved["epoch"]
+        checkpoint.earlier_seconds = saved["seconds"]
+        for _ in range(first):
+            if progress is not None:
+                progress()
+    for epoch in range(first, config.epochs):
         for x, y in epoch_batches(images, labels, config.batch, dsa, g):
             loss = F.cross_entropy(net(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         sched.step()
+        if checkpoint and (epoch + 1) % checkpoint.every == 0 and epoch + 1 < config.epochs:
+            state = {"identity": identity, "epoch": epoch + 1, "network": net.state_dict(),
+                     "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
+                     "generator": g.get_state(), "global_generator": torch.get_rng_state(),
+                     "seconds": checkpoint.earlier_seconds + time.perf_counter() - started}
+            if images.is_cuda:
+                state["cuda_generator"] = torch.cuda.get_rng_state(images.device)
+            checkpoint.save(state)
         if progress is not None:
             progress()
+    if checkpoint:
+        checkpoint.path.unlink(missing_ok=True)
     return net
 
 

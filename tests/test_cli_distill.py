@@ -122,6 +122,28 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx
     assert run(*args, "--resume").exit_code == 1
     assert "cannot resume: no evaluation" in run(*args, "--json", tmp_path / "none.json", "--resume").output
 
+    # Ctrl-C in the middle of a network: it goes on from its last save
+    from datadam.training import TrainingCheckpoint
+    real_save = TrainingCheckpoint.save
+
+    def ctrl_c_after_the_first_save(self, state):
+        real_save(self, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainingCheckpoint, "save", ctrl_c_after_the_first_save)
+    long = ["evaluate", out, "--root", mnist_idx_root, "--runs", 1, "--epochs", 60]
+    r = run(*long, "--json", tmp_path / "long.json", "--resume")
+    assert r.exit_code == 1 and "cannot resume: no evaluation" in r.output
+    r = run(*long, "--json", tmp_path / "long.json")
+    assert r.exit_code == 130 and "50-epoch save" in r.output
+    assert not (tmp_path / "long.json").exists() and (tmp_path / "long.network.pt").exists()
+    monkeypatch.setattr(TrainingCheckpoint, "save", real_save)
+    assert run(*long, "--json", tmp_path / "long.json", "--resume").exit_code == 0
+    assert not (tmp_path / "long.network.pt").exists()
+    assert run(*long, "--json", tmp_path / "uninterrupted.json").exit_code == 0
+    assert without_timing(json.loads((tmp_path / "long.json").read_text())["runs"]["convnet3"]) == \
+        without_timing(json.loads((tmp_path / "uninterrupted.json").read_text())["runs"]["convnet3"])
+
     # Ctrl-C in the full-data run, which comes last: every network is kept, only it runs again
     def ctrl_c(*a, **k):
         raise KeyboardInterrupt

@@ -9,7 +9,13 @@ from datadam import data, distill, models
 from datadam.augment import DSA
 from datadam.errors import ConfigError
 from datadam.evaluate import evaluate
-from datadam.training import TrainConfig, can_train_together, train_network, train_networks_together
+from datadam.training import (
+    TrainConfig,
+    TrainingCheckpoint,
+    can_train_together,
+    train_network,
+    train_networks_together,
+)
 
 
 def _nets(seeds, **options):
@@ -64,3 +70,44 @@ def test_evaluate_together_refuses_batchnorm_before_training(mnist_idx_root):
     with pytest.raises(ConfigError, match="one at a time"):
         evaluate(syn, test, ["convnet2", "convnet3"], runs=2, train=TrainConfig(epochs=1), progress=False,
                  together=True, model_options={"convnet3": {"net_norm": "batchnorm"}})
+
+
+def test_an_interrupted_training_goes_on_from_its_save_to_the_same_weights(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(24, 1, 16, 16, generator=g), torch.arange(4).repeat(6)
+    # BatchNorm: its running statistics must come back too; 7 epochs: the lr drops at 3
+    config, dsa = TrainConfig(epochs=7, batch=10, lr=0.05), DSA.from_name("digits")
+    whole = train_network(_nets([5], net_norm="batchnorm")[0], images, labels, config, dsa, 5)
+
+    saves = TrainingCheckpoint(tmp_path / "net.pt", key="set/convnet3/run 0", every=2)
+    epochs = []
+
+    def ctrl_c_after_epoch_5():
+        epochs.append(len(epochs) + 1)
+        if len(epochs) == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_network(_nets([5], net_norm="batchnorm")[0], images, labels, config, dsa, 5,
+                      progress=ctrl_c_after_epoch_5, checkpoint=saves)
+    assert saves.path.exists() and torch.load(saves.path, weights_only=True)["epoch"] == 4
+    torch.manual_seed(123)  # a new process has another global stream (dropout): the save restores it
+    resumed = TrainingCheckpoint(saves.path, key=saves.key, every=2)
+    ticks = []
+    net = train_network(_nets([5], net_norm="batchnorm")[0], images, labels, config, dsa, 5,
+                        progress=lambda: ticks.append(1), checkpoint=resumed)
+    assert len(ticks) == 7 and resumed.earlier_seconds > 0 and not saves.path.exists()
+    for (name, a), b in zip(whole.state_dict().items(), net.state_dict().values()):
+        assert torch.equal(a, b), name
+
+    # the save of another network, or a damaged file, is not gone on from
+    with pytest.raises(KeyboardInterrupt):
+        epochs.clear()
+        train_network(_nets([5], net_norm="batchnorm")[0], images, labels, config, dsa, 5,
+                      progress=ctrl_c_after_epoch_5, checkpoint=saves)
+    other = TrainingCheckpoint(saves.path, key="set/convnet3/run 1", every=2)
+    net = train_network(_nets([5], net_norm="batchnorm")[0], images, labels, config, dsa, 5, checkpoint=other)
+    assert other.earlier_seconds == 0.0  # trained from the start, to the uninterrupted weights
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), net.state_dict().values()))
+    saves.path.write_bytes(b"not a checkpoint")
+    assert saves.load({"key": saves.key}) is None

@@ -91,9 +91,10 @@ def evaluate_command(
 ) -> None:
     """Train fresh networks on a synthetic set and test them on the real test split.
 
-    With --json the file is rewritten after every network, so Ctrl-C loses only the
-    network in training: the same command with --resume trains the rest, and the result
-    equals an uninterrupted evaluation.
+    With --json the file is rewritten after every network, and the network in training
+    (one at a time) is saved every 50 epochs to JSON's name with .network.pt, so Ctrl-C
+    loses at most 50 epochs: the same command with --resume trains the rest, and the
+    result equals an uninterrupted evaluation.
     """
     done = _earlier_evaluation(json_out, resume)
     syn = SyntheticSet.load(synthetic)
@@ -121,10 +122,12 @@ def evaluate_command(
         result = evaluate(syn, test, names, runs=runs, train=train_cfg, seed=seed, device=device,
                           progress=progress, together=together, done=done,
                           on_network=save_partial if json_out else None,
+                          network_checkpoint=network_checkpoint(json_out) if json_out else None,
                           model_options={name: net_options for name in names} if net_options else None)
     except KeyboardInterrupt:
-        where = (f"the finished networks are in {json_out}; the same command with --resume trains the rest"
-                 if json_out else "nothing was saved (--json keeps every finished network)")
+        where = (f"the finished networks are in {json_out} and the one in training at its last 50-epoch "
+                 "save; the same command with --resume goes on" if json_out
+                 else "nothing was saved (--json keeps every finished network)")
         raise Interrupted(f"evaluation interrupted: {where}") from None
     console = Console()
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
@@ -153,14 +156,19 @@ def evaluate_command(
         typer.echo(f"wrote {json_out}")
 
 
+def network_checkpoint(json_out: Path) -> Path:
+    """Where an evaluation written to ``json_out`` keeps the network in training."""
+    return json_out.with_name(json_out.stem + ".network.pt")
+
+
 def _earlier_evaluation(json_out: Path | None, resume: bool) -> EvaluationResult | None:
     """The evaluation that --resume goes on from; refuses to overwrite an unfinished one."""
     if resume and json_out is None:
         raise ConfigError("--resume goes on from the networks in --json: give the file")
     if json_out is None or not json_out.exists():
-        if resume:
+        if resume and not network_checkpoint(json_out).exists():
             raise ConfigError(f"cannot resume: no evaluation at {json_out}")
-        return None
+        return None  # a resumed first network goes on from its own save
     if resume:
         return EvaluationResult.load(json_out)
     try:
