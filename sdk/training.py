@@ -104,6 +104,11 @@ class TrainingCheckpoint:
     every: int = 50
     earlier_seconds: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        if self.every < 1:
+            raise ValueError(f"a training checkpoint needs every >= 1 epoch, not {self.every}")
+
     def load(self, identity: dict[str, Any]) -> dict[str, Any] | None:
         """The saved state of the run ``identity`` names, or None."""
         if not self.path.is_file():

@@ -111,3 +111,5 @@ def test_an_interrupted_training_goes_on_from_its_save_to_the_same_weights(tmp_p
     assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), net.state_dict().values()))
     saves.path.write_bytes(b"not a checkpoint")
     assert saves.load({"key": saves.key}) is None
+    with pytest.raises(ValueError, match="every >= 1"):
+        TrainingCheckpoint(tmp_path / "net.pt", key="k", every=0)
