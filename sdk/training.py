@@ -1,6 +1,6 @@
 """Training networks on a small image set with the evaluation protocol's recipe: one
-network (:func:`train_network`), or several of one architecture at once as one stacked
-network (:func:`train_networks_together`).
+network (:func:`train_network`, which a :class:`TrainingCheckpoint` makes resumable), or
+several of one architecture at once as one stacked network (:func:`train_networks_together`).
 
 One small network at a time leaves an accelerator mostly idle; stacking the networks'
 parameters (``torch.func.stack_module_state``) and mapping the forward pass over them
