@@ -135,7 +135,8 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx
     r = run(*long, "--json", tmp_path / "long.json", "--resume")
     assert r.exit_code == 1 and "cannot resume: no evaluation" in r.output
     r = run(*long, "--json", tmp_path / "long.json")
-    assert r.exit_code == 130 and "50-epoch save" in r.output
+    assert r.exit_code == 130 and "saved as of its last 50 epochs (long.network.pt)" in r.output
+    assert "finished networks" not in r.output
     assert not (tmp_path / "long.json").exists() and (tmp_path / "long.network.pt").exists()
     monkeypatch.setattr(TrainingCheckpoint, "save", real_save)
     assert run(*long, "--json", tmp_path / "long.json", "--resume").exit_code == 0

@@ -125,9 +125,14 @@ def evaluate_command(
                           network_checkpoint=network_checkpoint(json_out) if json_out else None,
                           model_options={name: net_options for name in names} if net_options else None)
     except KeyboardInterrupt:
-        where = (f"the finished networks are in {json_out} and the one in training at its last 50-epoch "
-                 "save; the same command with --resume goes on" if json_out
-                 else "nothing was saved (--json keeps every finished network)")
+        saved = []
+        if json_out and json_out.exists():
+            saved.append(f"the finished networks are in {json_out}")
+        if json_out and network_checkpoint(json_out).exists():
+            saved.append(f"the network in training is saved as of its last 50 epochs "
+                         f"({network_checkpoint(json_out).name})")
+        where = (" and ".join(saved) + "; the same command with --resume goes on" if saved
+                 else "nothing was saved (--json keeps every finished network and every 50 epochs)")
         raise Interrupted(f"evaluation interrupted: {where}") from None
     console = Console()
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
