@@ -25,8 +25,8 @@ from datadam import __version__
 from datadam import models as model_registry
 from datadam.augment import DSA, preset_for
 from datadam.data.base import ImageDataset
-from datadam.distill.base import derive_seed, resolve_device
-from datadam.distill.config import default_model, describe_recipe, fold_fixed_choices
+from datadam.distill.base import derive_seed, recorded_settings, resolve_device
+from datadam.distill.config import default_model, describe_recipe
 from datadam.errors import ConfigError
 from datadam.progress import progress_bar
 from datadam.synthetic import SyntheticSet
@@ -106,11 +106,12 @@ def _first_difference(path: str, a: Any, b: Any) -> str | None:
 
 
 def _folded(synthetic: Any) -> Any:
-    """The set's settings with its recipe in the form configs keep
-    (:func:`~datadam.distill.config.fold_fixed_choices`), so that a file written when a
-    choice of one value was kept as a choice compares equal to one that made the same set."""
+    """The set's settings with its recipe in the form its method records today
+    (:func:`~datadam.distill.base.recorded_settings`), so that a file written when a choice
+    of one value was kept as a choice, or before a coreset recorded its feature network,
+    compares equal to one that made the same set."""
     if isinstance(synthetic, dict) and isinstance(synthetic.get("config"), dict):
-        return {**synthetic, "config": fold_fixed_choices(synthetic["config"])}
+        return {**synthetic, "config": recorded_settings(synthetic.get("method"), synthetic["config"])}
     return synthetic
 
 

@@ -46,6 +46,26 @@ def test_evaluate_reports_every_run_and_settings(mnist_idx_root):
     assert [r["accuracy"] for r in again.runs["convnet3"]] == [r["accuracy"] for r in result.runs["convnet3"]]
 
 
+def test_a_coreset_file_from_before_it_recorded_its_feature_network_merges(mnist_idx_root):
+    import copy
+
+    from datadam.distill.base import recorded_settings
+
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(train, "herding", ipc=1, progress=False)
+    parts = [evaluate(syn, test, ["convnet3"], runs=1, train=TrainConfig(epochs=1), seed=seed, progress=False)
+             for seed in (0, 1)]
+    # the first written as before: the config said BatchNorm, the network had instance norm
+    old = EvaluationResult.from_dict(copy.deepcopy(parts[0].to_dict()))
+    old.settings["synthetic"]["config"]["model_options"]["net_norm"] = "batchnorm"
+    assert merge_results([old, parts[1]]).settings["runs"] == 2
+    # DataDAM keeps the norm it was given: there it is another recipe
+    given = {"model_options": {"net_norm": "batchnorm"}, "model_choices": {}}
+    assert recorded_settings("datadam", given) == given
+    assert recorded_settings("herding", given)["model_options"] == {"net_norm": "instancenorm"}
+
+
 def test_evaluations_run_apart_merge_into_one_result(mnist_idx_root, tmp_path):
     train = data.load("mnist", mnist_idx_root)
     test = data.load("mnist", mnist_idx_root, split="test")

@@ -7,7 +7,7 @@ import statistics
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,7 +15,7 @@ import torch
 
 from datadam import __version__
 from datadam.data.base import ImageDataset
-from datadam.distill.config import DistillConfig
+from datadam.distill.config import DistillConfig, fold_fixed_choices, with_fixed_options
 from datadam.distill.distributed import current_shard
 from datadam.distill.multiformation import decode_snapshots
 from datadam.errors import ConfigError, UnknownNameError
@@ -39,6 +39,16 @@ def settings_used(method: str | None, settings: dict[str, Any]) -> dict[str, Any
     (:attr:`Method.uses_settings`); all of them for a method this installation lacks."""
     uses = _METHODS[method].uses_settings if method in _METHODS else None
     return dict(settings) if uses is None else {k: v for k, v in settings.items() if k in uses}
+
+
+def recorded_settings(method: str | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` (a set's config) in the form ``method`` records today: a model choice of
+    one value as the option it is (:func:`~datadam.distill.config.fold_fixed_choices`) and
+    the options the method fixes (:attr:`Method.fixed_model_options`) as fixed, so that two
+    files of one recipe compare equal whichever version wrote them."""
+    settings = fold_fixed_choices(settings)
+    fixed = _METHODS[method].fixed_model_options if method in _METHODS else {}
+    return with_fixed_options(settings, fixed) if "model_options" in settings else settings
 
 
 def get_method(name: str) -> type[Method]:
@@ -128,6 +138,9 @@ class Method(ABC):
     # setting): a file records them all, and ``datadam show`` lists these, so that a
     # coreset does not seem to depend on an iteration budget or DM on an attention power
     uses_settings: ClassVar[tuple[str, ...] | None] = None
+    # constructor options the method's networks always have, whatever the config says (a
+    # coreset's feature network); the config it keeps, and so its file, records them
+    fixed_model_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: DistillConfig, device: torch.device, progress: bool | None = None,
                  checkpoint: str | Path | None = None, checkpoint_every: int = 500,
@@ -135,6 +148,10 @@ class Method(ABC):
                  snapshot_every: int = 0):
         if snapshot_every < 0:
             raise ConfigError("snapshot_every must be >= 0 (0: no snapshots)")
+        if self.fixed_model_options:
+            config = replace(config, **with_fixed_options(
+                {"model_options": config.model_options, "model_choices": config.model_choices},
+                self.fixed_model_options))
         self.config = config
         self.device = device
         self.progress = progress

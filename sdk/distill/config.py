@@ -85,9 +85,16 @@ def fold_fixed_choices(settings: Mapping[str, Any]) -> dict[str, Any]:
     stream (:meth:`MatchingMethod.network`), so both draw the very same networks and make the
     very same set; this is the form configs keep and the one settings are compared in."""
     choices = settings.get("model_choices") or {}
-    fixed = {key: values[0] for key, values in choices.items() if _is_value_list(values) and len(values) == 1}
+    return with_fixed_options(settings, {key: values[0] for key, values in choices.items()
+                                         if _is_value_list(values) and len(values) == 1})
+
+
+def with_fixed_options(settings: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` (a config's dict) with the options ``fixed`` among its model options and
+    out of its model choices."""
     if not fixed:
         return dict(settings)
+    choices = settings.get("model_choices") or {}
     return {**settings, "model_options": {**(settings.get("model_options") or {}), **fixed},
             "model_choices": {key: values for key, values in choices.items() if key not in fixed}}
 

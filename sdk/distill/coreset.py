@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import ClassVar
-
 import torch
 
 from datadam import models
 from datadam.data.base import ImageDataset
 from datadam.distill.base import Method, derive_seed, register_method
-from datadam.distill.config import DistillConfig
 
 _SELECT = 5
 
@@ -27,14 +23,7 @@ class CoresetMethod(Method):
     uses_settings = ("model", "model_options", "model_choices")  # the feature network's
     # an untrained network's BatchNorm has no statistics but its initial ones (mean 0, variance
     # 1), so it would normalise nothing: the feature network normalises each image instead
-    feature_options: ClassVar[dict[str, str]] = {"net_norm": "instancenorm"}
-
-    def __init__(self, config: DistillConfig, *args, **kwargs):
-        if self.uses_features:
-            config = replace(config, model_options={**config.model_options, **self.feature_options},
-                             model_choices={key: values for key, values in config.model_choices.items()
-                                            if key not in self.feature_options})
-        super().__init__(config, *args, **kwargs)
+    fixed_model_options = {"net_norm": "instancenorm"}
 
     def select(self, features: torch.Tensor, ipc: int, generator: torch.Generator) -> torch.Tensor:
         """Indices ``[ipc]`` into ``features [n, D]`` of one class."""
@@ -72,6 +61,7 @@ class RandomCoreset(CoresetMethod):
     name = "random"
     uses_features = False
     uses_settings = ()
+    fixed_model_options = {}
 
     def select(self, features, ipc, generator):
         return torch.randperm(features.shape[0], generator=generator)[:ipc]
