@@ -577,7 +577,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
                     start = time.perf_counter()
                     key = json.dumps([settings["synthetic"]["sha256"], name, options.get(name, {}), run],
                                      sort_keys=True, default=str)
-                    saves = TrainingCheckpoint(Path(network_checkpoint), key) if network_checkpoint else None
+                    saves = TrainingCheckpoint(network_checkpoint, key) if network_checkpoint else None
                     train_network(net, images, labels, train, dsa, net_seed,
                                   progress=lambda task=task: bar.advance(task), checkpoint=saves)
                     earlier = saves.earlier_seconds if saves else 0.0

@@ -20,7 +20,6 @@ Examples:
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -33,6 +32,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from datadam.augment import DSA
+from datadam.synthetic import atomic_path
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,8 @@ class TrainingCheckpoint:
         return state if isinstance(state, dict) and state.get("identity") == identity else None
 
     def save(self, state: dict[str, Any]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
 
 
 def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,

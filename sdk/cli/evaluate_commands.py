@@ -24,6 +24,7 @@ from datadam.evaluate import (
     read_report,
 )
 from datadam.synthetic import SyntheticSet, write_json
+from datadam.training import TrainingCheckpoint
 
 
 def _test_split(syn: SyntheticSet, dataset: str | None,
@@ -125,14 +126,14 @@ def evaluate_command(
                           network_checkpoint=network_checkpoint(json_out) if json_out else None,
                           model_options={name: net_options for name in names} if net_options else None)
     except KeyboardInterrupt:
-        saved = []
+        every, saved = TrainingCheckpoint.every, []
         if json_out and json_out.exists():
             saved.append(f"the finished networks are in {json_out}")
-        if json_out and network_checkpoint(json_out).exists():
-            saved.append(f"the network in training is saved as of its last 50 epochs "
-                         f"({network_checkpoint(json_out).name})")
+        in_training = network_checkpoint(json_out) if json_out else None
+        if in_training and in_training.exists():
+            saved.append(f"the network in training is saved as of its last {every} epochs ({in_training.name})")
         where = (" and ".join(saved) + "; the same command with --resume goes on" if saved
-                 else "nothing was saved (--json keeps every finished network and every 50 epochs)")
+                 else f"nothing was saved (--json keeps every finished network and every {every} epochs)")
         raise Interrupted(f"evaluation interrupted: {where}") from None
     console = Console()
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
