@@ -15,7 +15,8 @@ IMAGE_SIZE = typer.Option(None, "--image-size", min=1,
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
 SEED = typer.Option(0, "--seed", help="Seed: the same seed gives the same result.")
 PROGRESS = typer.Option(None, "--progress/--no-progress",
-                        help="Progress bars [default: only on a terminal].", show_default=False)
+                        help="Progress bars [default: a bar on a terminal, else a status line on stderr every $DATADAM_PROGRESS_INTERVAL seconds (60; 0 = none)].",
+                        show_default=False)
 CHECKPOINT_EVERY = typer.Option(500, "--checkpoint-every", min=1, help="Write a checkpoint every N iterations.")
 RESUME = typer.Option(False, "--resume", help="Continue from OUT's checkpoint.")
 
