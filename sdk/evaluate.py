@@ -58,7 +58,11 @@ class EvaluationResult:
                                                    for k in ("runs", "summary", "settings")):
             where = f"{source}: " if source is not None else ""
             raise ConfigError(f"{where}not an evaluation result (no runs, summary and settings)")
-        return cls(report["runs"], report["summary"], report["settings"])
+        settings = report["settings"]
+        if isinstance(settings.get("train"), dict) and "precision" not in settings["train"]:
+            # written before the field existed, when every network trained in fp32
+            settings = {**settings, "train": {**settings["train"], "precision": "fp32"}}
+        return cls(report["runs"], report["summary"], settings)
 
     @classmethod
     def load(cls, path: str | Path) -> EvaluationResult:
@@ -94,15 +98,22 @@ _SAME_EVALUATION = ("synthetic", "ipc", "test_dataset", "test_images", "models",
 _SAME_PROTOCOL = tuple(k for k in _SAME_EVALUATION if k not in ("synthetic", "ipc", "models"))
 
 
-def _first_difference(path: str, a: Any, b: Any) -> str | None:
-    """``'path.to.key' (a vs b)`` for the first nested setting where ``a`` and ``b`` differ."""
+# What one set evaluated under two protocols may differ in, for compare_results to
+# measure a protocol's effect (bf16 against fp32 training, fewer epochs...).
+_PROTOCOL_CHOICES = ("train", "augmentation", "model_options")
+
+
+def _all_differences(path: str, a: Any, b: Any) -> list[str]:
+    """``'path.to.key' (a vs b)`` for every nested setting where ``a`` and ``b`` differ."""
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in [*a, *(k for k in b if k not in a)]:
-            found = _first_difference(f"{path}.{key}", a.get(key), b.get(key))
-            if found:
-                return found
-        return None
-    return None if a == b else f"{path!r} ({a!r} vs {b!r})"
+        return [found for key in [*a, *(k for k in b if k not in a)]
+                for found in _all_differences(f"{path}.{key}", a.get(key), b.get(key))]
+    return [] if a == b else [f"{path!r} ({a!r} vs {b!r})"]
+
+
+def _first_difference(path: str, a: Any, b: Any) -> str | None:
+    """The first of :func:`_all_differences`, ``None`` when they are the same."""
+    return next(iter(_all_differences(path, a, b)), None)
 
 
 def _folded(synthetic: Any) -> Any:
@@ -278,6 +289,10 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
     deviations cannot. Networks pair by model, evaluation seed and run, so evaluations
     merged from ``--runs 1 --seed S`` parts pair as well.
 
+    The same set evaluated under two training protocols (``precision``, epochs, learning
+    rate, augmentation, network options) pairs the same way, and the difference is then
+    the protocol's effect; evaluations that differ in both set and protocol are refused.
+
     That compares two sets. To compare two recipes, compare replicate evaluations
     (:func:`merge_results` with ``replicates=True``) of sets distilled with the same
     seeds: networks then pair by distillation seed too, and the sample is the
@@ -291,23 +306,32 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
         ``difference_mean`` and ``difference_std`` (the sample std over the units), the
         ``confidence`` interval of the mean difference (Student's t; ``None`` for a
         single unit), the two-sided ``p_value`` of the paired t-test,
-        ``b_ahead``/``a_ahead``/``ties`` (units on which each did better), ``unpaired``
+        ``b_ahead``/``a_ahead``/``ties`` (units on which each did better),
+        ``protocol_differences`` (the protocol settings that differ, one set's two
+        evaluations; empty for two sets), ``unpaired``
         (networks without a twin), every pair (``networks``: seed, run, a, b, and
         ``distill_seed`` for replicates) and, for replicates, ``distillations`` (seed,
         pairs, a, b: the means of its networks). Values are fractions, as in the results.
 
     Raises:
         ConfigError: an unknown metric or one the evaluations lack (AUC is for two
-            classes), evaluations of another test split or protocol (the first setting
-            that differs is named), a replicate evaluation against one set, or no network
+            classes), evaluations of another test split, of two sets under two protocols
+            (the first setting that differs is named), a replicate evaluation against one set, or no network
             with a twin.
     """
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    one_set = (_differences("synthetic", a.settings.get("synthetic"), b.settings.get("synthetic")) is None
+               and a.settings.get("distill_seeds") == b.settings.get("distill_seeds"))
+    protocol: list[str] = []
     for key in _SAME_PROTOCOL:
-        difference = _first_difference(key, a.settings.get(key), b.settings.get(key))
-        if difference:
-            raise ConfigError(f"the evaluations differ in {difference}: their networks do not pair up")
+        differences = _all_differences(key, a.settings.get(key), b.settings.get(key))
+        if differences and one_set and key in _PROTOCOL_CHOICES:
+            protocol += differences
+        elif differences:
+            allowed = "" if one_set else " (only one set may be compared under two training protocols)"
+            raise ConfigError(f"the evaluations differ in {differences[0]}: their networks do not pair up"
+                              + (allowed if key in _PROTOCOL_CHOICES else ""))
     replicated = [len(distillations(r)) for r in (a, b)]
     if (replicated[0] > 0) != (replicated[1] > 0):
         held = [f"{n} distillations" if n else "one set" for n in replicated]
@@ -336,7 +360,7 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
             samples = [(sum(x for x, _ in g) / len(g), sum(y for _, y in g) / len(g))
                        for g in groups.values()]
         out[name] = {"metric": metric, "pairs": len(keys), "unit": unit, "units": len(samples),
-                     **_paired_statistics(samples, confidence),
+                     "protocol_differences": protocol, **_paired_statistics(samples, confidence),
                      "unpaired": len(runs_a) + len(runs_b) - 2 * len(keys), "networks": networks}
         if unit == "distillation":
             out[name]["distillations"] = [

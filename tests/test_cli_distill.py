@@ -308,6 +308,26 @@ def test_evaluate_errors(mnist_idx_root, tmp_path):
                  {"dataset": "mnist"}).save(other)
     r = run("evaluate", other, "--root", mnist_idx_root, "--epochs", 1, "--runs", 1)
     assert r.exit_code == 1 and "not the same dataset" in r.output
+    r = run("evaluate", other, "--root", mnist_idx_root, "--precision", "fp16")
+    assert r.exit_code == 1 and "precision must be fp32 or bf16, not 'fp16'" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_one_set_trained_in_bf16_compares_with_fp32(mnist_idx_root, tmp_path):
+    syn = tmp_path / "s.safetensors"
+    distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(syn)
+    for precision in ("fp32", "bf16"):
+        r = run("evaluate", syn, "--root", mnist_idx_root, "--runs", 2, "--epochs", 2, "--device", "cpu",
+                "--precision", precision, "--json", tmp_path / f"{precision}.json")
+        assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "bf16.json").read_text())["settings"]["train"]["precision"] == "bf16"
+    r = run("compare-evaluations", tmp_path / "fp32.json", tmp_path / "bf16.json",
+            "--json", tmp_path / "c.json")
+    assert r.exit_code == 0, r.output
+    assert "one set under two protocols" in r.output and "train.precision" in r.output
+    comparison = json.loads((tmp_path / "c.json").read_text())["models"]["convnet3"]
+    assert comparison["pairs"] == 2 and comparison["protocol_differences"] == [
+        "'train.precision' ('fp32' vs 'bf16')"]
 
 
 

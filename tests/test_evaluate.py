@@ -239,6 +239,35 @@ def test_two_sets_compare_network_by_network(mnist_idx_root):
         compare_results(a, b, metric="loss")
 
 
+def test_one_set_under_two_protocols_compares_the_protocols(mnist_idx_root):
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(train, "random", ipc=2, progress=False)
+    fp32, bf16 = (evaluate(syn, test, ["convnet3"], runs=3, train=TrainConfig(epochs=4, precision=p),
+                           progress=False, device="cpu") for p in ("fp32", "bf16"))
+    assert bf16.settings["train"]["precision"] == "bf16" and fp32.settings["train"]["precision"] == "fp32"
+    c = compare_results(fp32, bf16)["convnet3"]
+    assert c["pairs"] == 3 and c["protocol_differences"] == ["'train.precision' ('fp32' vs 'bf16')"]
+    assert compare_results(fp32, fp32)["convnet3"]["protocol_differences"] == []
+    # another set under another protocol: the difference could be either's
+    other = evaluate(distill(train, "random", ipc=2, seed=1, progress=False), test, ["convnet3"], runs=3,
+                     train=TrainConfig(epochs=4, precision="bf16"), progress=False, device="cpu")
+    with pytest.raises(ConfigError, match=r"'train.precision' \('fp32' vs 'bf16'\).*only one set"):
+        compare_results(fp32, other)
+
+
+def test_an_evaluation_from_before_the_precision_setting_was_fp32():
+    report = {"runs": {}, "summary": {}, "settings": {"train": {"epochs": 2, "lr": 0.01}}}
+    folded = EvaluationResult.from_dict(report).settings["train"]
+    assert folded == {"epochs": 2, "lr": 0.01, "precision": "fp32"}
+    assert report["settings"]["train"] == {"epochs": 2, "lr": 0.01}  # the caller's dict is left alone
+    with pytest.raises(ConfigError, match="precision must be fp32 or bf16, not 'fp16'"):
+        TrainConfig(precision="fp16")
+    # saves and caches keyed before the field existed still match an fp32 config
+    assert "precision" not in TrainConfig().key()
+    assert TrainConfig(precision="bf16").key()["precision"] == "bf16"
+
+
 def test_replicate_distillations_merge_and_compare_distillation_by_distillation(mnist_idx_root):
     from scipy import stats
 

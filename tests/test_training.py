@@ -40,6 +40,32 @@ def test_stacked_training_gives_the_weights_of_one_network_at_a_time(schedule):
             torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
 
 
+@pytest.mark.parametrize("together", [False, True])
+def test_bf16_training_learns_with_its_own_rounding(together):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat(6)
+    # class k is a bright quadrant k on noise: learnable in a few epochs
+    images = 0.3 * torch.randn(24, 1, 16, 16, generator=g)
+    for i, k in enumerate(labels.tolist()):
+        images[i, :, 8 * (k // 2):8 * (k // 2) + 8, 8 * (k % 2):8 * (k % 2) + 8] += 2.0
+    dsa, seeds = DSA.from_name("none"), [3, 7]
+    trained = {}
+    for precision in ("fp32", "bf16"):
+        config = TrainConfig(epochs=30, batch=8, lr=0.05, precision=precision)
+        nets = _nets(seeds)
+        if together:
+            train_networks_together(nets, images, labels, config, dsa, seeds)
+        else:
+            for net, seed in zip(nets, seeds):
+                train_network(net, images, labels, config, dsa, seed)
+        trained[precision] = nets
+    for fp32, bf16 in zip(trained["fp32"], trained["bf16"]):
+        assert all(p.dtype == torch.float32 for p in bf16.parameters())  # autocast leaves the weights fp32
+        assert not all(torch.equal(p, q) for p, q in zip(fp32.parameters(), bf16.parameters()))
+        with torch.no_grad():
+            assert (bf16.eval()(images).argmax(1) == labels).float().mean() == 1.0
+
+
 def test_networks_with_state_in_the_forward_cannot_be_stacked():
     assert can_train_together(_nets([0])[0])
     batchnorm = _nets([0], net_norm="batchnorm")

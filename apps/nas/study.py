@@ -121,7 +121,7 @@ class FullDataCache:
             arch: Architecture, train: TrainConfig, seed: int) -> str:
         return json.dumps({"dataset": dataset, "options": dataset_options or {},
                            "validation": split["validation_images"], "split_seed": split["split_seed"],
-                           "arch": arch_key(arch), "train": asdict(train), "seed": seed}, sort_keys=True)
+                           "arch": arch_key(arch), "train": train.key(), "seed": seed}, sort_keys=True)
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self.entries.get(key)

@@ -64,6 +64,11 @@ def evaluate_command(
     lr: float = typer.Option(0.01, "--lr", help="SGD learning rate (x0.1 at half the epochs)."),
     augmentation: str | None = typer.Option(None, "--augmentation",
                                             help="DSA during training [default: as distilled]."),
+    precision: str = typer.Option(
+        "fp32", "--precision",
+        help="Arithmetic of training: fp32 (the protocol) or bf16 (bfloat16 autocast, weights in "
+             "fp32: faster where the CPU or GPU has bfloat16 units; measure, and compare with "
+             "compare-evaluations)."),
     full_data: bool = typer.Option(False, "--full-data", help="Also train on the whole training "
                                    "split (SGD, cosine, 20 epochs) for the upper bound and cost."),
     full_epochs: int = typer.Option(20, "--full-epochs", min=1, help="Epochs of the full-data run."),
@@ -102,7 +107,7 @@ def evaluate_command(
     if at_iteration is not None:
         syn = syn.at_iteration(at_iteration)
     test, name, options = _test_split(syn, dataset, root)
-    train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation)
+    train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation, precision=precision)
     names = [default_model(tuple(syn.image_shape[1:]))] if models == "auto" else parse_list(models)
     net_options = parse_options(model_option)
 
@@ -148,7 +153,7 @@ def evaluate_command(
         full = evaluate_full_data(train, test, first, seed=seed, device=device,
                                   progress=progress, model_options=net_options,
                                   train=TrainConfig(epochs=full_epochs, schedule="cosine",
-                                                    augmentation="none"))
+                                                    augmentation="none", precision=precision))
         report["full_data"] = full
         syn_s = result.summary[first]
         console.print(
@@ -248,8 +253,10 @@ def compare_evaluations_command(
     weights, minibatch order and augmentation, so the two differ only by the images. The
     table gives both means over the paired networks, the mean and std of the differences,
     the interval of the mean difference (Student's t), the paired t-test's p and on how
-    many networks each set did better. Evaluations of another test split or protocol are
-    refused; networks without a twin are left out and counted.
+    many networks each set did better. Evaluations of another test split are refused, and
+    so are two sets under different protocols; one set evaluated under two protocols
+    (--precision, --epochs, --lr...) pairs the same way and measures the protocol's
+    effect. Networks without a twin are left out and counted.
 
     That compares two sets. To compare two recipes (methods, settings), distil each with
     several --seed values, evaluate every set with the same evaluation seeds, merge each
@@ -262,8 +269,12 @@ def compare_evaluations_command(
     unit = next(iter(comparison.values()))["unit"]
     by = "network by network" if unit == "network" else "distillation by distillation (the mean of its networks)"
     described = [f"{path.name}: {r.describe_set()}" for path, r in ((first, a), (second, b))]
+    protocol = next(iter(comparison.values()))["protocol_differences"]
+    title = f"{metric}, {by}\nA = {described[0]}\nB = {described[1]}"
+    if protocol:
+        title += "\none set under two protocols, A vs B: " + ", ".join(protocol)
     table = Table("model", "pairs", "A %", "B %", "B - A", f"{100 * confidence:g}% interval", "p", "B ahead",
-                  title=f"{metric}, {by}\nA = {described[0]}\nB = {described[1]}")
+                  title=title)
     for name, c in comparison.items():
         text = comparison_text(c)
         table.add_row(name, text["pairs"], f"{100 * c['a_mean']:.2f}", f"{100 * c['b_mean']:.2f}",
