@@ -147,7 +147,8 @@ def _evaluation_html(path: Path, report: dict[str, Any], syn: SyntheticSet) -> s
     what = ("" if at in (None, syn.metadata.get("iterations_done")) else f"the images at iteration {at}; ") \
         + (f"{settings.get('test_images', '?')} test images of {settings.get('test_dataset', '?')}; "
             f"{train.get('epochs', '?')} epochs, batch {train.get('batch', '?')}, lr {train.get('lr', '?')}, "
-            f"augmentation {settings.get('augmentation', '?')}, seed {settings.get('seed', '?')}")
+            + ("trained in bfloat16, " if train.get("precision") == "bf16" else "")
+            + f"augmentation {settings.get('augmentation', '?')}, seed {settings.get('seed', '?')}")
     unfinished = report.get("in_progress")
     if unfinished:  # written after every network: say that more are to come
         what += (f"; unfinished: {unfinished.get('networks')} of {unfinished.get('of')} networks so far "

@@ -320,6 +320,7 @@ def test_one_set_trained_in_bf16_compares_with_fp32(mnist_idx_root, tmp_path):
         r = run("evaluate", syn, "--root", mnist_idx_root, "--runs", 2, "--epochs", 2, "--device", "cpu",
                 "--precision", precision, "--json", tmp_path / f"{precision}.json")
         assert r.exit_code == 0, r.output
+        assert ("trained in bfloat16" in r.output) == (precision == "bf16")
     assert json.loads((tmp_path / "bf16.json").read_text())["settings"]["train"]["precision"] == "bf16"
     r = run("compare-evaluations", tmp_path / "fp32.json", tmp_path / "bf16.json",
             "--json", tmp_path / "c.json")

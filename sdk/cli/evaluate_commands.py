@@ -144,8 +144,9 @@ def evaluate_command(
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
     if at_iteration is None and "in_progress" in syn.metadata:
         at = f" (run in progress: {syn.describe_progress()})"
+    trained = ", trained in bfloat16" if precision == "bf16" else ""
     print_evaluation(result, console, f"{synthetic.name}{at}: {result.describe_set()}, "
-                                      f"on {name} test ({len(test)} images)")
+                                      f"on {name} test ({len(test)} images){trained}")
     report = report_of(result)
     if full_data:
         train = data.load(name, root, "train", **options)
