@@ -9,7 +9,8 @@ Every ``docs/results/*.json`` is recognised by its shape and rendered, tables an
 plot, into one page per kind: ``results/distillation.md`` (``bench_distill.py``),
 ``results/speed.md`` (``bench_speed.py``), ``results/continual.md``
 (``bench_continual.py``), ``results/nas.md`` (``bench_nas.py``) and
-``results/evaluate.md`` (``bench_evaluate.py``), ``results/convergence.md``
+``results/evaluate.md`` (``bench_evaluate.py``), ``results/eval-precision.md``
+(``bench_eval_precision.py``), ``results/convergence.md``
 (``bench_convergence.py``), ``results/cross-architecture.md``
 (``bench_cross_arch.py``), ``results/comparisons.md`` (``datadam compare-evaluations
 --json``) and ``results/targets.md`` (``targets.json``: the benchmark's targets, each
@@ -35,6 +36,7 @@ PAGES = {
     "continual": ("Continual learning", "results/continual.md"),
     "nas": ("Architecture search proxies", "results/nas.md"),
     "evaluate": ("Evaluation: networks together", "results/evaluate.md"),
+    "eval_precision": ("Evaluation: fp32 and bf16 training", "results/eval-precision.md"),
     "convergence": ("Accuracy against iterations", "results/convergence.md"),
     "cross_architecture": ("Cross-architecture evaluation", "results/cross-architecture.md"),
     "comparison": ("Paired comparisons", "results/comparisons.md"),
@@ -71,6 +73,8 @@ def kind_of(report: dict[str, Any]) -> str:
         return "convergence"
     if "sets" in report and "models" in report.get("settings", {}):
         return "cross_architecture"
+    if "precisions" in report and "rows" in report:
+        return "eval_precision"
     if "rows" in report:
         return "speed"
     if "class_orders" in report.get("settings", {}):
@@ -317,6 +321,22 @@ def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     return "\n".join(lines), {}
 
 
+def render_eval_precision(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    lines = [f"## {stem}", "", *_commands(report), *([report["note"], ""] if report.get("note") else []),
+             f"{report['model']}, training {report['train']}: median seconds per epoch over alternating "
+             "blocks of the two precisions, from the same seed.", "",
+             "| IPC | images | fp32 s / epoch | bf16 s / epoch | bf16 speed-up | 1,000 epochs fp32 "
+             "| 1,000 epochs bf16 |", "|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['ipc']} | {r['images']} | {r['fp32_seconds_per_epoch']:.3f} | "
+                     f"{r['bf16_seconds_per_epoch']:.3f} | x{r['bf16_speedup']:.2f} | "
+                     f"{r['fp32_seconds_per_1000_epochs']:.0f} s | "
+                     f"{r['bf16_seconds_per_1000_epochs']:.0f} s |")
+    lines += ["", "What bfloat16 does to accuracy is measured network by network on the "
+              "[paired comparisons](comparisons.md) page (one set, both precisions)."]
+    return "\n".join(lines), {}
+
+
 def _set_ipc(s: dict) -> str:
     from datadam.distill.multiformation import describe_ipc
 
@@ -477,6 +497,7 @@ def render_targets(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
 
 RENDER = {"targets": render_targets, "distillation": render_distillation, "speed": render_speed,
           "continual": render_continual, "nas": render_nas, "evaluate": render_evaluate,
+          "eval_precision": render_eval_precision,
           "convergence": render_convergence, "cross_architecture": render_cross_architecture,
           "comparison": render_comparison}
 

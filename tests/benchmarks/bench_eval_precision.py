@@ -47,6 +47,7 @@ def main() -> None:
                     help="each block trains about this many images (epochs = this / set size)")
     ap.add_argument("--blocks", type=int, default=5, help="alternating blocks per precision")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the evaluations ran one each)")
+    ap.add_argument("--note", default="", help="what else ran on the machine, recorded with the result")
     ap.add_argument("--out", default="docs/results/eval_precision")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -70,14 +71,14 @@ def main() -> None:
                      "blocks": {p: [round(t, 4) for t in ts] for p, ts in times.items()}})
         print(f"IPC {ipc}: fp32 {fp32:.3f} s/epoch, bf16 {bf16:.3f} s/epoch, x{fp32 / bf16:.2f}", flush=True)
     result = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv), "machine": describe(),
-              "model": "convnet3", "train": "the protocol's (SGD lr 0.01, batch 256, DSA digits)",
-              "rows": rows}
+              "note": args.note, "model": "convnet3", "precisions": ["fp32", "bf16"],
+              "train": "the protocol's (SGD lr 0.01, batch 256, DSA digits)", "rows": rows}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Evaluation training: fp32 against bf16 ({result['machine']})", "",
-             f"`{result['command']}`", "",
+             f"`{result['command']}`", "", *([args.note, ""] if args.note else []),
              "| IPC | images | fp32 s/epoch | bf16 s/epoch | bf16 speed-up | 1,000 epochs fp32 "
              "| 1,000 epochs bf16 |",
              "|---|---|---|---|---|---|---|"]
