@@ -531,6 +531,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
     train = train or TrainConfig()
     check_compatible(synthetic, test)
     dev = resolve_device(device)
+    train.check_device(dev)
     aug = train.augmentation or synthetic.metadata.get("config", {}).get("augmentation") \
         or preset_for(test.name)
     dsa = DSA.from_name(aug)
@@ -631,6 +632,7 @@ def evaluate_full_data(train_data: ImageDataset, test: ImageDataset, model: str 
     the wall time and FLOPs of training, to set against a synthetic set's."""
     train = train or TrainConfig(epochs=20, schedule="cosine", augmentation="none")
     dev = resolve_device(device)
+    train.check_device(dev)
     net = model_registry.create(model, train_data.channels, train_data.num_classes, train_data.image_size,
                                 seed=seed, **(model_options or {})).to(dev)
     images = train_data.normalized().to(dev)

@@ -74,6 +74,12 @@ class TrainConfig:
         """The autocast context of a training step on ``device`` (off for fp32)."""
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
+    def check_device(self, device: torch.device) -> None:
+        """:class:`ConfigError` if ``device`` cannot train in this precision (bf16 on a GPU
+        older than Ampere), before any network trains."""
+        if self.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"{torch.cuda.get_device_name(device)} has no bfloat16: use --precision fp32")
+
 
 TRAIN_PRECISIONS = ("fp32", "bf16")
 

@@ -139,3 +139,12 @@ def test_an_interrupted_training_goes_on_from_its_save_to_the_same_weights(tmp_p
     assert saves.load({"key": saves.key}) is None
     with pytest.raises(ValueError, match="every >= 1"):
         TrainingCheckpoint(tmp_path / "net.pt", key="k", every=0)
+
+
+def test_bf16_on_a_gpu_without_bfloat16_is_a_config_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla T4")
+    with pytest.raises(ConfigError, match="Tesla T4 has no bfloat16: use --precision fp32"):
+        TrainConfig(precision="bf16").check_device(torch.device("cuda"))
+    TrainConfig().check_device(torch.device("cuda"))  # fp32 runs anywhere
+    TrainConfig(precision="bf16").check_device(torch.device("cpu"))
