@@ -37,10 +37,11 @@ def test_nas_group_is_an_entry_point_and_loads_no_nni():
 def test_search_and_study_commands(mnist_idx_root, tmp_path):
     r = run("nas", "search", "mnist", "--proxy", "random", "--ipc", 1, "--strategy", "grid",
             "--epochs", 1, "--validation", 10, "--root", mnist_idx_root, "--out", tmp_path / "s",
-            "--no-progress", *TINY_SPACE)
+            "--precision", "bf16", "--no-progress", *TINY_SPACE)
     assert r.exit_code == 0, r.output
     assert "space: 2 architectures" in r.output and "trial 2/2" in r.output and "best of 2 trials" in r.output
-    assert json.loads((tmp_path / "s" / "search.json").read_text())["settings"]["strategy"] == "grid"
+    settings = json.loads((tmp_path / "s" / "search.json").read_text())["settings"]
+    assert settings["strategy"] == "grid" and settings["task"]["train"]["precision"] == "bf16"
 
     syn = tmp_path / "syn.safetensors"
     distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(syn)
@@ -59,6 +60,7 @@ def test_search_and_study_commands(mnist_idx_root, tmp_path):
     assert report["proxies"]["random"]["details"]["validation_overlap"] is None
     assert report["settings"]["full_train"]["epochs"] == 1 and report["settings"]["seed"] == 0
     assert (report["settings"]["proxy_train"]["batch"], report["settings"]["full_train"]["batch"]) == (4, 16)
+    assert {report["settings"][k]["precision"] for k in ("proxy_train", "full_train")} == {"fp32"}
     for name in ("study.md", "study_scatter.png", "full_data_cache.json"):
         assert (tmp_path / "st" / name).stat().st_size > 0
 
@@ -91,6 +93,8 @@ def test_distill_command_writes_a_proxy_the_study_accepts(mnist_idx_root, tmp_pa
     (["distill", "mnist", "--networks", "resnet"], "--networks must be convnet or space"),
     (["distill", "mnist", "--widths", "8,x"], "--widths must be comma-separated"),
     (["study", "mnist", "--proxies", "random", "--archs", "999"], "between 2 and 162"),
+    (["search", "mnist", "--proxy", "random", "--trials", "1", "--precision", "fp8"], "precision must be"),
+    (["study", "mnist", "--proxies", "random", "--archs", "2", "--precision", "fp8"], "precision must be"),
 ])
 def test_errors_are_one_line(mnist_idx_root, tmp_path, args, message):
     r = run("nas", *args, "--root", mnist_idx_root, "--validation", 10, "--ipc", 1, "--out", tmp_path / "o")

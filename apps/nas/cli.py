@@ -23,6 +23,7 @@ from datadam.cli.options import (
     RESUME,
     ROOT,
     SEED,
+    TRAIN_PRECISION,
     checkpoint_path,
     dataset_options,
     parse_list,
@@ -149,6 +150,7 @@ def search_command(
                                      f"[default: {PROXY_TRAIN.batch} on a small proxy, "
                                      f"{FULL_TRAIN.batch} on the full data].", show_default=False),
     lr: float = _LR,
+    precision: str = TRAIN_PRECISION,
     reports: int = typer.Option(4, "--reports", min=1,
                                 help="Validation accuracies per trial reported to NNI (the last is final)."),
     validation: int = _VALIDATION,
@@ -174,7 +176,7 @@ def search_command(
         trials = 30
     total = trials or space.size
     typer.echo(f"space: {space.describe()}")
-    train: dict[str, Any] = {"lr": lr}
+    train: dict[str, Any] = {"lr": lr, "precision": precision}
     if epochs is not None:
         train["epochs"] = epochs
     if batch is not None:
@@ -219,6 +221,7 @@ def study_command(
     batch: int = _BATCH,
     full_batch: int = _FULL_BATCH,
     lr: float = _LR,
+    precision: str = TRAIN_PRECISION,
     validation: int = _VALIDATION,
     ipc: int | None = _IPC,
     depths: str = _DEPTHS, widths: str = _WIDTHS, norms: str = _NORMS, activations: str = _ACTS,
@@ -250,8 +253,9 @@ def study_command(
                            f"({row[proxy]['seconds']:.1f} s)")
 
         result = study(dataset, names, archs=archs, space=space,
-                       proxy_train={"epochs": epochs, "batch": batch, "lr": lr},
-                       full_train={"epochs": full_epochs, "batch": full_batch, "lr": lr},
+                       proxy_train={"epochs": epochs, "batch": batch, "lr": lr, "precision": precision},
+                       full_train={"epochs": full_epochs, "batch": full_batch, "lr": lr,
+                                   "precision": precision},
                        validation=validation, ipc=ipc, top_k=top_k, seed=seed, root=root,
                        dataset_options=dataset_options(image_size), device=device,
                        cache=cache or out / "full_data_cache.json", on_step=on_step)

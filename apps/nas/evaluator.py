@@ -97,6 +97,7 @@ def train_and_validate(arch: Architecture, proxy: Proxy, split: Split, train: Tr
     """
     start = time.perf_counter()
     dev = resolve_device(device)
+    train.check_device(dev)
     images, labels = proxy.images.to(dev), proxy.labels.to(dev)
     val_x, val_y = split.validation_images.to(dev), split.validation_labels
     channel, *im_size = proxy.images.shape[1:]
@@ -121,7 +122,7 @@ def train_and_validate(arch: Architecture, proxy: Proxy, split: Split, train: Tr
             if on_report is not None:
                 on_report(acc)
 
-    warm_up = _warm_up(net, images, labels, val_x, train.batch, dsa)
+    warm_up = _warm_up(net, images, labels, val_x, train, dsa)
     t_train = time.perf_counter()
     train_network(net, images, labels, train, dsa, net_seed, progress=after_epoch)
     train_seconds = time.perf_counter() - t_train - eval_seconds
@@ -137,7 +138,7 @@ def train_and_validate(arch: Architecture, proxy: Proxy, split: Split, train: Tr
 
 
 def _warm_up(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, val_x: torch.Tensor,
-             batch: int, dsa: DSA) -> float:
+             train: TrainConfig, dsa: DSA) -> float:
     """One training step and one scoring pass of a throwaway copy of ``net``; returns its seconds.
 
     The first pass of new shapes through a network sets up the CPU kernels' plans.
@@ -147,10 +148,12 @@ def _warm_up(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, v
     """
     start = time.perf_counter()
     probe = copy.deepcopy(net)
-    x = images[:batch]
+    x = images[:train.batch]
     if dsa.enabled:
         x = dsa(x, torch.Generator().manual_seed(0))
-    torch.nn.functional.cross_entropy(probe(x), labels[:batch]).backward()
+    with train.autocast(x.device):  # the kernels of the training's own precision
+        loss = torch.nn.functional.cross_entropy(probe(x), labels[:train.batch])
+    loss.backward()
     predict(probe, val_x[:1024])
     return time.perf_counter() - start
 

@@ -26,6 +26,7 @@ from datadam.apps.nas.evaluator import TRIAL_LISTENERS, Task, load_task_data, ma
 from datadam.apps.nas.proxy import note_validation_overlap
 from datadam.errors import ConfigError, UnknownNameError
 from datadam.synthetic import write_json
+from datadam.training import TrainConfig
 
 STRATEGIES = ("random", "evolution", "grid")
 ENGINES = ("sequential", "ts")
@@ -140,6 +141,7 @@ def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "ev
     if not 1 <= trials <= space.size:
         raise ConfigError(f"trials must be between 1 and {space.size} (the size of the space), not {trials}")
     train = asdict(FULL_TRAIN if proxy == "full" else PROXY_TRAIN) | (train or {})
+    TrainConfig(**train)  # a bad value fails here, in one line, not inside every trial
     task = Task(dataset=dataset, proxy=str(proxy), train=train, root=str(root) if root else None,
                 dataset_options=dataset_options or None, validation=validation, ipc=ipc, seed=seed,
                 reports=reports, device=device)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from datadam import data
-from datadam.cli.options import DEVICE, PROGRESS, ROOT, SEED, parse_list, parse_options
+from datadam.cli.options import DEVICE, PROGRESS, ROOT, SEED, TRAIN_PRECISION, parse_list, parse_options
 from datadam.distill.config import default_model
 from datadam.errors import ConfigError, Interrupted
 from datadam.evaluate import (
@@ -64,11 +64,7 @@ def evaluate_command(
     lr: float = typer.Option(0.01, "--lr", help="SGD learning rate (x0.1 at half the epochs)."),
     augmentation: str | None = typer.Option(None, "--augmentation",
                                             help="DSA during training [default: as distilled]."),
-    precision: str = typer.Option(
-        "fp32", "--precision",
-        help="Arithmetic of training: fp32 (the protocol) or bf16 (bfloat16 autocast, weights in "
-             "fp32: faster where the CPU or GPU has bfloat16 units; measure, and compare with "
-             "compare-evaluations)."),
+    precision: str = TRAIN_PRECISION,
     full_data: bool = typer.Option(False, "--full-data", help="Also train on the whole training "
                                    "split (SGD, cosine, 20 epochs) for the upper bound and cost."),
     full_epochs: int = typer.Option(20, "--full-epochs", min=1, help="Epochs of the full-data run."),

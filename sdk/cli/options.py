@@ -17,6 +17,10 @@ SEED = typer.Option(0, "--seed", help="Seed: the same seed gives the same result
 PROGRESS = typer.Option(None, "--progress/--no-progress",
                         help="Progress bars [default: a bar on a terminal, else a status line on stderr every $DATADAM_PROGRESS_INTERVAL seconds (60; 0 = none)].",
                         show_default=False)
+TRAIN_PRECISION = typer.Option(
+    "fp32", "--precision",
+    help="Arithmetic of training: fp32 (the protocol) or bf16 (bfloat16 autocast, weights in fp32: "
+         "faster where the CPU or GPU has bfloat16 units; measure first).")
 CHECKPOINT_EVERY = typer.Option(500, "--checkpoint-every", min=1, help="Write a checkpoint every N iterations.")
 RESUME = typer.Option(False, "--resume", help="Continue from OUT's checkpoint.")
 
