@@ -34,9 +34,11 @@ from datadam.training import (
     TrainConfig,
     TrainingCheckpoint,
     can_train_together,
+    predict,
     train_network,
     train_networks_together,
 )
+from datadam.training_processes import NetworkJob, train_in_processes
 
 
 @dataclass
@@ -224,7 +226,7 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
 
     settings = {**first, "runs": max(len(records) for records in runs.values()), "seed": seeds_of("seed"),
                 "merged_from": [{k: r.settings.get(k) for k in
-                                 ("seed", "runs", "device", "trained_together", "versions")}
+                                 ("seed", "runs", "device", "jobs", "trained_together", "versions")}
                                 for r in results]}
     if replicates:
         distill_seeds = seeds_of("distill_seed")
@@ -425,21 +427,6 @@ def binary_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float(u / (n_pos * n_neg))
 
 
-@torch.no_grad()
-def predict(net: nn.Module, images: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-    """Logits ``[N, K]`` of ``net`` in eval mode over normalised ``images`` ``[N, C, H, W]``.
-
-    ``chunk`` images go through at once; None: 128 on the CPU, 1024 elsewhere.
-    """
-    if chunk is None:
-        # On the CPU a chunk's activations must stay in cache: scoring 5,000 MNIST images
-        # with the NAS space's networks took 0.41 s a network in chunks of 128 against
-        # 0.81 s in chunks of 1,024 (2-core Xeon, one thread).
-        chunk = 128 if images.device.type == "cpu" else 1024
-    net.eval()
-    return torch.cat([net(images[s:s + chunk]).float() for s in range(0, len(images), chunk)])
-
-
 def training_flops(net: nn.Module, image_shape: tuple[int, ...], num_classes: int,
                    samples: int) -> int:
     """FLOPs of forward + backward over ``samples`` images (torch's flop counter)."""
@@ -487,7 +474,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
              model_options: dict[str, dict[str, Any]] | None = None,
              together: bool | None = None, done: EvaluationResult | None = None,
              on_network: Callable[[EvaluationResult], None] | None = None,
-             network_checkpoint: str | Path | None = None) -> EvaluationResult:
+             network_checkpoint: str | Path | None = None, jobs: int = 1) -> EvaluationResult:
     """Train ``runs`` fresh networks of each model on ``synthetic``; test on ``test``.
 
     Args:
@@ -514,7 +501,11 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             every 50 epochs, and an evaluation that finds the save of the same network
             (set, model, run, seed and protocol) goes on from it with the same result.
             With ``done`` and ``on_network``, a long evaluation loses at most 50 epochs
-            to an interruption.
+            to an interruption. With ``jobs`` > 1 each network has its own file, the name
+            with ``.MODEL.runN`` before the suffix.
+        jobs: on a CPU, train this many networks at once, each in its own process with
+            its share of the threads (:mod:`datadam.training_processes`); the same
+            networks as one at a time, up to floating-point order.
 
     Returns:
         :class:`EvaluationResult` with accuracy, balanced accuracy, per-class accuracy
@@ -522,8 +513,8 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
 
     Raises:
         ConfigError: an unknown model, a set of other classes or image shape than
-            ``test``, ``together`` for a model with BatchNorm or dropout, or a ``done``
-            of another evaluation.
+            ``test``, ``together`` for a model with BatchNorm or dropout, ``jobs`` > 1
+            off the CPU or with ``together``, or a ``done`` of another evaluation.
     """
     names = list(models or [default_model(tuple(synthetic.image_shape[1:]))])
     for name in names:
@@ -532,6 +523,10 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
     check_compatible(synthetic, test)
     dev = resolve_device(device)
     train.check_device(dev)
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, not {jobs}")
+    if jobs > 1 and (dev.type != "cpu" or together):
+        raise ConfigError("jobs > 1 trains networks in CPU processes: on a GPU, train them together")
     aug = train.augmentation or synthetic.metadata.get("config", {}).get("augmentation") \
         or preset_for(test.name)
     dsa = DSA.from_name(aug)
@@ -543,7 +538,8 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
                       "sha256": synthetic.sha256()},
         "ipc": synthetic.ipc, "test_dataset": test.name, "test_images": len(test),
         "models": names, "runs": runs, "train": asdict(train), "augmentation": aug,
-        "model_options": options, "seed": seed, "device": str(dev), "trained_together": trained_together,
+        "model_options": options, "seed": seed, "device": str(dev), "jobs": jobs,
+        "trained_together": trained_together,
         "versions": {"datadam": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
     }
@@ -565,10 +561,16 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
         return EvaluationResult(finished, {name: _summary(r) for name, r in finished.items() if r},
                                 dict(settings, trained_together=dict(trained_together)))
 
-    def record(name: str, run: int, net: nn.Module, seconds: float, flops: int) -> None:
-        metrics = _metrics(predict(net, test_x).cpu(), test_y.cpu(), len(test.classes))
+    def record(name: str, run: int, net: nn.Module, seconds: float, flops: int,
+               logits: torch.Tensor | None = None) -> None:
+        logits = predict(net, test_x) if logits is None else logits
+        metrics = _metrics(logits.cpu(), test_y.cpu(), len(test.classes))
         metrics.update(run=run, train_seconds=round(seconds, 3), train_flops=flops)
         out[name].append(metrics)
+
+    def network_key(name: str, run: int) -> str:  # what a mid-network save must match
+        return json.dumps([settings["synthetic"]["sha256"], name, options.get(name, {}), run],
+                          sort_keys=True, default=str)
 
     bar = progress_bar(progress)
     with bar:
@@ -597,11 +599,24 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
                     record(name, run, net, (time.perf_counter() - start) / len(todo), flops)
                 if on_network:
                     on_network(result())
+            elif jobs > 1:
+                def trained(job: NetworkJob, net: nn.Module, seconds: float, logits: torch.Tensor,
+                            flops: int = flops) -> None:
+                    record(job.model, job.tag[1], net, seconds, flops, logits)
+                    if on_network:
+                        on_network(result())
+
+                shape = tuple(synthetic.image_shape)
+                train_in_processes(
+                    [NetworkJob((name, run), name, shape[0], len(synthetic.classes), shape[1:], net_seed,
+                                options.get(name, {}), _run_checkpoint(network_checkpoint, name, run),
+                                network_key(name, run)) for run, net_seed in zip(todo, seeds)],
+                    jobs, images, labels, test_x, train, aug,
+                    on_epoch=lambda tag, task=task: bar.advance(task), on_trained=trained)
             else:
                 for run, net, net_seed in zip(todo, nets, seeds):
                     start = time.perf_counter()
-                    key = json.dumps([settings["synthetic"]["sha256"], name, options.get(name, {}), run],
-                                     sort_keys=True, default=str)
+                    key = network_key(name, run)
                     saves = TrainingCheckpoint(network_checkpoint, key) if network_checkpoint else None
                     train_network(net, images, labels, train, dsa, net_seed,
                                   progress=lambda task=task: bar.advance(task), checkpoint=saves)
@@ -610,6 +625,15 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
                     if on_network:
                         on_network(result())
     return result()
+
+
+def _run_checkpoint(path: str | Path | None, model: str, run: int) -> Path | None:
+    """The save of one of several networks trained at once: ``E.network.pt`` becomes
+    ``E.network.convnet3.run2.pt``."""
+    if path is None:
+        return None
+    path = Path(path)
+    return path.with_name(f"{path.stem}.{model}.run{run}{path.suffix}")
 
 
 def _networks_to_keep(done: EvaluationResult, settings: dict[str, Any]) -> dict[str, dict[int, dict]]:

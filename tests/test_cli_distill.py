@@ -313,6 +313,18 @@ def test_evaluate_errors(mnist_idx_root, tmp_path):
     assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
 
 
+def test_evaluate_jobs_trains_networks_side_by_side(mnist_idx_root, tmp_path):
+    syn = tmp_path / "s.safetensors"
+    distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(syn)
+    r = run("evaluate", syn, "--root", mnist_idx_root, "--runs", 3, "--epochs", 2, "--device", "cpu",
+            "--jobs", 2, "--json", tmp_path / "e.json")
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["settings"]["jobs"] == 2 and [n["run"] for n in report["runs"]["convnet3"]] == [0, 1, 2]
+    r = run("evaluate", syn, "--root", mnist_idx_root, "--jobs", 2, "--together")
+    assert r.exit_code == 1 and "jobs > 1 trains networks in CPU processes" in r.output
+
+
 def test_one_set_trained_in_bf16_compares_with_fp32(mnist_idx_root, tmp_path):
     syn = tmp_path / "s.safetensors"
     distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(syn)

@@ -90,6 +90,36 @@ def test_evaluate_together_matches_one_at_a_time(mnist_idx_root):
         assert abs(a["accuracy"] - b["accuracy"]) <= 1 / len(test) + 1e-6
 
 
+def test_evaluate_with_jobs_trains_the_same_networks_in_processes(mnist_idx_root, tmp_path, monkeypatch):
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(train, "random", ipc=2, progress=False)
+    saves = tmp_path / "saves"
+    saves.mkdir()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' count: the same floating-point order
+    try:
+        # 55 epochs: each network saves at 50 (to its own file) and removes it at the end
+        kwargs = dict(runs=3, train=TrainConfig(epochs=55), progress=False, device="cpu", seed=4,
+                      model_options={"convnet3": {"net_width": 16}})
+        one = evaluate(syn, test, ["convnet3"], **kwargs)
+        seen = []
+        two = evaluate(syn, test, ["convnet3"], jobs=2, network_checkpoint=saves / "e.network.pt",
+                       on_network=lambda r: seen.append(len(r.runs["convnet3"])), **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["run"] for r in two.runs["convnet3"]] == [0, 1, 2] and seen == [1, 2, 3]
+    for a, b in zip(one.runs["convnet3"], two.runs["convnet3"]):
+        assert a["accuracy"] == b["accuracy"]
+        assert a["per_class_accuracy"] == pytest.approx(b["per_class_accuracy"], nan_ok=True, abs=0)
+    assert two.settings["jobs"] == 2 and one.settings["jobs"] == 1
+    assert list(saves.iterdir()) == []  # every network's save is removed once it is done
+    with pytest.raises(ConfigError, match="jobs > 1 trains networks in CPU processes"):
+        evaluate(syn, test, ["convnet3"], jobs=2, together=True, **kwargs)
+    with pytest.raises(ConfigError, match="jobs must be at least 1"):
+        evaluate(syn, test, ["convnet3"], jobs=0, **kwargs)
+
+
 def test_evaluate_together_refuses_batchnorm_before_training(mnist_idx_root):
     test = data.load("mnist", mnist_idx_root, split="test")
     syn = distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False)

@@ -35,7 +35,7 @@ PAGES = {
     "speed": ("Distillation speed", "results/speed.md"),
     "continual": ("Continual learning", "results/continual.md"),
     "nas": ("Architecture search proxies", "results/nas.md"),
-    "evaluate": ("Evaluation: networks together", "results/evaluate.md"),
+    "evaluate": ("Evaluation: networks together or side by side", "results/evaluate.md"),
     "eval_precision": ("Evaluation: fp32 and bf16 training", "results/eval-precision.md"),
     "convergence": ("Accuracy against iterations", "results/convergence.md"),
     "cross_architecture": ("Cross-architecture evaluation", "results/cross-architecture.md"),
@@ -315,7 +315,10 @@ def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
              "| path | seconds (all runs) | accuracy % |", "|---|---|---|"]
     for name, p in report["paths"].items():
         lines.append(f"| {name.replace('_', ' ')} | {p['seconds']:.1f} | {_pm(p, 'accuracy')} |")
-    lines += ["", f"Speed-up of training together: {report['speedup']}x; the largest difference "
+    other = next(name for name in report["paths"] if name != "one_at_a_time").replace("_", " ")
+    seconds = report.get("seconds", "the networks' training time")
+    lines += ["", f"Seconds: {seconds}. Speed-up of "
+              f"training {other}: {report['speedup']}x; the largest difference "
               f"between the two paths in one run's accuracy: {100 * report['max_accuracy_difference']:.2f} "
               "points."]
     return "\n".join(lines), {}

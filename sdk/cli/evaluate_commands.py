@@ -3,6 +3,7 @@ synthetic set with the protocol, and two sets against each other."""
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 import typer
@@ -86,6 +87,9 @@ def evaluate_command(
                                          "updated after every network [default: not written]."),
     resume: bool = typer.Option(False, "--resume", help="Keep the networks already in --json (an evaluation "
                                 "stopped by Ctrl-C, or one with fewer --runs) and train only the others."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1,
+                             help="Train this many networks at once on the CPU, each in its own process "
+                                  "with its share of the threads (the same networks as one at a time)."),
     root: Path | None = ROOT,
     device: str = DEVICE,
     seed: int = SEED,
@@ -94,9 +98,9 @@ def evaluate_command(
     """Train fresh networks on a synthetic set and test them on the real test split.
 
     With --json the file is rewritten after every network, and the network in training
-    (one at a time) is saved every 50 epochs to JSON's name with .network.pt, so Ctrl-C
-    loses at most 50 epochs: the same command with --resume trains the rest, and the
-    result equals an uninterrupted evaluation.
+    is saved every 50 epochs to JSON's name with .network.pt (with --jobs, one file per
+    network, .network.MODEL.runN.pt), so Ctrl-C loses at most 50 epochs: the same command
+    with --resume trains the rest, and the result equals an uninterrupted evaluation.
     """
     done = _earlier_evaluation(json_out, resume)
     syn = SyntheticSet.load(synthetic)
@@ -125,14 +129,18 @@ def evaluate_command(
                           progress=progress, together=together, done=done,
                           on_network=save_partial if json_out else None,
                           network_checkpoint=network_checkpoint(json_out) if json_out else None,
-                          model_options={name: net_options for name in names} if net_options else None)
+                          model_options={name: net_options for name in names} if net_options else None,
+                          jobs=jobs)
     except KeyboardInterrupt:
         every, saved = TrainingCheckpoint.every, []
         if json_out and json_out.exists():
             saved.append(f"the finished networks are in {json_out}")
-        in_training = network_checkpoint(json_out) if json_out else None
-        if in_training and in_training.exists():
-            saved.append(f"the network in training is saved as of its last {every} epochs ({in_training.name})")
+        in_training = network_saves(json_out) if json_out else []
+        if len(in_training) == 1:
+            saved.append(f"the network in training is saved as of its last {every} epochs ({in_training[0].name})")
+        elif in_training:
+            saved.append(f"the {len(in_training)} networks in training are saved as of their last {every} epochs "
+                         f"({', '.join(p.name for p in in_training)})")
         where = (" and ".join(saved) + "; the same command with --resume goes on" if saved
                  else f"nothing was saved (--json keeps every finished network and every {every} epochs)")
         raise Interrupted(f"evaluation interrupted: {where}") from None
@@ -169,12 +177,20 @@ def network_checkpoint(json_out: Path) -> Path:
     return json_out.with_name(json_out.stem + ".network.pt")
 
 
+def network_saves(json_out: Path) -> list[Path]:
+    """The saves of networks in training that exist: ``.network.pt`` (one at a time) and
+    ``.network.MODEL.runN.pt`` (several at once, --jobs)."""
+    single = network_checkpoint(json_out)
+    several = single.parent.glob(f"{glob.escape(single.stem)}.*.run*{single.suffix}")
+    return sorted(path for path in [single, *several] if path.exists())
+
+
 def _earlier_evaluation(json_out: Path | None, resume: bool) -> EvaluationResult | None:
     """The evaluation that --resume goes on from; refuses to overwrite an unfinished one."""
     if resume and json_out is None:
         raise ConfigError("--resume goes on from the networks in --json: give the file")
     if json_out is None or not json_out.exists():
-        if resume and not network_checkpoint(json_out).exists():
+        if resume and not network_saves(json_out):
             raise ConfigError(f"cannot resume: no evaluation at {json_out}")
         return None  # a resumed first network goes on from its own save
     if resume:

@@ -1,0 +1,130 @@
+"""Training several networks at once on a CPU, one worker process each.
+
+A small network does not keep several CPU cores busy: its convolutions are too small to
+split well over threads. Training ``jobs`` networks side by side, each in its own
+process with its share of the threads, keeps every core busy; it is what running
+``datadam evaluate --runs 1 --seed S`` in several shells and merging the files does, in
+one command.
+
+Each network is trained by :func:`datadam.training.train_network` with the seed, data
+and protocol it would get in the calling process, so the weights are the same up to the
+floating-point order of the thread count. The workers are started with ``spawn`` (no
+fork of a process holding torch's thread pools), receive the images once, and send back
+each trained network's weights and its logits on the test images (scoring 10,000 images
+is seconds of a core: done where the network is); an epoch's progress comes back
+through a queue.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue as queue_module
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from datadam import models as model_registry
+from datadam.augment import DSA
+from datadam.training import TrainConfig, TrainingCheckpoint, predict, train_network
+
+
+@dataclass(frozen=True)
+class NetworkJob:
+    """One network to train: the registry ``model`` built for ``channels`` x ``image_size``
+    images of ``classes`` classes with ``seed`` and ``options``, saved every 50 epochs
+    to ``checkpoint`` (under ``key``) when given. ``tag`` comes back with its weights."""
+
+    tag: Any
+    model: str
+    channels: int
+    classes: int
+    image_size: tuple[int, int]
+    seed: int
+    options: dict[str, Any]
+    checkpoint: Path | None = None
+    key: str = ""
+
+    def build(self) -> torch.nn.Module:
+        return model_registry.create(self.model, self.channels, self.classes, self.image_size,
+                                     seed=self.seed, **self.options)
+
+
+# The worker's inputs, set once per process by _start_worker.
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, config: TrainConfig,
+                  augmentation: str, threads: int, epochs_done: Any) -> None:
+    torch.set_num_threads(threads)
+    _WORKER.update(images=images, labels=labels, test_images=test_images, config=config,
+                   dsa=DSA.from_name(augmentation), epochs_done=epochs_done)
+
+
+def _train(job: NetworkJob) -> tuple[Any, dict[str, torch.Tensor], float, torch.Tensor]:
+    net = job.build()
+    saves = TrainingCheckpoint(job.checkpoint, job.key) if job.checkpoint else None
+    start = time.perf_counter()
+    train_network(net, _WORKER["images"], _WORKER["labels"], _WORKER["config"], _WORKER["dsa"], job.seed,
+                  progress=lambda: _WORKER["epochs_done"].put(job.tag), checkpoint=saves)
+    seconds = (saves.earlier_seconds if saves else 0.0) + time.perf_counter() - start
+    return job.tag, net.state_dict(), seconds, predict(net, _WORKER["test_images"])
+
+
+def train_in_processes(jobs: Iterable[NetworkJob], processes: int, images: torch.Tensor,
+                       labels: torch.Tensor, test_images: torch.Tensor, config: TrainConfig,
+                       augmentation: str, on_epoch: Callable[[Any], None],
+                       on_trained: Callable[[NetworkJob, torch.nn.Module, float, torch.Tensor], None],
+                       ) -> None:
+    """Train every job on CPU ``images [N, C, H, W]`` and ``labels [N]`` in ``processes``
+    worker processes, with ``torch.get_num_threads() // processes`` threads each (at
+    least one). ``on_epoch(tag)`` is called in this process after each epoch of a job's
+    network, ``on_trained(job, network, seconds, logits)`` with each trained network (its
+    weights loaded into a fresh one) and its logits ``[M, K]`` on ``test_images [M, C, H,
+    W]`` (:func:`~datadam.training.predict`) as it finishes, in the order they finish.
+
+    An exception in a worker is raised here, and the workers left are stopped.
+    """
+    jobs = list(jobs)
+    context = multiprocessing.get_context("spawn")
+    epochs_done = context.Queue()
+    threads = max(1, torch.get_num_threads() // processes)
+    by_tag = {job.tag: job for job in jobs}
+    worker_inputs = (images.cpu(), labels.cpu(), test_images.cpu(), config, augmentation, threads,
+                     epochs_done)
+    pool = ProcessPoolExecutor(max_workers=min(processes, len(jobs)) or 1, mp_context=context,
+                               initializer=_start_worker, initargs=worker_inputs)
+
+    def drain(timeout: float) -> None:
+        try:
+            on_epoch(epochs_done.get(timeout=timeout))
+            while True:
+                on_epoch(epochs_done.get_nowait())
+        except queue_module.Empty:
+            pass
+
+    try:
+        pending = {pool.submit(_train, job) for job in jobs}
+        while pending:
+            drain(0.2)
+            finished, pending = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
+            for future in finished:
+                tag, weights, seconds, logits = future.result()
+                drain(0)  # the network's last epochs before the network itself
+                net = by_tag[tag].build()
+                net.load_state_dict(weights)
+                on_trained(by_tag[tag], net, seconds, logits)
+    except BaseException:  # Ctrl-C or a worker's error: stop the others, whose saves stay
+        processes_left = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes_left:
+            process.terminate()
+        raise
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        epochs_done.close()
