@@ -317,8 +317,8 @@ def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
         lines.append(f"| {name.replace('_', ' ')} | {p['seconds']:.1f} | {_pm(p, 'accuracy')} |")
     other = next(name for name in report["paths"] if name != "one_at_a_time").replace("_", " ")
     seconds = report.get("seconds", "the networks' training time")
-    lines += ["", f"Seconds: {seconds}. Speed-up of "
-              f"training {other}: {report['speedup']}x; the largest difference "
+    lines += ["", f"Seconds: {seconds}. Speed-up of the {other} path over one at a time: "
+              f"{report['speedup']}x; the largest difference "
               f"between the two paths in one run's accuracy: {100 * report['max_accuracy_difference']:.2f} "
               "points."]
     return "\n".join(lines), {}

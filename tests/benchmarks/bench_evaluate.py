@@ -81,7 +81,8 @@ def main() -> None:
     with atomic_path(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(result, indent=1))
     lines = [
-        f"# Evaluation: networks trained {other.replace('_', ' ')} vs one at a time", "",
+        f"# Evaluation: networks trained {'together' if other == 'together' else f'in {args.jobs} processes'}"
+        " vs one at a time", "",
         f"Command: `{result['command']}`  ",
         f"Machine: {result['machine']}; device {result['device']}  ",
         f"Set: {source} ({syn.ipc} per class); {args.runs} x {args.model}, {args.epochs} epochs, "
