@@ -409,7 +409,9 @@ def render_comparison(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     command = (f"datadam compare-evaluations {report['a']} {report['b']}{options} "
                f"--json docs/results/{stem}.json")
     lines = [f"## {stem}", "", "Command:", "", "```bash", command, "```", "",
-             f"- A = {report['a_set']}", f"- B = {report['b_set']}", "",
+             f"- A = {report['a_set']}", f"- B = {report['b_set']}",
+             *([f"- one set under two protocols, A vs B: {', '.join(first['protocol_differences'])}"]
+               if first.get("protocol_differences") else []), "",
              f"{first['metric'].replace('_', ' ')} (%), {by}; B - A in points, mean ± std, the "
              f"{100 * first['confidence']:g} % interval of the mean (Student's t), the paired t-test's p "
              f"and on how many {first['unit']}s B was ahead.", "",
