@@ -606,6 +606,9 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
                     if on_network:
                         on_network(result())
 
+                if network_checkpoint:
+                    _hand_over_to_runs(Path(network_checkpoint), name,
+                                       {run: network_key(name, run) for run in todo})
                 shape = tuple(synthetic.image_shape)
                 train_in_processes(
                     [NetworkJob((name, run), name, shape[0], len(synthetic.classes), shape[1:], net_seed,
@@ -617,7 +620,10 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
                 for run, net, net_seed in zip(todo, nets, seeds):
                     start = time.perf_counter()
                     key = network_key(name, run)
-                    saves = TrainingCheckpoint(network_checkpoint, key) if network_checkpoint else None
+                    path = network_checkpoint
+                    if path and _run_checkpoint(path, name, run).exists():  # saved by an evaluation with jobs
+                        path = _run_checkpoint(path, name, run)
+                    saves = TrainingCheckpoint(path, key) if path else None
                     train_network(net, images, labels, train, dsa, net_seed,
                                   progress=lambda task=task: bar.advance(task), checkpoint=saves)
                     earlier = saves.earlier_seconds if saves else 0.0
@@ -634,6 +640,16 @@ def _run_checkpoint(path: str | Path | None, model: str, run: int) -> Path | Non
         return None
     path = Path(path)
     return path.with_name(f"{path.stem}.{model}.run{run}{path.suffix}")
+
+
+def _hand_over_to_runs(single: Path, model: str, keys: dict[int, str]) -> None:
+    """Rename the one-at-a-time save ``single`` to its run's own file, if it is the save of
+    one of the runs ``keys`` names, so that an evaluation with jobs goes on from it."""
+    owner = TrainingCheckpoint(single, "").saved_key()
+    for run, key in keys.items():
+        if owner == key:
+            single.replace(_run_checkpoint(single, model, run))
+            return
 
 
 def _networks_to_keep(done: EvaluationResult, settings: dict[str, Any]) -> dict[str, dict[int, dict]]:

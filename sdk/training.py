@@ -142,13 +142,24 @@ class TrainingCheckpoint:
 
     def load(self, identity: dict[str, Any]) -> dict[str, Any] | None:
         """The saved state of the run ``identity`` names, or None."""
+        state = self.load_any()
+        return state if state and state.get("identity") == identity else None
+
+    def saved_key(self) -> str | None:
+        """The key of the run whose save is at ``path`` (None: no save, or not one of ours)."""
+        state = self.load_any()
+        identity = state.get("identity") if state else None
+        return identity.get("key") if isinstance(identity, dict) else None
+
+    def load_any(self) -> dict[str, Any] | None:
+        """The save at ``path``, whichever run it is of; None if there is none or it is damaged."""
         if not self.path.is_file():
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception:  # a foreign or damaged file: train from the start and replace it
             return None
-        return state if isinstance(state, dict) and state.get("identity") == identity else None
+        return state if isinstance(state, dict) else None
 
     def save(self, state: dict[str, Any]) -> None:
         with atomic_path(self.path) as tmp:

@@ -120,6 +120,53 @@ def test_evaluate_with_jobs_trains_the_same_networks_in_processes(mnist_idx_root
         evaluate(syn, test, ["convnet3"], jobs=0, **kwargs)
 
 
+def test_a_network_saved_one_at_a_time_goes_on_with_jobs_and_back(mnist_idx_root, tmp_path, monkeypatch):
+    import datadam.evaluate as evaluation
+
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(train, "random", ipc=1, progress=False)
+    kwargs = dict(runs=1, train=TrainConfig(epochs=60), progress=False, device="cpu",
+                  model_options={"convnet3": {"net_width": 8}})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        whole = evaluate(syn, test, ["convnet3"], **kwargs).runs["convnet3"][0]
+        single = tmp_path / "e.network.pt"
+        per_run = tmp_path / "e.network.convnet3.run0.pt"
+
+        def interrupted_at_epoch_52():
+            real = evaluation.train_network
+
+            def train_until_52(*args, progress=None, **options):
+                ticks = []
+
+                def tick():
+                    ticks.append(1)
+                    if len(ticks) == 52:
+                        raise KeyboardInterrupt
+                return real(*args, progress=tick, **options)
+            with monkeypatch.context() as patch:
+                patch.setattr(evaluation, "train_network", train_until_52)
+                with pytest.raises(KeyboardInterrupt):
+                    evaluate(syn, test, ["convnet3"], network_checkpoint=single, **kwargs)
+            # a mark of the interrupted process's time: only a resumed network counts it
+            state = torch.load(single, weights_only=True)
+            torch.save(dict(state, seconds=1e6), single)
+
+        interrupted_at_epoch_52()
+        with_jobs = evaluate(syn, test, ["convnet3"], jobs=2, network_checkpoint=single, **kwargs)
+        interrupted_at_epoch_52()
+        single.replace(per_run)  # as a --jobs evaluation leaves it
+        without = evaluate(syn, test, ["convnet3"], network_checkpoint=single, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    for resumed in (with_jobs.runs["convnet3"][0], without.runs["convnet3"][0]):
+        assert resumed["train_seconds"] >= 1e6  # went on from the save
+        assert resumed["accuracy"] == whole["accuracy"]  # to the uninterrupted network
+    assert not single.exists() and not per_run.exists()
+
+
 def test_evaluate_together_refuses_batchnorm_before_training(mnist_idx_root):
     test = data.load("mnist", mnist_idx_root, split="test")
     syn = distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False)
