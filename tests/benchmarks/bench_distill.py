@@ -81,7 +81,9 @@ def table(results: dict) -> str:
         *[f"Command: `{c}`  " for c in commands],
         *machine_lines(results),
         f"Budget: {s['iterations']} distillation iterations; evaluation {s['eval_runs']} ConvNet-3 "
-        f"networks x {s['eval_epochs']} epochs each (protocol: 20,000 iterations, 1,000 epochs)  ",
+        f"networks x {s['eval_epochs']} epochs each"
+        + (" trained in bfloat16" if s.get("eval_precision", "fp32") == "bf16" else "")
+        + " (protocol: 20,000 iterations, 1,000 epochs)  ",
         "Accuracy: mean ± std of the final test accuracy over the evaluation networks (10,000 test images).",
         "",
         "| method | " + " | ".join(f"IPC {i}" for i in ipcs) + " |",
@@ -114,6 +116,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=20000)
     ap.add_argument("--eval-runs", type=int, default=5)
     ap.add_argument("--eval-epochs", type=int, default=1000)
+    ap.add_argument("--eval-precision", choices=("fp32", "bf16"), default="fp32",
+                    help="training arithmetic of the evaluation networks (as datadam evaluate --precision)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--root", default=None)
@@ -126,8 +130,10 @@ def main() -> None:
     command = "python " + " ".join(sys.argv)
     if "settings" in results:
         previous = results.get("commands", [results["settings"]["command"]])
-        if (results["settings"]["iterations"], results["settings"]["eval_runs"],
-                results["settings"]["eval_epochs"]) != (args.iterations, args.eval_runs, args.eval_epochs):
+        earlier = results["settings"]
+        if (earlier["iterations"], earlier["eval_runs"], earlier["eval_epochs"],
+                earlier.get("eval_precision", "fp32")) != (args.iterations, args.eval_runs, args.eval_epochs,
+                                                           args.eval_precision):
             sys.exit("this JSON holds another budget: write to another --out")
         results["commands"] = list(dict.fromkeys(previous + [command]))
         for entry in results["entries"].values():  # entries of earlier commands keep their machine
@@ -135,7 +141,8 @@ def main() -> None:
     results["settings"] = {
         "command": command, "machine": describe(), "ipcs": ipcs,
         "variants": variants, "iterations": args.iterations, "eval_runs": args.eval_runs,
-        "eval_epochs": args.eval_epochs, "seed": args.seed, "datadam": datadam.__version__,
+        "eval_epochs": args.eval_epochs, "eval_precision": args.eval_precision, "seed": args.seed,
+        "datadam": datadam.__version__,
     }
     train = datadam.data.load("mnist", args.root)
     test = datadam.data.load("mnist", args.root, split="test")
@@ -164,7 +171,8 @@ def main() -> None:
             distill_s = syn.metadata.get("wall_time_s", 0.0)  # carried over resumes
             networks = checkpoint.with_name(f"{variant}_ipc{ipc}.evaluation.json")
             ev = evaluate_keeping(networks, syn, test, ["convnet3"], runs=args.eval_runs, seed=args.seed,
-                                  train=TrainConfig(epochs=args.eval_epochs), device=args.device,
+                                  train=TrainConfig(epochs=args.eval_epochs, precision=args.eval_precision),
+                                  device=args.device,
                                   progress=False)
             per_it = syn.metadata["seconds_per_iteration"]
             results["entries"][key] = {"variant": variant, "method": method, "ipc": ipc,
