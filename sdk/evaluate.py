@@ -497,9 +497,10 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             the others are trained, so the result equals an uninterrupted evaluation.
         on_network: called with the result so far after every trained network (after a
             model's stacked networks when they train together), e.g. to save it.
-        network_checkpoint: a file for the network in training (one at a time): its state is saved
-            every 50 epochs, and an evaluation that finds the save of the same network
-            (set, model, run, seed and protocol) goes on from it with the same result.
+        network_checkpoint: a file for the network in training (or the networks trained
+            together): its state is saved every 50 epochs, and an evaluation that finds the
+            save of the same network (set, model, run, seed and protocol) goes on from it
+            with the same result.
             With ``done`` and ``on_network``, a long evaluation loses at most 50 epochs
             to an interruption. With ``jobs`` > 1 each network has its own file, the name
             with ``.MODEL.runN`` before the suffix.
@@ -568,7 +569,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
         metrics.update(run=run, train_seconds=round(seconds, 3), train_flops=flops)
         out[name].append(metrics)
 
-    def network_key(name: str, run: int) -> str:  # what a mid-network save must match
+    def network_key(name: str, run: int | list[int]) -> str:  # what a mid-network save must match
         return json.dumps([settings["synthetic"]["sha256"], name, options.get(name, {}), run],
                           sort_keys=True, default=str)
 
@@ -593,10 +594,13 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             trained_together[name] = stacked
             if stacked:
                 start = time.perf_counter()
-                train_networks_together(nets, images, labels, train, dsa, seeds,
+                saves = (TrainingCheckpoint(network_checkpoint, network_key(name, todo))
+                         if network_checkpoint else None)
+                train_networks_together(nets, images, labels, train, dsa, seeds, checkpoint=saves,
                                         progress=lambda task=task, n=len(todo): bar.advance(task, n))
+                seconds = (saves.earlier_seconds if saves else 0.0) + time.perf_counter() - start
                 for run, net in zip(todo, nets):
-                    record(name, run, net, (time.perf_counter() - start) / len(todo), flops)
+                    record(name, run, net, seconds / len(todo), flops)
                 if on_network:
                     on_network(result())
             elif jobs > 1:

@@ -165,6 +165,44 @@ class TrainingCheckpoint:
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
 
+    def resume(self, identity: dict[str, Any], opt: torch.optim.Optimizer,
+               sched: torch.optim.lr_scheduler.LRScheduler, generators: list[torch.Generator],
+               device: torch.device) -> dict[str, Any] | None:
+        """Restore the optimiser, schedule and random streams of the run ``identity``
+        names from its save and return the save (its ``network`` and ``epoch`` are the
+        caller's to use), or None when there is none."""
+        saved = self.load(identity)
+        if saved is None:
+            return None
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["schedule"])
+        states = saved["generator"]  # one network's state, or a list for networks trained together
+        for g, state in zip(generators, states if isinstance(states, list) else [states]):
+            g.set_state(state)
+        torch.set_rng_state(saved["global_generator"])  # dropout draws from it
+        if "cuda_generator" in saved:
+            torch.cuda.set_rng_state(saved["cuda_generator"], device)
+        self.earlier_seconds = saved["seconds"]
+        return saved
+
+    def save_if_due(self, epochs_done: int, epochs: int, identity: dict[str, Any], network: dict[str, Any],
+                    opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+                    generators: list[torch.Generator], device: torch.device, started: float) -> None:
+        """Save the run after ``epochs_done`` epochs when that is a multiple of ``every``
+        (and not the end): ``network`` (a state dict), optimiser, schedule, random
+        streams and the training time since ``started`` (``time.perf_counter``)."""
+        if epochs_done % self.every or epochs_done >= epochs:
+            return
+        state = {"identity": identity, "epoch": epochs_done, "network": network,
+                 "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
+                 "generator": (generators[0].get_state() if len(generators) == 1
+                               else [g.get_state() for g in generators]),
+                 "global_generator": torch.get_rng_state(),
+                 "seconds": self.earlier_seconds + time.perf_counter() - started}
+        if device.type == "cuda":
+            state["cuda_generator"] = torch.cuda.get_rng_state(device)
+        self.save(state)
+
 
 def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
                   dsa: DSA, seed: int, progress=None,
@@ -180,17 +218,10 @@ def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, co
     net.train()
     identity = {"key": checkpoint.key, "seed": seed, "train": config.key()} if checkpoint else None
     first, started = 0, time.perf_counter()
-    saved = checkpoint.load(identity) if checkpoint else None
+    saved = checkpoint.resume(identity, opt, sched, [g], images.device) if checkpoint else None
     if saved is not None:
         net.load_state_dict(saved["network"])
-        opt.load_state_dict(saved["optimizer"])
-        sched.load_state_dict(saved["schedule"])
-        g.set_state(saved["generator"])
-        torch.set_rng_state(saved["global_generator"])  # dropout draws from it
-        if "cuda_generator" in saved:
-            torch.cuda.set_rng_state(saved["cuda_generator"], images.device)
         first = saved["epoch"]
-        checkpoint.earlier_seconds = saved["seconds"]
         for _ in range(first):
             if progress is not None:
                 progress()
@@ -202,14 +233,9 @@ def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, co
             loss.backward()
             opt.step()
         sched.step()
-        if checkpoint and (epoch + 1) % checkpoint.every == 0 and epoch + 1 < config.epochs:
-            state = {"identity": identity, "epoch": epoch + 1, "network": net.state_dict(),
-                     "optimizer": opt.state_dict(), "schedule": sched.state_dict(),
-                     "generator": g.get_state(), "global_generator": torch.get_rng_state(),
-                     "seconds": checkpoint.earlier_seconds + time.perf_counter() - started}
-            if images.is_cuda:
-                state["cuda_generator"] = torch.cuda.get_rng_state(images.device)
-            checkpoint.save(state)
+        if checkpoint:
+            checkpoint.save_if_due(epoch + 1, config.epochs, identity, net.state_dict(), opt, sched, [g],
+                                   images.device, started)
         if progress is not None:
             progress()
     if checkpoint:
@@ -218,14 +244,17 @@ def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, co
 
 
 def train_networks_together(nets: list[nn.Module], images: torch.Tensor, labels: torch.Tensor,
-                            config: TrainConfig, dsa: DSA, seeds: list[int],
-                            progress=None) -> list[nn.Module]:
+                            config: TrainConfig, dsa: DSA, seeds: list[int], progress=None,
+                            checkpoint: TrainingCheckpoint | None = None) -> list[nn.Module]:
     """Train ``nets`` (one architecture, different initial weights) on normalised
     ``images [N, C, H, W]`` with ``labels [N]``, network ``i`` as
     ``train_network(nets[i], ..., seed=seeds[i])`` would; the trained weights are
     written back into ``nets``, which are returned.
 
-    ``progress`` is called once per epoch. Every network must pass :func:`can_train_together`.
+    ``progress`` is called once per epoch (for the epochs a resumed run skips too). Every
+    network must pass :func:`can_train_together`. With ``checkpoint``, all of them are
+    saved every ``checkpoint.every`` epochs in one file, and a run whose save exists goes
+    on from it, as :func:`train_network` does.
     """
     if len(nets) != len(seeds):
         raise ValueError(f"{len(nets)} networks but {len(seeds)} seeds")
@@ -242,7 +271,18 @@ def train_networks_together(nets: list[nn.Module], images: torch.Tensor, labels:
     stacked_forward = vmap(forward)
     opt, sched = make_optimizer(list(params.values()), config)
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    for _ in range(config.epochs):
+    identity = {"key": checkpoint.key, "seeds": list(seeds), "train": config.key()} if checkpoint else None
+    first, started = 0, time.perf_counter()
+    saved = checkpoint.resume(identity, opt, sched, generators, images.device) if checkpoint else None
+    if saved is not None:
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(saved["network"][name])
+        first = saved["epoch"]
+        for _ in range(first):
+            if progress is not None:
+                progress()
+    for epoch in range(first, config.epochs):
         # Network i's minibatches come from its own generator, drawn exactly as train_network draws them.
         for step in zip(*(epoch_batches(images, labels, config.batch, dsa, g) for g in generators)):
             batches, targets = zip(*step)
@@ -257,8 +297,14 @@ def train_networks_together(nets: list[nn.Module], images: torch.Tensor, labels:
             loss.backward()
             opt.step()
         sched.step()
+        if checkpoint:
+            weights = {name: p.detach() for name, p in params.items()}
+            checkpoint.save_if_due(epoch + 1, config.epochs, identity, weights, opt, sched, generators,
+                                   images.device, started)
         if progress is not None:
             progress()
+    if checkpoint:
+        checkpoint.path.unlink(missing_ok=True)
     with torch.no_grad():
         for i, net in enumerate(nets):
             for name, p in net.named_parameters():

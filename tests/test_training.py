@@ -66,6 +66,41 @@ def test_bf16_training_learns_with_its_own_rounding(together):
             assert (bf16.eval()(images).argmax(1) == labels).float().mean() == 1.0
 
 
+def test_networks_trained_together_go_on_from_their_save_to_the_same_weights(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(24, 1, 16, 16, generator=g), torch.arange(4).repeat(6)
+    config, dsa, seeds = TrainConfig(epochs=7, batch=10, lr=0.05), DSA.from_name("digits"), [3, 7]
+    whole = train_networks_together(_nets(seeds), images, labels, config, dsa, seeds)
+    saves = TrainingCheckpoint(tmp_path / "nets.pt", key="set/convnet3/runs 0-1", every=2)
+    ticks = []
+
+    def ctrl_c_after_epoch_5():
+        ticks.append(1)
+        if len(ticks) == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_networks_together(_nets(seeds), images, labels, config, dsa, seeds,
+                                progress=ctrl_c_after_epoch_5, checkpoint=saves)
+    assert torch.load(saves.path, weights_only=True)["epoch"] == 4
+    resumed = TrainingCheckpoint(saves.path, key=saves.key, every=2)
+    ticks.clear()
+    nets = train_networks_together(_nets(seeds), images, labels, config, dsa, seeds,
+                                   progress=lambda: ticks.append(1), checkpoint=resumed)
+    assert len(ticks) == 7 and resumed.earlier_seconds > 0 and not saves.path.exists()
+    for a, b in zip(whole, nets):
+        for (name, p), q in zip(a.named_parameters(), b.parameters()):
+            assert torch.equal(p, q), name
+    # the save of the same networks with other seeds is not gone on from
+    with pytest.raises(KeyboardInterrupt):
+        ticks.clear()
+        train_networks_together(_nets(seeds), images, labels, config, dsa, seeds,
+                                progress=ctrl_c_after_epoch_5, checkpoint=saves)
+    other = TrainingCheckpoint(saves.path, key=saves.key, every=2)
+    train_networks_together(_nets([3, 8]), images, labels, config, dsa, [3, 8], checkpoint=other)
+    assert other.earlier_seconds == 0.0
+
+
 def test_networks_with_state_in_the_forward_cannot_be_stacked():
     assert can_train_together(_nets([0])[0])
     batchnorm = _nets([0], net_norm="batchnorm")
