@@ -182,6 +182,8 @@ class TrainingCheckpoint:
         torch.set_rng_state(saved["global_generator"])  # dropout draws from it
         if "cuda_generator" in saved:
             torch.cuda.set_rng_state(saved["cuda_generator"], device)
+        if "mps_generator" in saved:
+            torch.mps.set_rng_state(saved["mps_generator"])
         self.earlier_seconds = saved["seconds"]
         return saved
 
@@ -199,8 +201,10 @@ class TrainingCheckpoint:
                                else [g.get_state() for g in generators]),
                  "global_generator": torch.get_rng_state(),
                  "seconds": self.earlier_seconds + time.perf_counter() - started}
-        if device.type == "cuda":
+        if device.type == "cuda":  # dropout on the device draws from the device's stream
             state["cuda_generator"] = torch.cuda.get_rng_state(device)
+        elif device.type == "mps":
+            state["mps_generator"] = torch.mps.get_rng_state()
         self.save(state)
 
 
