@@ -87,8 +87,12 @@ class StatusLines(Progress):
             self._wrote.add(task_id)
             self._last_line[task_id] = now
         stream = self.stream or sys.stderr
-        stream.write(self.line(task_id) + "\n")
-        stream.flush()
+        try:
+            stream.write(self.line(task_id) + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or file: a status line must not end a long run
+            self.interval = float("inf")
+            self._wrote.clear()
 
 
 def status_interval() -> float:

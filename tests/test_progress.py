@@ -67,3 +67,19 @@ def test_a_bad_interval_is_a_config_error(monkeypatch, value):
     with pytest.raises(ConfigError, match=INTERVAL_VARIABLE):
         progress_bar(None)
     assert progress_bar(False).disable  # an explicit choice does not read it
+
+
+def test_a_closed_stream_silences_the_status_lines_without_stopping_the_work():
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    bar = StatusLines(LossColumn(), interval=0.0, stream=Closed())
+    with bar:
+        task = bar.add_task("distill", total=3, loss=None)
+        for _ in range(3):
+            bar.update(task, advance=1, loss=1.0)  # no error reaches the caller
+    assert bar.tasks[0].completed == 3 and bar.interval == float("inf")
