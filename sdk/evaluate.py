@@ -562,9 +562,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
         return EvaluationResult(finished, {name: _summary(r) for name, r in finished.items() if r},
                                 dict(settings, trained_together=dict(trained_together)))
 
-    def record(name: str, run: int, net: nn.Module, seconds: float, flops: int,
-               logits: torch.Tensor | None = None) -> None:
-        logits = predict(net, test_x) if logits is None else logits
+    def record(name: str, run: int, logits: torch.Tensor, seconds: float, flops: int) -> None:
         metrics = _metrics(logits.cpu(), test_y.cpu(), len(test.classes))
         metrics.update(run=run, train_seconds=round(seconds, 3), train_flops=flops)
         out[name].append(metrics)
@@ -600,13 +598,13 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
                                         progress=lambda task=task, n=len(todo): bar.advance(task, n))
                 seconds = (saves.earlier_seconds if saves else 0.0) + time.perf_counter() - start
                 for run, net in zip(todo, nets):
-                    record(name, run, net, seconds / len(todo), flops)
+                    record(name, run, predict(net, test_x), seconds / len(todo), flops)
                 if on_network:
                     on_network(result())
             elif jobs > 1:
-                def trained(job: NetworkJob, net: nn.Module, seconds: float, logits: torch.Tensor,
+                def trained(job: NetworkJob, seconds: float, logits: torch.Tensor,
                             flops: int = flops) -> None:
-                    record(job.model, job.tag[1], net, seconds, flops, logits)
+                    record(job.model, job.tag[1], logits, seconds, flops)
                     if on_network:
                         on_network(result())
 
@@ -623,15 +621,13 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             else:
                 for run, net, net_seed in zip(todo, nets, seeds):
                     start = time.perf_counter()
-                    key = network_key(name, run)
-                    path = network_checkpoint
-                    if path and _run_checkpoint(path, name, run).exists():  # saved by an evaluation with jobs
-                        path = _run_checkpoint(path, name, run)
-                    saves = TrainingCheckpoint(path, key) if path else None
+                    own = _run_checkpoint(network_checkpoint, name, run)
+                    path = own if own and own.exists() else network_checkpoint  # own: saved by jobs
+                    saves = TrainingCheckpoint(path, network_key(name, run)) if path else None
                     train_network(net, images, labels, train, dsa, net_seed,
                                   progress=lambda task=task: bar.advance(task), checkpoint=saves)
                     earlier = saves.earlier_seconds if saves else 0.0
-                    record(name, run, net, earlier + time.perf_counter() - start, flops)
+                    record(name, run, predict(net, test_x), earlier + time.perf_counter() - start, flops)
                     if on_network:
                         on_network(result())
     return result()

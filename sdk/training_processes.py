@@ -10,9 +10,9 @@ Each network is trained by :func:`datadam.training.train_network` with the seed,
 and protocol it would get in the calling process, so the weights are the same up to the
 floating-point order of the thread count. The workers are started with ``spawn`` (no
 fork of a process holding torch's thread pools), receive the images once, and send back
-each trained network's weights and its logits on the test images (scoring 10,000 images
-is seconds of a core: done where the network is); an epoch's progress comes back
-through a queue.
+each trained network's logits on the test images (scoring 10,000 images is seconds of a
+core: done where the network is, so the network itself need not travel); an epoch's
+progress comes back through a queue.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from datadam.training import TrainConfig, TrainingCheckpoint, predict, train_net
 class NetworkJob:
     """One network to train: the registry ``model`` built for ``channels`` x ``image_size``
     images of ``classes`` classes with ``seed`` and ``options``, saved every 50 epochs
-    to ``checkpoint`` (under ``key``) when given. ``tag`` comes back with its weights."""
+    to ``checkpoint`` (under ``key``) when given. ``tag`` names it in the progress queue."""
 
     tag: Any
     model: str
@@ -65,27 +65,26 @@ def _start_worker(images: torch.Tensor, labels: torch.Tensor, test_images: torch
                    dsa=DSA.from_name(augmentation), epochs_done=epochs_done)
 
 
-def _train(job: NetworkJob) -> tuple[Any, dict[str, torch.Tensor], float, torch.Tensor]:
+def _train(job: NetworkJob) -> tuple[float, torch.Tensor]:
     net = job.build()
     saves = TrainingCheckpoint(job.checkpoint, job.key) if job.checkpoint else None
     start = time.perf_counter()
     train_network(net, _WORKER["images"], _WORKER["labels"], _WORKER["config"], _WORKER["dsa"], job.seed,
                   progress=lambda: _WORKER["epochs_done"].put(job.tag), checkpoint=saves)
     seconds = (saves.earlier_seconds if saves else 0.0) + time.perf_counter() - start
-    return job.tag, net.state_dict(), seconds, predict(net, _WORKER["test_images"])
+    return seconds, predict(net, _WORKER["test_images"])
 
 
 def train_in_processes(jobs: Iterable[NetworkJob], processes: int, images: torch.Tensor,
                        labels: torch.Tensor, test_images: torch.Tensor, config: TrainConfig,
                        augmentation: str, on_epoch: Callable[[Any], None],
-                       on_trained: Callable[[NetworkJob, torch.nn.Module, float, torch.Tensor], None],
-                       ) -> None:
+                       on_trained: Callable[[NetworkJob, float, torch.Tensor], None]) -> None:
     """Train every job on CPU ``images [N, C, H, W]`` and ``labels [N]`` in ``processes``
     worker processes, with ``torch.get_num_threads() // processes`` threads each (at
     least one). ``on_epoch(tag)`` is called in this process after each epoch of a job's
-    network, ``on_trained(job, network, seconds, logits)`` with each trained network (its
-    weights loaded into a fresh one) and its logits ``[M, K]`` on ``test_images [M, C, H,
-    W]`` (:func:`~datadam.training.predict`) as it finishes, in the order they finish.
+    network, ``on_trained(job, seconds, logits)`` with each job's training time and its
+    network's logits ``[M, K]`` on ``test_images [M, C, H, W]``
+    (:func:`~datadam.training.predict`) as it finishes, in the order they finish.
 
     An exception in a worker is raised here, and the workers left are stopped.
     """
@@ -93,7 +92,6 @@ def train_in_processes(jobs: Iterable[NetworkJob], processes: int, images: torch
     context = multiprocessing.get_context("spawn")
     epochs_done = context.Queue()
     threads = max(1, torch.get_num_threads() // processes)
-    by_tag = {job.tag: job for job in jobs}
     worker_inputs = (images.cpu(), labels.cpu(), test_images.cpu(), config, augmentation, threads,
                      epochs_done)
     pool = ProcessPoolExecutor(max_workers=min(processes, len(jobs)) or 1, mp_context=context,
@@ -108,16 +106,15 @@ def train_in_processes(jobs: Iterable[NetworkJob], processes: int, images: torch
             pass
 
     try:
-        pending = {pool.submit(_train, job) for job in jobs}
+        job_of = {pool.submit(_train, job): job for job in jobs}
+        pending = set(job_of)
         while pending:
             drain(0.2)
             finished, pending = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
             for future in finished:
-                tag, weights, seconds, logits = future.result()
+                seconds, logits = future.result()
                 drain(0)  # the network's last epochs before the network itself
-                net = by_tag[tag].build()
-                net.load_state_dict(weights)
-                on_trained(by_tag[tag], net, seconds, logits)
+                on_trained(job_of[future], seconds, logits)
     except BaseException:  # Ctrl-C or a worker's error: stop the others, whose saves stay
         processes_left = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
