@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+from rich import get_console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -118,9 +119,9 @@ def progress_bar(enabled: bool | None, *fields: ProgressColumn) -> Progress:
     """
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), *fields,
                RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    bar = Progress(*columns)
-    if enabled is None and not bar.console.is_terminal:
+    if enabled is None and not get_console().is_terminal:  # the console a Progress draws on
         interval = status_interval()
-        return StatusLines(*columns, interval=interval) if interval else Progress(*columns, disable=True)
-    bar.disable = not enabled if enabled is not None else False
-    return bar
+        if interval:
+            return StatusLines(*columns, interval=interval)
+        enabled = False
+    return Progress(*columns, disable=not enabled if enabled is not None else False)
