@@ -31,6 +31,7 @@ from datadam.errors import ConfigError
 from datadam.progress import progress_bar
 from datadam.synthetic import SyntheticSet
 from datadam.training import (
+    LATER_FIELDS,
     TrainConfig,
     TrainingCheckpoint,
     can_train_together,
@@ -61,9 +62,9 @@ class EvaluationResult:
             where = f"{source}: " if source is not None else ""
             raise ConfigError(f"{where}not an evaluation result (no runs, summary and settings)")
         settings = report["settings"]
-        if isinstance(settings.get("train"), dict) and "precision" not in settings["train"]:
-            # written before the field existed, when every network trained in fp32
-            settings = {**settings, "train": {**settings["train"], "precision": "fp32"}}
+        if isinstance(settings.get("train"), dict):
+            # written before a field existed, when every network trained with its default
+            settings = {**settings, "train": {**LATER_FIELDS, **settings["train"]}}
         return cls(report["runs"], report["summary"], settings)
 
     @classmethod

@@ -148,6 +148,7 @@ def _evaluation_html(path: Path, report: dict[str, Any], syn: SyntheticSet) -> s
         + (f"{settings.get('test_images', '?')} test images of {settings.get('test_dataset', '?')}; "
             f"{train.get('epochs', '?')} epochs, batch {train.get('batch', '?')}, lr {train.get('lr', '?')}, "
             + ("trained in bfloat16, " if train.get("precision") == "bf16" else "")
+            + ("compiled with torch.compile, " if train.get("compile") else "")
             + f"augmentation {settings.get('augmentation', '?')}, seed {settings.get('seed', '?')}")
     unfinished = report.get("in_progress")
     if unfinished:  # written after every network: say that more are to come

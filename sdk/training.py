@@ -21,8 +21,10 @@ Examples:
 from __future__ import annotations
 
 import copy
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,11 @@ class TrainConfig:
     The official code trains 1,000 epochs; fewer are a reduced budget and are
     recorded as such in every result. ``precision="bf16"`` trains under bfloat16
     autocast: faster on a CPU or GPU with bfloat16 units, a departure from the protocol
-    that is recorded too.
+    that is recorded too. ``compile=True`` runs each network's forward and backward
+    through ``torch.compile`` (TorchInductor, which fuses the normalisation, activation
+    and pooling around each convolution): the same training up to floating-point
+    rounding, at the cost of one compilation per process (tens of seconds on a CPU,
+    where it needs a C++ compiler).
     """
 
     epochs: int = 1000
@@ -57,6 +63,7 @@ class TrainConfig:
     schedule: str = "step"  # "step" (x0.1 at epochs/2) or "cosine"
     augmentation: str | None = None  # None: the dataset's DSA preset; "none" to disable
     precision: str = "fp32"  # "bf16": forward and backward under bfloat16 autocast, weights in fp32
+    compile: bool = False  # torch.compile each network's step
 
     def __post_init__(self) -> None:
         if self.precision not in TRAIN_PRECISIONS:
@@ -64,12 +71,25 @@ class TrainConfig:
 
     def key(self) -> dict[str, Any]:
         """The settings that identify a network trained with this config, for saves and
-        caches: :func:`dataclasses.asdict` less ``precision`` when it is fp32, so keys
-        written before the field existed still match."""
+        caches: :func:`dataclasses.asdict` less the fields added later when they hold
+        their defaults (``precision`` fp32, ``compile`` off), so keys written before
+        those fields existed still match."""
         settings = asdict(self)
-        if settings["precision"] == "fp32":
-            del settings["precision"]
+        for name, default in LATER_FIELDS.items():
+            if settings[name] == default:
+                del settings[name]
         return settings
+
+    def compiled(self, step: Callable) -> Callable:
+        """``step`` (a network or a function) through ``torch.compile`` when ``compile``
+        is on, else ``step`` itself."""
+        if not self.compile:
+            return step
+        if not torch.cuda.is_available():
+            # A CUDA build of torch warns, when Inductor first builds CPU kernels, that it
+            # found no CUDA runtime: true and beside the point on a machine without a GPU.
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        return torch.compile(step)
 
     def autocast(self, device: torch.device) -> torch.autocast:
         """The autocast context of a training step on ``device`` (off for fp32)."""
@@ -83,6 +103,22 @@ class TrainConfig:
 
 
 TRAIN_PRECISIONS = ("fp32", "bf16")
+# Fields added after results were first written, with the value every earlier result had.
+LATER_FIELDS: dict[str, Any] = {"precision": "fp32", "compile": False}
+
+
+@contextmanager
+def compile_errors(compiling: bool) -> Iterator[None]:
+    """Turn a failure of ``torch.compile`` (e.g. no working C++ compiler on a CPU) into
+    a one-line :class:`ConfigError` when ``compiling``."""
+    if not compiling:  # leaves torch._dynamo unimported, which the except clause would import
+        yield
+        return
+    try:
+        yield
+    except torch._dynamo.exc.BackendCompilerFailed as err:
+        reason = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise ConfigError(f"torch.compile failed ({reason}): train without compile") from err
 
 
 def can_train_together(net: nn.Module) -> bool:
@@ -229,12 +265,14 @@ def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, co
         for _ in range(first):
             if progress is not None:
                 progress()
+    step = config.compiled(net)  # shares net's parameters: saves and predict use net
     for epoch in range(first, config.epochs):
         for x, y in epoch_batches(images, labels, config.batch, dsa, g):
-            with config.autocast(x.device):
-                loss = F.cross_entropy(net(x), y)
+            with config.autocast(x.device), compile_errors(config.compile):
+                loss = F.cross_entropy(step(x), y)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            with compile_errors(config.compile):
+                loss.backward()
             opt.step()
         sched.step()
         if checkpoint:
@@ -272,7 +310,7 @@ def train_networks_together(nets: list[nn.Module], images: torch.Tensor, labels:
     def forward(p: dict, b: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(template, (p, b), (x,))
 
-    stacked_forward = vmap(forward)
+    stacked_forward = config.compiled(vmap(forward))
     opt, sched = make_optimizer(list(params.values()), config)
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
     identity = {"key": checkpoint.key, "seeds": list(seeds), "train": config.key()} if checkpoint else None
@@ -291,14 +329,15 @@ def train_networks_together(nets: list[nn.Module], images: torch.Tensor, labels:
         for step in zip(*(epoch_batches(images, labels, config.batch, dsa, g) for g in generators)):
             batches, targets = zip(*step)
             y = torch.stack(targets)
-            with config.autocast(y.device):
+            with config.autocast(y.device), compile_errors(config.compile):
                 logits = stacked_forward(params, buffers, torch.stack(batches))  # [R, B, K]
                 # Each network's loss is the mean over its own minibatch; their sum has, for
                 # each network's parameters, exactly that network's gradient.
                 loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
             loss = loss.view(y.shape).mean(1).sum()
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            with compile_errors(config.compile):
+                loss.backward()
             opt.step()
         sched.step()
         if checkpoint:

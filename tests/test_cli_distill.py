@@ -344,6 +344,28 @@ def test_one_set_trained_in_bf16_compares_with_fp32(mnist_idx_root, tmp_path):
 
 
 
+def test_one_set_trained_compiled_compares_with_eager(mnist_idx_root, tmp_path):
+    syn = tmp_path / "s.safetensors"
+    distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(syn)
+    for mode in ("--no-compile", "--compile"):
+        r = run("evaluate", syn, "--root", mnist_idx_root, "--runs", 2, "--epochs", 2, "--device", "cpu",
+                "--model-option", "net_width=8", mode, "--json", tmp_path / f"{mode}.json")
+        assert r.exit_code == 0, r.output
+        words = " ".join(r.output.split())  # the table's title wraps
+        assert ("images), compiled" in words) == (mode == "--compile") and "CUDA" not in r.output
+    eager, compiled = (json.loads((tmp_path / f"{mode}.json").read_text())
+                       for mode in ("--no-compile", "--compile"))
+    assert compiled["settings"]["train"]["compile"] is True and eager["settings"]["train"]["compile"] is False
+    for a, b in zip(eager["runs"]["convnet3"], compiled["runs"]["convnet3"]):
+        assert abs(a["accuracy"] - b["accuracy"]) < 0.01  # the same networks up to rounding
+    r = run("compare-evaluations", tmp_path / "--no-compile.json", tmp_path / "--compile.json",
+            "--json", tmp_path / "c.json")
+    assert r.exit_code == 0, r.output
+    comparison = json.loads((tmp_path / "c.json").read_text())["models"]["convnet3"]
+    assert comparison["pairs"] == 2
+    assert comparison["protocol_differences"] == ["'train.compile' (False vs True)"]
+
+
 def test_evaluate_with_model_options(mnist_idx_root, tmp_path):
     syn = tmp_path / "s.safetensors"
     distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(syn)

@@ -256,16 +256,17 @@ def test_one_set_under_two_protocols_compares_the_protocols(mnist_idx_root):
         compare_results(fp32, other)
 
 
-def test_an_evaluation_from_before_the_precision_setting_was_fp32():
+def test_an_evaluation_from_before_the_precision_and_compile_settings_was_fp32_and_eager():
     report = {"runs": {}, "summary": {}, "settings": {"train": {"epochs": 2, "lr": 0.01}}}
     folded = EvaluationResult.from_dict(report).settings["train"]
-    assert folded == {"epochs": 2, "lr": 0.01, "precision": "fp32"}
+    assert folded == {"epochs": 2, "lr": 0.01, "precision": "fp32", "compile": False}
     assert report["settings"]["train"] == {"epochs": 2, "lr": 0.01}  # the caller's dict is left alone
     with pytest.raises(ConfigError, match="precision must be fp32 or bf16, not 'fp16'"):
         TrainConfig(precision="fp16")
     # saves and caches keyed before the field existed still match an fp32 config
     assert "precision" not in TrainConfig().key()
     assert TrainConfig(precision="bf16").key()["precision"] == "bf16"
+    assert "compile" not in TrainConfig().key() and TrainConfig(compile=True).key()["compile"] is True
 
 
 def test_replicate_distillations_merge_and_compare_distillation_by_distillation(mnist_idx_root):

@@ -260,3 +260,40 @@ def test_bf16_on_a_gpu_without_bfloat16_is_a_config_error(monkeypatch):
         TrainConfig(precision="bf16").check_device(torch.device("cuda"))
     TrainConfig().check_device(torch.device("cuda"))  # fp32 runs anywhere
     TrainConfig(precision="bf16").check_device(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_compiled_training_gives_the_weights_of_eager_training(together):
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(24, 1, 16, 16, generator=g), torch.arange(4).repeat(6)
+    dsa, seeds = DSA.from_name("digits"), [3, 7]
+
+    def trained(compile: bool) -> list[torch.nn.Module]:
+        config = TrainConfig(epochs=4, batch=8, lr=0.05, compile=compile)
+        nets = _nets(seeds)
+        if together:
+            return train_networks_together(nets, images, labels, config, dsa, seeds)
+        return [train_network(net, images, labels, config, dsa, seed) for net, seed in zip(nets, seeds)]
+
+    eager, compiled, again = trained(False), trained(True), trained(True)
+    for nets in zip(eager, compiled, again, _nets(seeds)):
+        for (name, p), q, r, u in zip(*(net.named_parameters() if i == 0 else net.parameters()
+                                        for i, net in enumerate(nets))):
+            assert not torch.equal(q, u), f"{name} did not train"
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)  # fused kernels round otherwise
+            assert torch.equal(q, r), f"{name}: the same seed compiled twice differs"
+
+
+def test_a_compile_that_fails_is_a_config_error(monkeypatch):
+    import torch._dynamo
+    import torch._inductor.config
+
+    torch._dynamo.reset()  # no graph compiled by an earlier test may stand in for this one
+    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", (None, "/nonexistent/c++"))
+    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
+    net = models.create("convnet3", 1, 4, (12, 12), seed=0, net_width=4)
+    images, labels = torch.randn(8, 1, 12, 12), torch.arange(4).repeat(2)
+    config = TrainConfig(epochs=1, batch=8, compile=True)
+    with pytest.raises(ConfigError, match=r"compile failed \(.*C\+\+ compiler.*\): train without compile"):
+        train_network(net, images, labels, config, DSA.from_name("none"), 0)
+    torch._dynamo.reset()

@@ -11,7 +11,16 @@ from rich.console import Console
 from rich.table import Table
 
 from datadam import data
-from datadam.cli.options import DEVICE, PROGRESS, ROOT, SEED, TRAIN_PRECISION, parse_list, parse_options
+from datadam.cli.options import (
+    DEVICE,
+    PROGRESS,
+    ROOT,
+    SEED,
+    TRAIN_COMPILE,
+    TRAIN_PRECISION,
+    parse_list,
+    parse_options,
+)
 from datadam.distill.config import default_model
 from datadam.errors import ConfigError, Interrupted
 from datadam.evaluate import (
@@ -66,6 +75,7 @@ def evaluate_command(
     augmentation: str | None = typer.Option(None, "--augmentation",
                                             help="DSA during training [default: as distilled]."),
     precision: str = TRAIN_PRECISION,
+    compile: bool = TRAIN_COMPILE,
     full_data: bool = typer.Option(False, "--full-data", help="Also train on the whole training "
                                    "split (SGD, cosine, 20 epochs) for the upper bound and cost."),
     full_epochs: int = typer.Option(20, "--full-epochs", min=1, help="Epochs of the full-data run."),
@@ -107,7 +117,8 @@ def evaluate_command(
     if at_iteration is not None:
         syn = syn.at_iteration(at_iteration)
     test, name, options = _test_split(syn, dataset, root)
-    train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation, precision=precision)
+    train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation, precision=precision,
+                            compile=compile)
     names = [default_model(tuple(syn.image_shape[1:]))] if models == "auto" else parse_list(models)
     net_options = parse_options(model_option)
 
@@ -148,7 +159,7 @@ def evaluate_command(
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
     if at_iteration is None and "in_progress" in syn.metadata:
         at = f" (run in progress: {syn.describe_progress()})"
-    trained = ", trained in bfloat16" if precision == "bf16" else ""
+    trained = (", trained in bfloat16" if precision == "bf16" else "") + (", compiled" if compile else "")
     print_evaluation(result, console, f"{synthetic.name}{at}: {result.describe_set()}, "
                                       f"on {name} test ({len(test)} images){trained}")
     report = report_of(result)
@@ -158,7 +169,8 @@ def evaluate_command(
         full = evaluate_full_data(train, test, first, seed=seed, device=device,
                                   progress=progress, model_options=net_options,
                                   train=TrainConfig(epochs=full_epochs, schedule="cosine",
-                                                    augmentation="none", precision=precision))
+                                                    augmentation="none", precision=precision,
+                                                    compile=compile))
         report["full_data"] = full
         syn_s = result.summary[first]
         console.print(
