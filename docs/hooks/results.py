@@ -9,8 +9,8 @@ Every ``docs/results/*.json`` is recognised by its shape and rendered, tables an
 plot, into one page per kind: ``results/distillation.md`` (``bench_distill.py``),
 ``results/speed.md`` (``bench_speed.py``), ``results/continual.md``
 (``bench_continual.py``), ``results/nas.md`` (``bench_nas.py``) and
-``results/evaluate.md`` (``bench_evaluate.py``), ``results/eval-precision.md``
-(``bench_eval_precision.py``), ``results/convergence.md``
+``results/evaluate.md`` (``bench_evaluate.py``), ``results/eval-speed.md``
+(``bench_eval_speed.py``), ``results/convergence.md``
 (``bench_convergence.py``), ``results/cross-architecture.md``
 (``bench_cross_arch.py``), ``results/comparisons.md`` (``datadam compare-evaluations
 --json``) and ``results/targets.md`` (``targets.json``: the benchmark's targets, each
@@ -36,7 +36,7 @@ PAGES = {
     "continual": ("Continual learning", "results/continual.md"),
     "nas": ("Architecture search proxies", "results/nas.md"),
     "evaluate": ("Evaluation: networks together or side by side", "results/evaluate.md"),
-    "eval_precision": ("Evaluation: fp32 and bf16 training", "results/eval-precision.md"),
+    "eval_speed": ("Evaluation: training speed (bf16, torch.compile)", "results/eval-speed.md"),
     "convergence": ("Accuracy against iterations", "results/convergence.md"),
     "cross_architecture": ("Cross-architecture evaluation", "results/cross-architecture.md"),
     "comparison": ("Paired comparisons", "results/comparisons.md"),
@@ -73,8 +73,8 @@ def kind_of(report: dict[str, Any]) -> str:
         return "convergence"
     if "sets" in report and "models" in report.get("settings", {}):
         return "cross_architecture"
-    if "precisions" in report and "rows" in report:
-        return "eval_precision"
+    if "modes" in report and "rows" in report:
+        return "eval_speed"
     if "rows" in report:
         return "speed"
     if "class_orders" in report.get("settings", {}):
@@ -324,19 +324,26 @@ def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     return "\n".join(lines), {}
 
 
-def render_eval_precision(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+def render_eval_speed(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    modes, base = report["modes"], report["modes"][0]
+    first = all("first_epoch_seconds" in r for r in report["rows"])
+    compiled = ("; the first epoch, timed apart, holds a compiled mode's compilation where one was needed "
+                "(cold cache; a later IPC reuses the graph an earlier one compiled for any batch size).")
     lines = [f"## {stem}", "", *_commands(report), *([report["note"], ""] if report.get("note") else []),
+             *([f"Made by {report['made_by']}.", ""] if report.get("made_by") else []),
              f"{report['model']}, training {report['train']}: median seconds per epoch over alternating "
-             "blocks of the two precisions, from the same seed.", "",
-             "| IPC | images | fp32 s / epoch | bf16 s / epoch | bf16 speed-up | 1,000 epochs fp32 "
-             "| 1,000 epochs bf16 |", "|---|---|---|---|---|---|---|"]
+             f"blocks of the modes, from the same seed; the speed-up is over {base}"
+             + (compiled if first else "."), "",
+             "| IPC | images | mode | s / epoch | speed-up | 1,000 epochs |"
+             + (" first epoch |" if first else ""),
+             "|---|---|---|---|---|---|" + ("---|" if first else "")]
     for r in report["rows"]:
-        lines.append(f"| {r['ipc']} | {r['images']} | {r['fp32_seconds_per_epoch']:.3f} | "
-                     f"{r['bf16_seconds_per_epoch']:.3f} | x{r['bf16_speedup']:.2f} | "
-                     f"{r['fp32_seconds_per_1000_epochs']:.0f} s | "
-                     f"{r['bf16_seconds_per_1000_epochs']:.0f} s |")
-    lines += ["", "What bfloat16 does to accuracy is measured network by network on the "
-              "[paired comparisons](comparisons.md) page (one set, both precisions)."]
+        for mode in modes:
+            lines.append(f"| {r['ipc']} | {r['images']} | {mode} | {r['seconds_per_epoch'][mode]:.3f} | "
+                         f"x{r['speedup'][mode]:.2f} | {r['seconds_per_1000_epochs'][mode]:.0f} s |"
+                         + (f" {r['first_epoch_seconds'][mode]:.1f} s |" if first else ""))
+    lines += ["", "What a mode does to accuracy is measured network by network on the "
+              "[paired comparisons](comparisons.md) page (one set, two modes)."]
     return "\n".join(lines), {}
 
 
@@ -502,7 +509,7 @@ def render_targets(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
 
 RENDER = {"targets": render_targets, "distillation": render_distillation, "speed": render_speed,
           "continual": render_continual, "nas": render_nas, "evaluate": render_evaluate,
-          "eval_precision": render_eval_precision,
+          "eval_speed": render_eval_speed,
           "convergence": render_convergence, "cross_architecture": render_cross_architecture,
           "comparison": render_comparison}
 
