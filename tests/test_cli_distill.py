@@ -364,6 +364,9 @@ def test_one_set_trained_compiled_compares_with_eager(mnist_idx_root, tmp_path):
     comparison = json.loads((tmp_path / "c.json").read_text())["models"]["convnet3"]
     assert comparison["pairs"] == 2
     assert comparison["protocol_differences"] == ["'train.compile' (False vs True)"]
+    r = run("report", tmp_path, "--out", tmp_path / "report.html")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "report.html").read_text().count("compiled with torch.compile") == 1
 
 
 def test_evaluate_with_model_options(mnist_idx_root, tmp_path):
