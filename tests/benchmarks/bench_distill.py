@@ -83,6 +83,7 @@ def table(results: dict) -> str:
         f"Budget: {s['iterations']} distillation iterations; evaluation {s['eval_runs']} ConvNet-3 "
         f"networks x {s['eval_epochs']} epochs each"
         + (" trained in bfloat16" if s.get("eval_precision", "fp32") == "bf16" else "")
+        + (", compiled" if s.get("eval_compile") else "")
         + " (protocol: 20,000 iterations, 1,000 epochs)  ",
         "Accuracy: mean ± std of the final test accuracy over the evaluation networks (10,000 test images).",
         "",
@@ -118,6 +119,8 @@ def main() -> None:
     ap.add_argument("--eval-epochs", type=int, default=1000)
     ap.add_argument("--eval-precision", choices=("fp32", "bf16"), default="fp32",
                     help="training arithmetic of the evaluation networks (as datadam evaluate --precision)")
+    ap.add_argument("--eval-compile", action="store_true",
+                    help="torch.compile the evaluation networks' training (as datadam evaluate --compile)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--root", default=None)
@@ -132,8 +135,8 @@ def main() -> None:
         previous = results.get("commands", [results["settings"]["command"]])
         earlier = results["settings"]
         if (earlier["iterations"], earlier["eval_runs"], earlier["eval_epochs"],
-                earlier.get("eval_precision", "fp32")) != (args.iterations, args.eval_runs, args.eval_epochs,
-                                                           args.eval_precision):
+                earlier.get("eval_precision", "fp32"), earlier.get("eval_compile", False)) != (
+                args.iterations, args.eval_runs, args.eval_epochs, args.eval_precision, args.eval_compile):
             sys.exit("this JSON holds another budget: write to another --out")
         results["commands"] = list(dict.fromkeys(previous + [command]))
         for entry in results["entries"].values():  # entries of earlier commands keep their machine
@@ -141,7 +144,8 @@ def main() -> None:
     results["settings"] = {
         "command": command, "machine": describe(), "ipcs": ipcs,
         "variants": variants, "iterations": args.iterations, "eval_runs": args.eval_runs,
-        "eval_epochs": args.eval_epochs, "eval_precision": args.eval_precision, "seed": args.seed,
+        "eval_epochs": args.eval_epochs, "eval_precision": args.eval_precision,
+        "eval_compile": args.eval_compile, "seed": args.seed,
         "datadam": datadam.__version__,
     }
     train = datadam.data.load("mnist", args.root)
@@ -171,7 +175,8 @@ def main() -> None:
             distill_s = syn.metadata.get("wall_time_s", 0.0)  # carried over resumes
             networks = checkpoint.with_name(f"{variant}_ipc{ipc}.evaluation.json")
             ev = evaluate_keeping(networks, syn, test, ["convnet3"], runs=args.eval_runs, seed=args.seed,
-                                  train=TrainConfig(epochs=args.eval_epochs, precision=args.eval_precision),
+                                  train=TrainConfig(epochs=args.eval_epochs, precision=args.eval_precision,
+                                                    compile=args.eval_compile),
                                   device=args.device,
                                   progress=False)
             per_it = syn.metadata["seconds_per_iteration"]
