@@ -107,6 +107,14 @@ TRAIN_PRECISIONS = ("fp32", "bf16")
 LATER_FIELDS: dict[str, Any] = {"precision": "fp32", "compile": False}
 
 
+def describe_departures(train: dict[str, Any]) -> list[str]:
+    """How training ``train`` (:class:`TrainConfig`'s fields as a dict, e.g. a result's
+    ``settings["train"]``) departed from the eager fp32 protocol, in the words every table
+    and report uses: ``["trained in bfloat16", "compiled with torch.compile"]`` at most."""
+    return ((["trained in bfloat16"] if train.get("precision") == "bf16" else [])
+            + (["compiled with torch.compile"] if train.get("compile") else []))
+
+
 @contextmanager
 def compile_errors(compiling: bool) -> Iterator[None]:
     """Turn a failure of ``torch.compile`` (e.g. no working C++ compiler on a CPU) into
@@ -266,20 +274,20 @@ def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, co
             if progress is not None:
                 progress()
     step = config.compiled(net)  # shares net's parameters: saves and predict use net
-    for epoch in range(first, config.epochs):
-        for x, y in epoch_batches(images, labels, config.batch, dsa, g):
-            with config.autocast(x.device), compile_errors(config.compile):
-                loss = F.cross_entropy(step(x), y)
-            opt.zero_grad(set_to_none=True)
-            with compile_errors(config.compile):
+    with compile_errors(config.compile):  # Inductor compiles at the first minibatch of each shape
+        for epoch in range(first, config.epochs):
+            for x, y in epoch_batches(images, labels, config.batch, dsa, g):
+                with config.autocast(x.device):
+                    loss = F.cross_entropy(step(x), y)
+                opt.zero_grad(set_to_none=True)
                 loss.backward()
-            opt.step()
-        sched.step()
-        if checkpoint:
-            checkpoint.save_if_due(epoch + 1, config.epochs, identity, net.state_dict(), opt, sched, [g],
-                                   images.device, started)
-        if progress is not None:
-            progress()
+                opt.step()
+            sched.step()
+            if checkpoint:
+                checkpoint.save_if_due(epoch + 1, config.epochs, identity, net.state_dict(), opt, sched, [g],
+                                       images.device, started)
+            if progress is not None:
+                progress()
     if checkpoint:
         checkpoint.path.unlink(missing_ok=True)
     return net
@@ -324,28 +332,28 @@ def train_networks_together(nets: list[nn.Module], images: torch.Tensor, labels:
         for _ in range(first):
             if progress is not None:
                 progress()
-    for epoch in range(first, config.epochs):
-        # Network i's minibatches come from its own generator, drawn exactly as train_network draws them.
-        for step in zip(*(epoch_batches(images, labels, config.batch, dsa, g) for g in generators)):
-            batches, targets = zip(*step)
-            y = torch.stack(targets)
-            with config.autocast(y.device), compile_errors(config.compile):
-                logits = stacked_forward(params, buffers, torch.stack(batches))  # [R, B, K]
-                # Each network's loss is the mean over its own minibatch; their sum has, for
-                # each network's parameters, exactly that network's gradient.
-                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-            loss = loss.view(y.shape).mean(1).sum()
-            opt.zero_grad(set_to_none=True)
-            with compile_errors(config.compile):
+    with compile_errors(config.compile):  # Inductor compiles at the first minibatch of each shape
+        for epoch in range(first, config.epochs):
+            # Network i's minibatches come from its own generator, drawn exactly as train_network draws them.
+            for step in zip(*(epoch_batches(images, labels, config.batch, dsa, g) for g in generators)):
+                batches, targets = zip(*step)
+                y = torch.stack(targets)
+                with config.autocast(y.device):
+                    logits = stacked_forward(params, buffers, torch.stack(batches))  # [R, B, K]
+                    # Each network's loss is the mean over its own minibatch; their sum has, for
+                    # each network's parameters, exactly that network's gradient.
+                    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+                loss = loss.view(y.shape).mean(1).sum()
+                opt.zero_grad(set_to_none=True)
                 loss.backward()
-            opt.step()
-        sched.step()
-        if checkpoint:
-            weights = {name: p.detach() for name, p in params.items()}
-            checkpoint.save_if_due(epoch + 1, config.epochs, identity, weights, opt, sched, generators,
-                                   images.device, started)
-        if progress is not None:
-            progress()
+                opt.step()
+            sched.step()
+            if checkpoint:
+                weights = {name: p.detach() for name, p in params.items()}
+                checkpoint.save_if_due(epoch + 1, config.epochs, identity, weights, opt, sched, generators,
+                                       images.device, started)
+            if progress is not None:
+                progress()
     if checkpoint:
         checkpoint.path.unlink(missing_ok=True)
     with torch.no_grad():
