@@ -124,4 +124,4 @@ def progress_bar(enabled: bool | None, *fields: ProgressColumn) -> Progress:
         if interval:
             return StatusLines(*columns, interval=interval)
         enabled = False
-    return Progress(*columns, disable=not enabled if enabled is not None else False)
+    return Progress(*columns, disable=enabled is False)  # None here: a terminal, so a bar
