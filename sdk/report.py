@@ -22,6 +22,7 @@ from datadam import __version__
 from datadam.distill.config import saved_settings
 from datadam.errors import DatadamError
 from datadam.synthetic import SyntheticSet, SyntheticSetFormatError, atomic_path
+from datadam.training import describe_departures
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330;
@@ -147,8 +148,7 @@ def _evaluation_html(path: Path, report: dict[str, Any], syn: SyntheticSet) -> s
     what = ("" if at in (None, syn.metadata.get("iterations_done")) else f"the images at iteration {at}; ") \
         + (f"{settings.get('test_images', '?')} test images of {settings.get('test_dataset', '?')}; "
             f"{train.get('epochs', '?')} epochs, batch {train.get('batch', '?')}, lr {train.get('lr', '?')}, "
-            + ("trained in bfloat16, " if train.get("precision") == "bf16" else "")
-            + ("compiled with torch.compile, " if train.get("compile") else "")
+            + "".join(f"{departure}, " for departure in describe_departures(train))
             + f"augmentation {settings.get('augmentation', '?')}, seed {settings.get('seed', '?')}")
     unfinished = report.get("in_progress")
     if unfinished:  # written after every network: say that more are to come

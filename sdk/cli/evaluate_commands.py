@@ -4,6 +4,7 @@ synthetic set with the protocol, and two sets against each other."""
 from __future__ import annotations
 
 import glob
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -34,7 +35,7 @@ from datadam.evaluate import (
     read_report,
 )
 from datadam.synthetic import SyntheticSet, write_json
-from datadam.training import TrainingCheckpoint
+from datadam.training import TrainingCheckpoint, describe_departures
 
 
 def _test_split(syn: SyntheticSet, dataset: str | None,
@@ -159,7 +160,7 @@ def evaluate_command(
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
     if at_iteration is None and "in_progress" in syn.metadata:
         at = f" (run in progress: {syn.describe_progress()})"
-    trained = (", trained in bfloat16" if precision == "bf16" else "") + (", compiled" if compile else "")
+    trained = "".join(f", {departure}" for departure in describe_departures(asdict(train_cfg)))
     print_evaluation(result, console, f"{synthetic.name}{at}: {result.describe_set()}, "
                                       f"on {name} test ({len(test)} images){trained}")
     report = report_of(result)

@@ -30,6 +30,7 @@ import datadam
 from datadam.errors import DistillationInterrupted
 from datadam.evaluate import TrainConfig
 from datadam.synthetic import SyntheticSet, atomic_path
+from datadam.training import describe_departures
 
 # name -> (method, options): the baselines, DataDAM, and its ablations.
 VARIANTS = {
@@ -82,8 +83,8 @@ def table(results: dict) -> str:
         *machine_lines(results),
         f"Budget: {s['iterations']} distillation iterations; evaluation {s['eval_runs']} ConvNet-3 "
         f"networks x {s['eval_epochs']} epochs each"
-        + (" trained in bfloat16" if s.get("eval_precision", "fp32") == "bf16" else "")
-        + (", compiled" if s.get("eval_compile") else "")
+        + "".join(f", {departure}" for departure in describe_departures(
+            {"precision": s.get("eval_precision"), "compile": s.get("eval_compile")}))
         + " (protocol: 20,000 iterations, 1,000 epochs)  ",
         "Accuracy: mean ± std of the final test accuracy over the evaluation networks (10,000 test images).",
         "",
