@@ -252,6 +252,38 @@ class TrainingCheckpoint:
         self.save(state)
 
 
+def resumable_epochs(config: TrainConfig, checkpoint: TrainingCheckpoint | None, seeds: dict[str, Any],
+                     opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+                     generators: list[torch.Generator], device: torch.device, progress,
+                     restore: Callable[[dict[str, Any]], None],
+                     weights: Callable[[], dict[str, Any]]) -> Iterator[int]:
+    """The epochs a training loop has still to run, one per value, with the loop's
+    bookkeeping around them. A save of this run (``checkpoint``'s key, the ``seeds`` and
+    ``config``) is restored first: the optimiser, schedule and random streams here, the
+    network by ``restore``. After each epoch the schedule steps, the run is saved when
+    due (the network as ``weights()`` gives it) and ``progress`` ticks, for the skipped
+    epochs too. The save is removed when the last epoch is done."""
+    identity = {"key": checkpoint.key, **seeds, "train": config.key()} if checkpoint else None
+    first, started = 0, time.perf_counter()
+    saved = checkpoint.resume(identity, opt, sched, generators, device) if checkpoint else None
+    if saved is not None:
+        restore(saved["network"])
+        first = saved["epoch"]
+    for _ in range(first):
+        if progress is not None:
+            progress()
+    for epoch in range(first, config.epochs):
+        yield epoch
+        sched.step()
+        if checkpoint:
+            checkpoint.save_if_due(epoch + 1, config.epochs, identity, weights(), opt, sched, generators,
+                                   device, started)
+        if progress is not None:
+            progress()
+    if checkpoint:
+        checkpoint.path.unlink(missing_ok=True)
+
+
 def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
                   dsa: DSA, seed: int, progress=None,
                   checkpoint: TrainingCheckpoint | None = None) -> nn.Module:
@@ -264,32 +296,17 @@ def train_network(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, co
     g = torch.Generator().manual_seed(seed)
     opt, sched = make_optimizer(net.parameters(), config)
     net.train()
-    identity = {"key": checkpoint.key, "seed": seed, "train": config.key()} if checkpoint else None
-    first, started = 0, time.perf_counter()
-    saved = checkpoint.resume(identity, opt, sched, [g], images.device) if checkpoint else None
-    if saved is not None:
-        net.load_state_dict(saved["network"])
-        first = saved["epoch"]
-        for _ in range(first):
-            if progress is not None:
-                progress()
     step = config.compiled(net)  # shares net's parameters: saves and predict use net
+    epochs = resumable_epochs(config, checkpoint, {"seed": seed}, opt, sched, [g], images.device,
+                              progress, restore=net.load_state_dict, weights=net.state_dict)
     with compile_errors(config.compile):  # Inductor compiles at the first minibatch of each shape
-        for epoch in range(first, config.epochs):
+        for _ in epochs:
             for x, y in epoch_batches(images, labels, config.batch, dsa, g):
                 with config.autocast(x.device):
                     loss = F.cross_entropy(step(x), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-            sched.step()
-            if checkpoint:
-                checkpoint.save_if_due(epoch + 1, config.epochs, identity, net.state_dict(), opt, sched, [g],
-                                       images.device, started)
-            if progress is not None:
-                progress()
-    if checkpoint:
-        checkpoint.path.unlink(missing_ok=True)
     return net
 
 
@@ -321,19 +338,17 @@ def train_networks_together(nets: list[nn.Module], images: torch.Tensor, labels:
     stacked_forward = config.compiled(vmap(forward))
     opt, sched = make_optimizer(list(params.values()), config)
     generators = [torch.Generator().manual_seed(seed) for seed in seeds]
-    identity = {"key": checkpoint.key, "seeds": list(seeds), "train": config.key()} if checkpoint else None
-    first, started = 0, time.perf_counter()
-    saved = checkpoint.resume(identity, opt, sched, generators, images.device) if checkpoint else None
-    if saved is not None:
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(saved["network"][name])
-        first = saved["epoch"]
-        for _ in range(first):
-            if progress is not None:
-                progress()
+
+    @torch.no_grad()
+    def restore(saved: dict[str, torch.Tensor]) -> None:
+        for name, p in params.items():
+            p.copy_(saved[name])
+
+    epochs = resumable_epochs(config, checkpoint, {"seeds": list(seeds)}, opt, sched, generators,
+                              images.device, progress, restore=restore,
+                              weights=lambda: {name: p.detach() for name, p in params.items()})
     with compile_errors(config.compile):  # Inductor compiles at the first minibatch of each shape
-        for epoch in range(first, config.epochs):
+        for _ in epochs:
             # Network i's minibatches come from its own generator, drawn exactly as train_network draws them.
             for step in zip(*(epoch_batches(images, labels, config.batch, dsa, g) for g in generators)):
                 batches, targets = zip(*step)
@@ -347,15 +362,6 @@ def train_networks_together(nets: list[nn.Module], images: torch.Tensor, labels:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-            sched.step()
-            if checkpoint:
-                weights = {name: p.detach() for name, p in params.items()}
-                checkpoint.save_if_due(epoch + 1, config.epochs, identity, weights, opt, sched, generators,
-                                       images.device, started)
-            if progress is not None:
-                progress()
-    if checkpoint:
-        checkpoint.path.unlink(missing_ok=True)
     with torch.no_grad():
         for i, net in enumerate(nets):
             for name, p in net.named_parameters():
