@@ -149,7 +149,7 @@ def test_a_committed_comparison_renders_its_table_and_pairs():
     assert images[f"{path.stem}.png"].startswith(b"\x89PNG")
 
 
-def _evaluation_file(path: Path, method: str, accuracies: list[float]) -> None:
+def _evaluation_file(path: Path, method: str, accuracies: list[float], **train) -> None:
     runs = [{"accuracy": a, "seed": 0, "run": i} for i, a in enumerate(accuracies)]
     mean = sum(accuracies) / len(accuracies)
     std = (sum((a - mean) ** 2 for a in accuracies) / (len(accuracies) - 1)) ** 0.5
@@ -157,7 +157,7 @@ def _evaluation_file(path: Path, method: str, accuracies: list[float]) -> None:
         "runs": {"convnet3": runs}, "summary": {"convnet3": {"accuracy_mean": mean, "accuracy_std": std}},
         "settings": {"synthetic": {"method": method, "iterations_done": 100,
                                    "config": {"attention_power": 4.0, "bn_statistics": "all", "seed": 0}},
-                     "ipc": 10, "train": {"epochs": 300}, "seed": 0, "test_dataset": "mnist"}}))
+                     "ipc": 10, "train": {"epochs": 300, **train}, "seed": 0, "test_dataset": "mnist"}}))
 
 
 def test_targets_are_judged_from_the_evaluations_they_name(tmp_path, monkeypatch):
@@ -166,11 +166,12 @@ def test_targets_are_judged_from_the_evaluations_they_name(tmp_path, monkeypatch
     _evaluation_file(tmp_path / "dm.json", "dm", [0.950, 0.952, 0.948, 0.951, 0.949])
     _evaluation_file(tmp_path / "dd.json", "datadam", [0.955, 0.956, 0.954, 0.957, 0.953])
     _evaluation_file(tmp_path / "level.json", "datadam", [0.951, 0.950, 0.949, 0.952, 0.948])
+    _evaluation_file(tmp_path / "compiled.json", "datadam", [0.955, 0.956, 0.954, 0.957, 0.953], compile=True)
     report = {"title": "T", "description": "D", "targets": [
         {"claim": "above", "evidence": [["dm.json", "dd.json"]]},
         {"claim": "above everywhere", "evidence": [["dm.json", "dd.json"], ["dm.json", "level.json"]]},
         {"claim": "reaches 95.4", "at_least": 95.4, "evidence": ["dm.json", "dd.json"]},
-        {"claim": "reaches 96", "at_least": 96.0, "evidence": ["dd.json"]}]}
+        {"claim": "reaches 96", "at_least": 96.0, "evidence": ["dd.json", "compiled.json"]}]}
     assert hook.kind_of(report) == "targets"
     text, images = hook.render_targets("targets", report)
     assert images == {}
@@ -185,7 +186,10 @@ def test_targets_are_judged_from_the_evaluations_they_name(tmp_path, monkeypatch
         in rows[0]
     assert rows[2].endswith("| level |")
     assert "| 95.50 ± 0.16 | reaches it |" in rows[4] and rows[3].endswith("| 0.40 points short |")
-    assert rows[5].endswith("| 0.50 points short |")
+    assert rows[5].endswith("| 5 x 300 epochs | 95.50 ± 0.16 | 0.50 points short |")
+    # how training departed from the eager fp32 protocol is named beside the budget
+    assert rows[6].endswith("| 5 x 300 epochs, compiled with torch.compile | 95.50 ± 0.16 "
+                            "| 0.50 points short |")
     # a target naming a file or an entry that is not there fails the build
     for missing in ("gone.json", "dd.json#no/entry"):
         with pytest.raises(ValueError, match=f"a target names {missing}, which docs/results/ does not hold"):

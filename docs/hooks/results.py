@@ -454,7 +454,10 @@ def _evaluation_at(reference: str):
 
 
 def _budget(result, model: str) -> str:
-    return f"{len(result.runs[model])} x {result.settings['train']['epochs']:,} epochs"
+    from datadam.training import describe_departures
+
+    train = result.settings["train"]
+    return ", ".join([f"{len(result.runs[model])} x {train['epochs']:,} epochs", *describe_departures(train)])
 
 
 def render_targets(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
