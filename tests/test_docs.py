@@ -5,6 +5,7 @@ keep the example scripts themselves from rotting."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -96,6 +97,13 @@ def test_generated_results_pages_quote_the_json():
     dm10 = report["entries"]["dm/ipc10"]["evaluation"]["summary"]["convnet3"]
     assert f"{100 * dm10['accuracy_mean']:.2f} ± {100 * dm10['accuracy_std']:.2f}" in text
     assert all(png.startswith(b"\x89PNG") for png in images.values())
+    assert "Evaluation: 5 fresh convnet3 networks x 150 epochs on each synthetic set" in text
+    # a bench evaluated with bench_distill.py --eval-precision bf16 --eval-compile says so
+    departed = copy.deepcopy(report)
+    for entry in departed["entries"].values():
+        entry["evaluation"]["settings"]["train"].update(precision="bf16", compile=True)
+    assert ("networks x 150 epochs, trained in bfloat16, compiled with torch.compile on each synthetic set"
+            in hook.render_distillation("mnist_distill_reduced", departed)[0])
     # DataDAM against its DM twin (same IPC and shared options), network by network
     dd10 = report["entries"]["datadam/ipc10"]["evaluation"]["runs"]["convnet3"]
     dm10_runs = report["entries"]["dm/ipc10"]["evaluation"]["runs"]["convnet3"]

@@ -207,8 +207,8 @@ def render_distillation(stem: str, report: dict) -> tuple[str, dict[str, bytes]]
     model = next(iter(next(iter(entries))["evaluation"]["summary"]))
     settings = next(iter(entries))["evaluation"]["settings"]
     lines = [f"## {stem}", "", *_commands(report),
-             f"Evaluation: {settings['runs']} fresh {model} networks x {settings['train']['epochs']} "
-             f"epochs on each synthetic set, tested on {settings['test_images']} "
+             f"Evaluation: {settings['runs']} fresh {model} networks x {_trained(settings['train'])} "
+             f"on each synthetic set, tested on {settings['test_images']} "
              f"{settings['test_dataset']} test images; mean ± std of the final accuracy (%).", "",
              "| variant | options | " + " | ".join(f"IPC {i}" for i in ipcs) + " |",
              "|---|---|" + "---|" * len(ipcs)]
@@ -453,11 +453,15 @@ def _evaluation_at(reference: str):
     return EvaluationResult.from_dict(report, source=reference)
 
 
-def _budget(result, model: str) -> str:
+def _trained(train: dict) -> str:
+    """``train["epochs"]`` epochs, and how that training left the eager fp32 protocol."""
     from datadam.training import describe_departures
 
-    train = result.settings["train"]
-    return ", ".join([f"{len(result.runs[model])} x {train['epochs']:,} epochs", *describe_departures(train)])
+    return ", ".join([f"{train['epochs']:,} epochs", *describe_departures(train)])
+
+
+def _budget(result, model: str) -> str:
+    return f"{len(result.runs[model])} x {_trained(result.settings['train'])}"
 
 
 def render_targets(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
