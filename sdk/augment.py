@@ -7,7 +7,7 @@ synthetic images share class ``k``'s parameters, and one call augments every cla
 at once. With ``group = arange(N)`` every image gets its own parameters (the
 evaluation use). Gradients flow to the input images.
 
-Families (DESIGN.md §4): ``color`` (brightness +-0.5, saturation x[0, 2], contrast
+Families: ``color`` (brightness +-0.5, saturation x[0, 2], contrast
 x[0.5, 1.5]), ``crop`` (translate by up to 12.5% of the size), ``cutout`` (one square
 of half the size set to 0), ``flip`` (horizontal, p 0.5), ``scale`` (x and y in
 [1/1.2, 1.2]), ``rotate`` (+-15 degrees). Flip changes a digit's identity, so the

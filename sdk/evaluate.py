@@ -1,4 +1,4 @@
-"""The evaluation protocol (DESIGN.md §5): train fresh networks on a synthetic set, test
+"""The evaluation protocol: train fresh networks on a synthetic set, test
 on real data, report mean and std of the final accuracy.
 
 Examples:

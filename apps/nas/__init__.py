@@ -1,4 +1,4 @@
-"""Neural architecture search with NNI, a condensed set as the proxy (DESIGN.md §6).
+"""Neural architecture search with NNI, a condensed set as the proxy.
 
 Training candidate architectures on a condensed set instead of the full data ranks
 them at a fraction of the cost; this package runs that inside NNI's NAS machinery and

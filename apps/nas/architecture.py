@@ -25,7 +25,7 @@ Architecture = dict[str, Any]
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Candidate values of each ConvNet option (DESIGN.md §3), in the spirit of the DC paper's space.
+    """Candidate values of each ConvNet option, in the spirit of the DC paper's space.
 
     The defaults keep widths small: on MNIST a wide ConvNet reaches about 99% whatever
     the other choices, so the ground-truth ranking would be noise (docs/nas.md says how

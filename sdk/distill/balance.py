@@ -1,8 +1,8 @@
 """How DataDAM's two loss terms pull on a synthetic set: each term's value and the norm of
 its gradient with respect to the images, in fresh random networks.
 
-The loss values alone do not say which term drives the images (DESIGN.md §2 weights the
-last-layer term by lambda = 0.01); the gradients do. :func:`term_balance` measures both
+The loss values alone do not say which term drives the images (the method weights
+the last-layer term by lambda = 0.01); the gradients do. :func:`term_balance` measures both
 as one distillation iteration would see them at the set's images.
 
 Examples:

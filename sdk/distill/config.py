@@ -115,7 +115,7 @@ def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Settings of one distillation (DESIGN.md §2). ``None`` means "the published default
+    """Settings of one distillation. ``None`` means "the published default
     for this dataset", resolved by :meth:`resolve`.
 
     Attributes:

@@ -189,14 +189,15 @@ def _stop_on_sigint() -> Iterator[dict]:
 
 class SiameseBatches:
     """Each iteration's real images of every class, and one siamese DSA draw applied to
-    them and to the synthetic images alike (DESIGN.md §2, step 2).
+    them and to the synthetic images alike.
 
     Args:
         dataset: the real images.
         batch_real: real images per class and iteration (fewer if a class has fewer).
         augmentation: DSA preset or families.
         images_per_class: synthetic training images per class (``ipc * factor**2``).
-        device, memory_format: where and in which layout the batches are made.
+        device: where the batches are made.
+        memory_format: the layout they are made in.
         shard: this process's share of every class (all of it in a single process).
     """
 

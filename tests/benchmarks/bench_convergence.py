@@ -2,7 +2,7 @@
 
 Evaluates the snapshots that ``datadam distill --snapshot-every N`` keeps inside the
 set (iteration 0 is the initialisation: random real images when ``--init real``) and
-the final images, each with the protocol (DESIGN.md §5), and writes a JSON, a markdown
+the final images, each with the protocol, and writes a JSON, a markdown
 table and a PNG plot (accuracy with its spread, and the matching loss, against the
 iterations). Resumable: iterations already in the JSON are skipped, and the finished
 networks of an iteration in progress are kept in ``OUT_networks/``. The set may be the

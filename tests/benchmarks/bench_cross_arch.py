@@ -1,7 +1,7 @@
 """Benchmark: how well synthetic sets distilled with ConvNet-3 train other architectures.
 
 Trains fresh networks of each model (default: the paper's ConvNet-3, AlexNet, VGG-11
-and ResNet-18) on each set with the protocol (DESIGN.md §5) and tests them on the real
+and ResNet-18) on each set with the protocol and tests them on the real
 test split. Writes a JSON (every setting and run) and a markdown table, one row per set
 and one column per model. Resumable: a (set, model) cell already in the JSON is
 skipped and the finished networks of a cell in progress are kept in ``OUT_networks/``,

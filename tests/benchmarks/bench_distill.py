@@ -1,5 +1,5 @@
 """Benchmark: distill real MNIST with every method at several IPC and evaluate each set
-with the protocol (DESIGN.md §5). Writes a JSON (every setting and number) and a
+with the protocol. Writes a JSON (every setting and number) and a
 markdown table. Resumable: entries already in the JSON are skipped, and a distillation in progress
 keeps a checkpoint (every 100 iterations and on Ctrl-C, in ``OUT_checkpoints/``), so
 the same command run again continues where it stopped, even in the middle of a

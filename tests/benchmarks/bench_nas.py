@@ -1,4 +1,4 @@
-"""Benchmark: a condensed set as a NAS proxy on real MNIST (issue 6, DESIGN.md §6).
+"""Benchmark: a condensed set as a NAS proxy on real MNIST (issue 6).
 
 Samples architectures from the ConvNet space, trains each on the full training data
 (the ground truth; cached, so a rerun pays it once), on a DataDAM synthetic set and on
