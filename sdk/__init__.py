@@ -9,10 +9,13 @@ Condense a labelled image dataset into a few synthetic images per class::
 
 __version__ = "0.1.0"
 
-from datadam import data, models  # noqa: E402
-from datadam.distill import DistillConfig, distill  # noqa: E402
 from datadam.errors import DatadamError  # noqa: E402
-from datadam.synthetic import SyntheticSet  # noqa: E402
+from datadam.lazy import lazy_exports  # noqa: E402
+
+# Loaded on first use, so that the command line's `--help` and `--version` need no torch.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "data": "", "models": "", "distill": "", "DistillConfig": "distill", "SyntheticSet": "synthetic",
+})
 
 __all__ = ["__version__", "data", "models", "distill", "DistillConfig", "DatadamError",
            "SyntheticSet"]

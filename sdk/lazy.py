@@ -15,14 +15,18 @@ from typing import Any
 def lazy_exports(package: str, exports: dict[str, str]
                  ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for ``package``: ``exports`` maps a public name to the
-    submodule that defines it; a name is imported on first access, then cached."""
+    submodule that defines it (or to ``""`` for a name that is a submodule itself); a name
+    is imported on first access, then cached."""
     namespace = importlib.import_module(package).__dict__
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        if module == "":
+            value = importlib.import_module(f"{package}.{name}")
+        else:
+            value = getattr(importlib.import_module(f"{package}.{module}"), name)
         namespace[name] = value
         return value
 

@@ -8,7 +8,8 @@
 - :func:`plot_comparison`: two sets (or recipes) network by network (``compare_results``), one line
   per pair of networks.
 
-Each ``plot_*`` writes a PNG atomically; each ``*_figure`` returns the matplotlib figure
+Each ``plot_*`` writes a picture atomically, in the format of the file's suffix (PNG,
+JPEG, PDF or SVG); each ``*_figure`` returns the matplotlib figure
 (for a notebook, or :func:`figure_png` for the bytes).
 """
 
@@ -23,6 +24,7 @@ import torch
 
 from datadam.data.base import ImageDataset
 from datadam.errors import ConfigError
+from datadam.outputs import FIGURE_SUFFIXES
 from datadam.synthetic import SyntheticSet, atomic_path, denormalize
 
 
@@ -35,12 +37,51 @@ def _pyplot():
     return plt
 
 
-def save_figure(fig: Any, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG atomically and close it."""
+def save_figure(fig: Any, path: str | Path, provenance: str | None = None) -> Path:
+    """Write ``fig`` atomically in the format of ``path``'s suffix (png, jpg, pdf or svg)
+    and close it. ``provenance`` (:func:`datadam.outputs.provenance`) goes into the file's
+    own metadata, so that the same picture of the same inputs can be replaced later."""
+    fmt = figure_format(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format=fmt, **_figure_metadata(fmt, provenance))
     _pyplot().close(fig)
     return Path(path)
+
+
+def save_picture(image: torch.Tensor, path: str | Path, provenance: str | None = None) -> Path:
+    """Write ``image`` (``[C, H, W]`` in ``[0, 1]``, C = 1 or 3) pixel for pixel, atomically,
+    in the format of ``path``'s suffix, with ``provenance`` as in :func:`save_figure`."""
+    fmt = figure_format(path)
+    pixels = image.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    if pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    _pyplot()  # the Agg backend, before matplotlib.image picks one for vector formats
+    from matplotlib.image import imsave
+
+    with atomic_path(path) as tmp:
+        imsave(tmp, pixels, format=fmt, cmap="gray", vmin=0.0, vmax=1.0,
+               **_figure_metadata(fmt, provenance))
+    return Path(path)
+
+
+def figure_format(path: str | Path) -> str:
+    """The matplotlib format of a picture file, from its suffix; :class:`ConfigError` for
+    any other suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FIGURE_SUFFIXES:
+        raise ConfigError(f"{path}: a picture is written as {', '.join(FIGURE_SUFFIXES)}, "
+                          f"not {suffix or 'a file without suffix'}")
+    return "jpeg" if suffix in (".jpg", ".jpeg") else suffix[1:]
+
+
+def _figure_metadata(fmt: str, provenance: str | None) -> dict[str, Any]:
+    """``savefig`` keywords that store ``provenance`` where each format keeps a note."""
+    if provenance is None:
+        return {}
+    if fmt == "jpeg":  # matplotlib has no JPEG metadata; Pillow writes a comment segment
+        return {"pil_kwargs": {"comment": provenance}}
+    key = {"png": "Description", "pdf": "Subject", "svg": "Description"}[fmt]
+    return {"metadata": {key: provenance}}
 
 
 def figure_png(fig: Any) -> bytes:
@@ -154,15 +195,15 @@ def comparison_figure(comparison: dict[str, dict[str, Any]], label_a: str = "A",
 
 
 def plot_comparison(comparison: dict[str, dict[str, Any]], path: str | Path, label_a: str = "A",
-                    label_b: str = "B") -> Path:
-    """Write :func:`comparison_figure` to ``path`` (PNG)."""
-    return save_figure(comparison_figure(comparison, label_a, label_b), path)
+                    label_b: str = "B", provenance: str | None = None) -> Path:
+    """Write :func:`comparison_figure` to ``path`` (see :func:`save_figure`)."""
+    return save_figure(comparison_figure(comparison, label_a, label_b), path, provenance)
 
 
 def plot_loss(history: list[float], path: str | Path, title: str = "",
-              terms: dict[str, list[float]] | None = None) -> Path:
-    """Write :func:`loss_figure` to ``path`` (PNG)."""
-    return save_figure(loss_figure(history, title, terms), path)
+              terms: dict[str, list[float]] | None = None, provenance: str | None = None) -> Path:
+    """Write :func:`loss_figure` to ``path`` (see :func:`save_figure`)."""
+    return save_figure(loss_figure(history, title, terms), path, provenance)
 
 
 def class_index(syn: SyntheticSet, name_or_index: str | int) -> int:
@@ -259,9 +300,9 @@ def attention_figure(syn: SyntheticSet, real: ImageDataset, label: int, n_images
 
 
 def plot_attention(syn: SyntheticSet, real: ImageDataset, label: int, path: str | Path,
-                   n_images: int = 6, seed: int = 0) -> Path:
-    """Write :func:`attention_figure` to ``path`` (PNG)."""
-    return save_figure(attention_figure(syn, real, label, n_images, seed), path)
+                   n_images: int = 6, seed: int = 0, provenance: str | None = None) -> Path:
+    """Write :func:`attention_figure` to ``path`` (see :func:`save_figure`)."""
+    return save_figure(attention_figure(syn, real, label, n_images, seed), path, provenance)
 
 
 def evolution_figure(syn: SyntheticSet, label: int, max_images: int = 10, max_steps: int = 12) -> Any:
@@ -301,6 +342,6 @@ def evolution_figure(syn: SyntheticSet, label: int, max_images: int = 10, max_st
 
 
 def plot_evolution(syn: SyntheticSet, label: int, path: str | Path, max_images: int = 10,
-                   max_steps: int = 12) -> Path:
-    """Write :func:`evolution_figure` to ``path`` (PNG)."""
-    return save_figure(evolution_figure(syn, label, max_images, max_steps), path)
+                   max_steps: int = 12, provenance: str | None = None) -> Path:
+    """Write :func:`evolution_figure` to ``path`` (see :func:`save_figure`)."""
+    return save_figure(evolution_figure(syn, label, max_images, max_steps), path, provenance)

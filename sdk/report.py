@@ -200,25 +200,29 @@ def _entry_html(entry: RunEntry, image_scale: int) -> str:
     return "\n".join(parts)
 
 
-def render_report(run_dir: str | Path, image_scale: int = 3) -> str:
-    """The HTML text of the report on ``run_dir`` (see :func:`write_report`)."""
+def render_report(run_dir: str | Path, image_scale: int = 3, provenance: str | None = None) -> str:
+    """The HTML text of the report on ``run_dir`` (see :func:`write_report`); ``provenance``
+    (:func:`datadam.outputs.provenance`) is kept in a ``<meta>`` tag."""
     run_dir = Path(run_dir)
     entries = find_runs(run_dir)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = "\n".join(_entry_html(e, image_scale) for e in entries)
     title = f"datadam report: {run_dir.resolve().name}"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+            f"<title>{html.escape(title)}</title>"
+            + (f'<meta name="generator" content="{html.escape(provenance)}">' if provenance else "")
+            + f"<style>{_CSS}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>"
             f'<p class="muted">{len(entries)} synthetic set(s); written by datadam {__version__} '
             f"on {when}.</p>{body}</body></html>\n")
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None, image_scale: int = 3) -> Path:
+def write_report(run_dir: str | Path, out: str | Path | None = None, image_scale: int = 3,
+                 provenance: str | None = None) -> Path:
     """Write the report on ``run_dir`` to ``out`` (default ``run_dir/report.html``),
     atomically. ``image_scale`` enlarges the image grid (nearest neighbour)."""
     out = Path(out) if out is not None else Path(run_dir) / "report.html"
-    text = render_report(run_dir, image_scale)
+    text = render_report(run_dir, image_scale, provenance)
     with atomic_path(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return out

@@ -347,17 +347,18 @@ class SyntheticSet:
         return cls(images[order].float(), labels[order].long(), list(classes), tuple(mean),
                    tuple(std), {"method": "imported", "source_file": str(path)})
 
-    def save_grid(self, path: str | Path, pad: int = 2) -> Path:
-        """A PNG with one row per class, de-normalised and clipped to ``[0, 1]``."""
-        from torchvision.utils import make_grid, save_image
+    def save_grid(self, path: str | Path, pad: int = 2, provenance: str | None = None) -> Path:
+        """A picture with one row per class, de-normalised and clipped to ``[0, 1]``, in the
+        format of ``path``'s suffix (png, jpg, pdf, svg; see :func:`datadam.plots.save_picture`)."""
+        from torchvision.utils import make_grid
+
+        from datadam.plots import save_picture
 
         order = torch.argsort(self.labels, stable=True)
         counts = torch.bincount(self.labels, minlength=len(self.classes))
         grid = make_grid(self.denormalized()[order], nrow=max(int(counts.max()), 1),
                          padding=pad, pad_value=1.0)
-        with atomic_path(Path(path)) as tmp:
-            save_image(grid, str(tmp), format="png")
-        return Path(path)
+        return save_picture(grid, path, provenance)
 
     def export_folder(self, root: str | Path) -> Path:
         """Write ``root/<class>/<index>.png`` (an ImageFolder tree), all or nothing."""

@@ -87,8 +87,8 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx
     assert run(*args, "--json", tmp_path / "whole.json").exit_code == 0
     whole = json.loads((tmp_path / "whole.json").read_text())
 
-    from datadam.cli import evaluate_commands
-    real_evaluate = evaluate_commands.evaluate
+    import datadam.evaluate as evaluation  # the command imports it when it runs
+    real_evaluate = evaluation.evaluate
 
     def ctrl_c_after_two_networks(*a, on_network, **k):
         def saved(result):
@@ -97,7 +97,7 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx
                 raise KeyboardInterrupt
         return real_evaluate(*a, on_network=saved, **k)
 
-    monkeypatch.setattr(evaluate_commands, "evaluate", ctrl_c_after_two_networks)
+    monkeypatch.setattr(evaluation, "evaluate", ctrl_c_after_two_networks)
     part = tmp_path / "part.json"
     r = run(*args, "--json", part)
     assert r.exit_code == 130 and "evaluation interrupted" in r.output and "--resume" in r.output
@@ -409,7 +409,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(mnist_idx_root, tmp_path)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err  # the shell's code for Ctrl-C
-    assert err.startswith("interrupted at iteration") and "error" not in err
+    assert err.startswith("loaded mnist train:")  # what was read, from where
+    assert err.splitlines()[1].startswith("interrupted at iteration") and "error" not in err
     assert "--resume" in err and "Traceback" not in err
     assert not out.exists()
     saved = SyntheticSet  # the checkpoint is not a synthetic set, but it is a datadam file

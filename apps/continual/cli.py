@@ -9,12 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from datadam import data
-from datadam.cli.options import DEVICE, IMAGE_SIZE, PROGRESS, ROOT, SEED, dataset_options, parse_list
+from datadam.cli.options import (
+    Device,
+    ImageSize,
+    Progress,
+    Root,
+    Seed,
+    dataset_options,
+    load_data,
+    parse_list,
+)
 from datadam.errors import ConfigError
+from datadam.outputs import Output, check_outputs
 
 
 def continual_command(
@@ -24,40 +31,36 @@ def continual_command(
     buffers: str = typer.Option("random,herding,dm,datadam", "--buffers", "-b",
                                 help="Comma-separated memories: random, herding, dm, datadam "
                                      "(and none, no replay, with --protocol replay)."),
-    ipc: int | None = typer.Option(None, "--ipc",
-                                   help="Memory in images per class [default: 10]."),
-    memory: int | None = typer.Option(None, "--memory",
+    ipc: int | None = typer.Option(None, "--ipc", min=1, show_default="10",
+                                   help="Memory in images per class."),
+    memory: int | None = typer.Option(None, "--memory", min=1, show_default="--ipc per class",
                                       help="Memory in images in all, divided evenly over the classes "
-                                           "(instead of --ipc) [default: --ipc per class]."),
-    orders: int = typer.Option(3, "--orders", help="Class orders: the natural one, then seeded "
+                                           "(instead of --ipc)."),
+    orders: int = typer.Option(3, "--orders", min=1, help="Class orders: the natural one, then seeded "
                                                    "permutations (mean and spread are over these)."),
     protocol: str = typer.Option("retrain", "--protocol",
                                  help="retrain: a model trained from scratch on the memory at each step "
                                       "(the papers' protocol); replay: fine-tuning with replay."),
-    experiences: int | None = typer.Option(None, "--experiences",
-                                           help="Experiences of the stream [default: 5 for mnist, "
-                                                "2 for mhist]."),
+    experiences: int | None = typer.Option(None, "--experiences", min=1, show_default="5 for mnist, 2 for mhist",
+                                           help="Experiences of the stream."),
     epochs: int | None = typer.Option(None, "--epochs", min=1,
-                                      help="Training epochs per experience [default: 150 retrain, "
-                                           "1 replay]."),
+                                      help="Training epochs per experience.", show_default="150 retrain, 1 replay"),
     model: str = typer.Option("convnet3", "--model", help="The learner network (a datadam model name)."),
     width: int | None = typer.Option(None, "--width", min=1,
-                                     help="Width of a ConvNet learner [default: the model's, 128]."),
+                                     help="Width of a ConvNet learner.", show_default="the model's, 128"),
     batch: int | None = typer.Option(None, "--batch", min=1,
-                                     help="Learner minibatch [default: 256 retrain, 128 replay]."),
+                                     help="Learner minibatch.", show_default="256 retrain, 128 replay"),
     iterations: int = typer.Option(200, "--iterations", "-n", min=0,
                                    help="Distillation iterations per experience (dm, datadam)."),
     train_per_class: int | None = typer.Option(None, "--train-per-class", min=1,
-                                               help="Use at most this many training images per "
-                                                    "class [default: all]."),
+                                               help="Use at most this many training images per class.", show_default="all"),
     test_per_class: int | None = typer.Option(None, "--test-per-class", min=1,
-                                              help="Test on at most this many images per class "
-                                                   "[default: all]."),
-    root: Path | None = ROOT,
-    image_size: int | None = IMAGE_SIZE,
-    device: str = DEVICE,
-    seed: int = SEED,
-    progress: bool | None = PROGRESS,
+                                              help="Test on at most this many images per class.", show_default="all"),
+    root: Root = None,
+    image_size: ImageSize = None,
+    device: Device = "auto",
+    seed: Seed = 0,
+    progress: Progress = None,
 ) -> None:
     """Compare replay memories at equal memory on a class-incremental stream of DATASET.
 
@@ -67,8 +70,10 @@ def continual_command(
         from datadam.apps.continual import ContinualConfig, compare_buffers, plot_accuracy
     except ImportError as e:
         raise ConfigError(f"datadam continual needs Avalanche: pip install 'datadam[continual]' ({e})") from None
-    train = data.load(dataset, root, "train", **dataset_options(image_size))
-    test = data.load(dataset, root, "test", **dataset_options(image_size))
+    # a folder of results: the same command again resumes from its results.json
+    check_outputs([Output(out, "--out", "results folder", folder=True)], force=True)
+    train = load_data(dataset, root, "train", **dataset_options(image_size))
+    test = load_data(dataset, root, "test", **dataset_options(image_size))
     per_class = _per_class(ipc, memory, train.num_classes)
     config = ContinualConfig(
         buffers=tuple(parse_list(buffers)), ipc=per_class, orders=orders, protocol=protocol,
@@ -78,6 +83,8 @@ def continual_command(
     result = compare_buffers(train, test, config, device=device, progress=progress,
                              results=out / "results.json", cache_dir=out / "memories")
     plot_accuracy(result, out / "accuracy.png")
+    from rich.console import Console
+
     _print_summary(result, Console())
     typer.echo(f"wrote {out / 'results.json'} and {out / 'accuracy.png'}")
 
@@ -95,7 +102,9 @@ def _per_class(ipc: int | None, memory: int | None, num_classes: int) -> int:
     return 10 if ipc is None else ipc
 
 
-def _print_summary(result: dict, console: Console) -> None:
+def _print_summary(result: dict, console) -> None:
+    from rich.table import Table
+
     settings = result["settings"]
     table = Table(title=f"{settings['dataset']}: {settings['ipc']} images per class, "
                         f"{settings['protocol']} protocol, {len(settings['class_orders'])} class order(s)")

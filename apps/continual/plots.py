@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from datadam.synthetic import atomic_path
+from datadam.plots import save_figure
 
 
-def plot_accuracy(result: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
+def plot_accuracy(result: dict[str, Any], path: str | Path, title: str | None = None,
+                  provenance: str | None = None) -> Path:
     """Accuracy on the classes seen so far after each experience: the mean over class
     orders as a line, mean ± std as a band, one colour per buffer."""
     import matplotlib
@@ -35,7 +36,4 @@ def plot_accuracy(result: dict[str, Any], path: str | Path, title: str | None = 
                           f"{settings['protocol']} protocol, {orders} class orders", fontsize=10)
     ax.legend(title="buffer (final, mean ± std)", fontsize=8, title_fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, provenance)

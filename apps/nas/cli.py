@@ -14,23 +14,24 @@ from typing import Any
 
 import typer
 
-from datadam.apps.nas.evaluator import FULL_TRAIN, PROXY_TRAIN
+from datadam.apps.nas.budgets import FULL_BUDGET, PROXY_BUDGET
 from datadam.cli.options import (
-    CHECKPOINT_EVERY,
-    DEVICE,
-    IMAGE_SIZE,
-    PROGRESS,
-    RESUME,
-    ROOT,
-    SEED,
-    TRAIN_PRECISION,
+    CheckpointEvery,
+    Device,
+    Force,
+    ImageSize,
+    Progress,
+    Resume,
+    Root,
+    Seed,
+    TrainPrecision,
     checkpoint_path,
     dataset_options,
     parse_list,
+    positive,
 )
 from datadam.errors import ConfigError
-from datadam.progress import progress_bar
-from datadam.synthetic import atomic_path
+from datadam.outputs import Output, check_outputs
 
 app = typer.Typer(help="Neural architecture search with NNI, a condensed set as the proxy.",
                   no_args_is_help=True)
@@ -44,18 +45,18 @@ _ACTS = typer.Option("relu,gelu,sigmoid", "--activations",
                      help="Activations to search: relu, leakyrelu, sigmoid, gelu.")
 _POOLS = typer.Option("avgpooling,maxpooling", "--poolings",
                       help="Poolings to search: avgpooling, maxpooling, none.")
-_EPOCHS = typer.Option(PROXY_TRAIN.epochs, "--epochs", min=1, help="Training epochs of every network on a small proxy.")
-_FULL_EPOCHS = typer.Option(FULL_TRAIN.epochs, "--full-epochs", min=1,
+_EPOCHS = typer.Option(PROXY_BUDGET["epochs"], "--epochs", min=1, help="Training epochs of every network on a small proxy.")
+_FULL_EPOCHS = typer.Option(FULL_BUDGET["epochs"], "--full-epochs", min=1,
                             help="Training epochs of every network on the full data.")
-_BATCH = typer.Option(PROXY_TRAIN.batch, "--batch", min=1,
+_BATCH = typer.Option(PROXY_BUDGET["batch"], "--batch", min=1,
                       help="Training minibatch of every network on a small proxy.")
-_FULL_BATCH = typer.Option(FULL_TRAIN.batch, "--full-batch", min=1,
+_FULL_BATCH = typer.Option(FULL_BUDGET["batch"], "--full-batch", min=1,
                            help="Training minibatch of every network on the full data.")
-_LR = typer.Option(0.01, "--lr", min=0.0, help="SGD learning rate (cosine annealing to 0).")
+_LR = typer.Option(0.01, "--lr", parser=positive, help="SGD learning rate (cosine annealing to 0).")
 _VALIDATION = typer.Option(5000, "--validation", min=1,
                            help="Real training images held out to score every network.")
-_IPC = typer.Option(None, "--ipc", min=1, help="Images per class of the random proxy "
-                    "[default: as many as the synthetic proxy, else 10].", show_default=False)
+_IPC = typer.Option(None, "--ipc", min=1, help="Images per class of the random proxy.",
+                    show_default="as many as the synthetic proxy, else 10")
 
 
 def _space(depths: str, widths: str, norms: str, activations: str, poolings: str):
@@ -91,13 +92,14 @@ def distill_command(
     validation: int = _VALIDATION,
     depths: str = _DEPTHS, widths: str = _WIDTHS, norms: str = _NORMS, activations: str = _ACTS,
     poolings: str = _POOLS,
-    checkpoint_every: int = CHECKPOINT_EVERY,
-    resume: bool = RESUME,
-    root: Path | None = ROOT,
-    image_size: int | None = IMAGE_SIZE,
-    device: str = DEVICE,
-    seed: int = SEED,
-    progress: bool | None = PROGRESS,
+    checkpoint_every: CheckpointEvery = 500,
+    resume: Resume = False,
+    root: Root = None,
+    image_size: ImageSize = None,
+    device: Device = "auto",
+    seed: Seed = 0,
+    progress: Progress = None,
+    force: Force = False,
 ) -> None:
     """Condense DATASET into a proxy for `nas search` and `nas study`.
 
@@ -109,6 +111,7 @@ def distill_command(
         raise ConfigError(f"--networks must be {' or '.join(PROXY_NETWORKS)}, not {networks!r}")
     space = _space(depths, widths, norms, activations, poolings)
     checkpoint = checkpoint_path(out)
+    _check_proxy_outputs(out, checkpoint, force=force, resume=resume)
     syn = distill_proxy(dataset, ipc=ipc, iterations=iterations, space=space, networks=networks,
                         validation=validation, seed=seed, root=root,
                         dataset_options=dataset_options(image_size), device=device, progress=progress,
@@ -122,19 +125,29 @@ def distill_command(
                + (" with choices drawn from the space" if meta["config"]["model_choices"] else ""))
 
 
+def _check_proxy_outputs(out: Path, checkpoint: Path, force: bool, resume: bool) -> None:
+    """A proxy is never written over another file, nor a run's checkpoint started over,
+    without --force (a proxy's settings are known only once its data is split, so an
+    existing OUT is always refused)."""
+    check_outputs([Output(out, "--out", "proxy", (".safetensors",))], force=force)
+    if checkpoint.exists() and not resume and not force:
+        raise ConfigError(f"{checkpoint} holds the checkpoint of an earlier run: add --resume to go "
+                          "on from it, --force to start over, or choose another --out")
+
+
 @app.command("search")
 def search_command(
     dataset: str = _DATASET,
-    proxy: str = typer.Option(..., "--proxy", "-p",
+    proxy: str = typer.Option(..., "--proxy",
                               help="What every candidate trains on: a synthetic set (.safetensors), "
                                    "'random' or 'random:K' (real images, --ipc per class; K picks another "
                                    "draw) or 'full'."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (search.json and NNI's files)."),
     strategy: str = typer.Option("evolution", "--strategy", "-s",
                                  help="NNI strategy: random, evolution (regularized evolution) or grid."),
-    trials: int | None = typer.Option(None, "--trials", "-n", min=1,
-                                      help="Architectures to try (grid: the whole space) [default: 30].",
-                                      show_default=False),
+    trials: int | None = typer.Option(None, "--trials", min=1,
+                                      help="Architectures to try (grid: the whole space).",
+                                      show_default="30"),
     population: int = typer.Option(10, "--population", min=2, help="Evolution: population size."),
     sample_size: int = typer.Option(3, "--sample-size", min=1, help="Evolution: tournament size."),
     engine: str = typer.Option("sequential", "--engine",
@@ -142,26 +155,25 @@ def search_command(
                                     "on 127.0.0.1:PORT, trials in subprocesses)."),
     port: int = typer.Option(8080, "--port", min=1, max=65535,
                              help="Port of NNI's web portal (--engine ts)."),
-    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs of every candidate "
-                                      f"[default: {PROXY_TRAIN.epochs} on a small proxy, "
-                                      f"{FULL_TRAIN.epochs} on the full data].",
-                                      show_default=False),
-    batch: int | None = typer.Option(None, "--batch", min=1, help="Training minibatch of every candidate "
-                                     f"[default: {PROXY_TRAIN.batch} on a small proxy, "
-                                     f"{FULL_TRAIN.batch} on the full data].", show_default=False),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs of every candidate.",
+                                      show_default=f"{PROXY_BUDGET['epochs']} on a small proxy, "
+                                                   f"{FULL_BUDGET['epochs']} on the full data"),
+    batch: int | None = typer.Option(None, "--batch", min=1, help="Training minibatch of every candidate.",
+                                     show_default=f"{PROXY_BUDGET['batch']} on a small proxy, "
+                                                  f"{FULL_BUDGET['batch']} on the full data"),
     lr: float = _LR,
-    precision: str = TRAIN_PRECISION,
+    precision: TrainPrecision = "fp32",
     reports: int = typer.Option(4, "--reports", min=1,
                                 help="Validation accuracies per trial reported to NNI (the last is final)."),
     validation: int = _VALIDATION,
     ipc: int | None = _IPC,
     depths: str = _DEPTHS, widths: str = _WIDTHS, norms: str = _NORMS, activations: str = _ACTS,
     poolings: str = _POOLS,
-    root: Path | None = ROOT,
-    image_size: int | None = IMAGE_SIZE,
-    device: str = DEVICE,
-    seed: int = SEED,
-    progress: bool | None = PROGRESS,
+    root: Root = None,
+    image_size: ImageSize = None,
+    device: Device = "auto",
+    seed: Seed = 0,
+    progress: Progress = None,
 ) -> None:
     """Search the ConvNet space for the architecture a proxy rates best (NNI, in-process by default)."""
     from datadam.apps.nas._nni import import_nni
@@ -181,6 +193,8 @@ def search_command(
         train["epochs"] = epochs
     if batch is not None:
         train["batch"] = batch
+    from datadam.progress import progress_bar
+
     bar = progress_bar(progress)
     best: list[float] = []
     with bar:
@@ -206,7 +220,7 @@ def search_command(
 @app.command("study")
 def study_command(
     dataset: str = _DATASET,
-    proxies: str = typer.Option(..., "--proxies", "-p",
+    proxies: str = typer.Option(..., "--proxies",
                                 help="Comma-separated proxies to judge: synthetic sets (.safetensors) "
                                      "and/or 'random' (real images, as many per class; random:K is the "
                                      "K-th further random draw, to see how much random subsets vary)."),
@@ -214,23 +228,23 @@ def study_command(
                              help="Output folder: study.json, study.md, study_scatter.png."),
     archs: int = typer.Option(20, "--archs", "-k", min=2, help="Architectures sampled from the space."),
     cache: Path | None = typer.Option(None, "--cache", help="Full-data results file, reused across "
-                                      "studies [default: OUT/full_data_cache.json].", show_default=False),
+                                      "studies.", show_default="OUT/full_data_cache.json"),
     top_k: int = typer.Option(5, "--top-k", min=1, help="Size of the top sets compared."),
     epochs: int = _EPOCHS,
     full_epochs: int = _FULL_EPOCHS,
     batch: int = _BATCH,
     full_batch: int = _FULL_BATCH,
     lr: float = _LR,
-    precision: str = TRAIN_PRECISION,
+    precision: TrainPrecision = "fp32",
     validation: int = _VALIDATION,
     ipc: int | None = _IPC,
     depths: str = _DEPTHS, widths: str = _WIDTHS, norms: str = _NORMS, activations: str = _ACTS,
     poolings: str = _POOLS,
-    root: Path | None = ROOT,
-    image_size: int | None = IMAGE_SIZE,
-    device: str = DEVICE,
-    seed: int = SEED,
-    progress: bool | None = PROGRESS,
+    root: Root = None,
+    image_size: ImageSize = None,
+    device: Device = "auto",
+    seed: Seed = 0,
+    progress: Progress = None,
 ) -> None:
     """How well each proxy ranks architectures against full-data training: Spearman, Kendall, top-k, time."""
     from datadam.apps.nas._nni import import_nni
@@ -241,6 +255,8 @@ def study_command(
     names = parse_list(proxies)
     space = _space(depths, widths, norms, activations, poolings)
     typer.echo(f"space: {space.describe()}")
+    from datadam.progress import progress_bar
+
     bar = progress_bar(progress)
     with bar:
         task = bar.add_task("study", total=archs * (1 + len(names)))
@@ -262,6 +278,8 @@ def study_command(
     out.mkdir(parents=True, exist_ok=True)
     result.save(out / "study.json")
     table = markdown_table(result)
+    from datadam.synthetic import atomic_path
+
     with atomic_path(out / "study.md") as tmp:
         tmp.write_text(table)
     plot_scatter(result, out / "study_scatter.png")

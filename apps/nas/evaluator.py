@@ -22,21 +22,15 @@ import torch
 
 from datadam import data
 from datadam.apps.nas.architecture import Architecture, arch_code, arch_key, build_network
+from datadam.apps.nas.budgets import FULL_BUDGET, PROXY_BUDGET
 from datadam.apps.nas.proxy import Proxy, Split, make_proxy, split_validation
 from datadam.augment import DSA
 from datadam.distill.base import derive_seed, resolve_device
 from datadam.evaluate import TrainConfig, predict, train_network
 
-#: Training on a proxy: SGD with cosine annealing and DSA on every minibatch (the
-#: protocol's augmentation), few epochs in minibatches of 25: on a 100-image proxy that
-#: is 200 steps instead of 50 for the same FLOPs, and slow starters (deep networks
-#: without normalisation) get going. Spearman on 48 MNIST architectures rose from
-#: 0.75-0.79 to 0.88-0.90 (docs/nas.md says how the budget was chosen).
-PROXY_TRAIN = TrainConfig(epochs=50, batch=25, lr=0.01, schedule="cosine", augmentation=None)
-#: Training on the full data: the handout's upper-bound recipe (cosine, no augmentation)
-#: for 3 epochs: long enough to separate good from poor architectures, short enough that
-#: accuracies do not all bunch at 99% and a study of 20 architectures fits a CPU.
-FULL_TRAIN = TrainConfig(epochs=3, batch=256, lr=0.01, schedule="cosine", augmentation="none")
+#: The budgets of :mod:`datadam.apps.nas.budgets` as training settings.
+PROXY_TRAIN = TrainConfig(**PROXY_BUDGET)
+FULL_TRAIN = TrainConfig(**FULL_BUDGET)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 import typer
 from typer.core import TyperGroup
@@ -64,7 +64,9 @@ app = typer.Typer(
     help="Condense a labelled image dataset into a few synthetic images per class (DataDAM).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # help texts say "[default: ...]" literally; rich would eat it as a tag
+    # rich: option panels and whole one-line summaries (defaults are declared with
+    # show_default, so no help text holds a bracket that rich would read as markup)
+    rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(data_app, name="data")
@@ -94,15 +96,17 @@ _add_application_commands(app)
 
 def _print_version(value: bool) -> None:
     if value:
-        import torch
-
-        typer.echo(f"datadam {__version__} (torch {torch.__version__}, python {sys.version.split()[0]})")
+        try:  # the installed distribution's version: importing torch would take seconds
+            torch_version = version("torch")
+        except PackageNotFoundError:
+            torch_version = "not installed"
+        typer.echo(f"datadam {__version__} (torch {torch_version}, python {sys.version.split()[0]})")
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+    version: bool = typer.Option(False, "--version", metavar="", callback=_print_version, is_eager=True,
                                  help="Print the version of datadam, torch and python, then exit."),
 ) -> None:
     """Condense a labelled image dataset into a few synthetic images per class (DataDAM)."""

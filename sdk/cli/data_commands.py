@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from datadam import data
-from datadam.cli.options import IMAGE_SIZE, ROOT, dataset_options
+from datadam.cli.options import ImageSize, Root, dataset_options
 
 data_app = typer.Typer(help="List, inspect and validate datasets.", no_args_is_help=True)
 
-NAME = typer.Argument(..., help="Dataset name: mnist, mhist or folder (see `datadam data list`).")
-CHANNELS = typer.Option(None, "--channels", min=1, max=3,
-                        help="1 (grey) or 3 (RGB) for folder datasets [default: as the first image].")
+Name = Annotated[str, typer.Argument(metavar="NAME", help="Dataset name: mnist, mhist or folder (see `datadam data list`).")]
+Channels = Annotated[int | None, typer.Option("--channels", min=1, max=3, metavar="N", show_default="as the first image",
+                                              help="1 (grey) or 3 (RGB) for folder datasets.")]
 
 
 @data_app.command("list")
 def list_datasets() -> None:
     """List the dataset sources datadam can read."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from datadam import data
+
     table = Table("name", "description")
     for name in data.available():
         table.add_row(name, data.get_source(name).description)
@@ -29,12 +31,17 @@ def list_datasets() -> None:
 
 @data_app.command()
 def info(
-    name: str = NAME,
-    root: Path | None = ROOT,
-    image_size: int | None = IMAGE_SIZE,
-    channels: int | None = CHANNELS,
+    name: Name,
+    root: Root = None,
+    image_size: ImageSize = None,
+    channels: Channels = None,
 ) -> None:
     """Show images per class and split, the image shape and the training mean/std."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from datadam import data
+
     options = dataset_options(image_size, channels)
     train = data.load(name, root, "train", **options)
     test = data.load(name, root, "test", **options)
@@ -55,12 +62,14 @@ def info(
 
 @data_app.command()
 def check(
-    name: str = NAME,
-    root: Path | None = ROOT,
-    image_size: int | None = IMAGE_SIZE,
-    channels: int | None = CHANNELS,
+    name: Name,
+    root: Root = None,
+    image_size: ImageSize = None,
+    channels: Channels = None,
 ) -> None:
     """Validate a dataset and report every problem found; exit 1 if there is any."""
+    from datadam import data
+
     problems = data.check(name, root, **dataset_options(image_size, channels))
     for problem in problems:
         typer.echo(problem, err=True)

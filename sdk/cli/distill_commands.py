@@ -1,146 +1,114 @@
-"""``datadam distill``, ``show``, ``report`` and ``convert``: make a synthetic set and look at it."""
+"""``datadam distill``, ``show``, ``report`` and ``convert``: make a synthetic set and look at it.
+
+Torch and the library load inside the commands, so that ``datadam --help`` starts fast.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from datadam import data
 from datadam.cli.options import (
-    CHECKPOINT_EVERY,
-    DEVICE,
-    IMAGE_SIZE,
-    PROGRESS,
-    RESUME,
-    ROOT,
-    SEED,
+    METHOD_PANEL,
+    RUN_PANEL,
+    CheckpointEvery,
+    Device,
+    Force,
+    ImageSize,
+    Progress,
+    Resume,
+    Root,
+    Seed,
+    below_one,
     checkpoint_path,
     dataset_options,
+    load_data,
     parse_choices,
     parse_options,
+    positive,
 )
-from datadam.distill import DistillConfig, available_methods, distill
-from datadam.distill.balance import TermBalance, term_balance
-from datadam.distill.base import settings_used
-from datadam.distill.config import saved_settings
-from datadam.distill.distributed import init_from_environment
-from datadam.errors import ConfigError
-from datadam.monitor import TensorBoardLogger
-from datadam.synthetic import SyntheticSet
+from datadam.distill.config import METHODS, DistillConfig
+from datadam.errors import ConfigError, DatadamError
+from datadam.outputs import (
+    Output,
+    OutputError,
+    check_outputs,
+    holds_provenance,
+    provenance,
+    same_synthetic_set,
+)
 
 _DEFAULTS = DistillConfig()
+_MODEL_OPTIONS = ", ".join(f"{k}={v}" for k, v in _DEFAULTS.model_options.items())
 
 
 def distill_command(
-    dataset: str = typer.Argument(..., help="Dataset to condense: mnist, mhist or folder."),
-    out: Path = typer.Option(..., "--out", "-o", help="Synthetic set to write (.safetensors)."),
-    method: str = typer.Option("datadam", "--method", "-m",
-                               help=f"Condensation method: {', '.join(available_methods())}."),
-    ipc: int = typer.Option(10, "--ipc", min=1, help="Synthetic images per class."),
-    iterations: int = typer.Option(_DEFAULTS.iterations, "--iterations", "-n", min=0,
-                                   help="Image updates (official code: 20,000)."),
-    batch_real: int = typer.Option(_DEFAULTS.batch_real, "--batch-real", min=1,
-                                   help="Real images per class per iteration."),
-    lr_img: float | None = typer.Option(None, "--lr-img",
-                                        help="Image learning rate [default: 1.0, or 10.0 above IPC 50]."),
-    momentum: float = typer.Option(_DEFAULTS.momentum, "--momentum", help="Image SGD momentum."),
-    power: float = typer.Option(_DEFAULTS.attention_power, "--power", "-p",
-                                help="Attention power p (paper 4, official code 1)."),
-    task_balance: float | None = typer.Option(
-        None, "--task-balance", help="Lambda of the last-layer term [default: 0.01, 0.02 above 64 px]."),
-    sam_weight: float = typer.Option(_DEFAULTS.sam_weight, "--sam-weight",
-                                     help="Weight of the attention term (0 = ablation without SAM)."),
-    model: str | None = typer.Option(
-        None, "--model", help="Distillation network, or several joined by commas to draw each "
-                              "sampled network from [default: convnet3, deeper for large images]."),
-    model_option: list[str] = typer.Option(
-        [], "--model-option", help="Constructor option of the distillation network: OPTION=VALUE, "
-                                   "e.g. net_norm=instancenorm or net_pooling=maxpooling (repeatable) "
-                                   "[default: net_norm=batchnorm, net_pooling=avgpooling].",
-        show_default=False),
-    model_choice: list[str] = typer.Option(
-        [], "--model-choice", help="Draw a network option per sampled network: "
-                                   "OPTION=VALUE,VALUE..., e.g. net_norm=batchnorm,instancenorm "
-                                   "(repeatable) [default: the same network every time].",
-        show_default=False),
-    init: str = typer.Option(_DEFAULTS.init, "--init", help="Initialisation: real or noise."),
-    augmentation: str | None = typer.Option(
-        None, "--augmentation", help="DSA preset (digits, natural, none) or families joined by _ "
-                                     "[default: digits for mnist, natural otherwise]."),
-    net_steps: int = typer.Option(0, "--net-steps", min=0,
-                                  help="Handout variant: train the sampled network this many steps "
-                                       "between image updates (0 = published method)."),
-    net_lr: float = typer.Option(_DEFAULTS.net_lr, "--net-lr", help="Learning rate of those steps."),
-    net_keep: int = typer.Option(1, "--net-keep", min=1,
-                                 help="Keep a sampled network for this many iterations."),
-    real_precision: str = typer.Option(
-        _DEFAULTS.real_precision, "--real-precision",
-        help="Precision of the real images' forward: fp32, or bf16 (faster on recent GPUs "
-             "and on some CPUs, slower on others: measure; the synthetic images and their "
-             "gradient stay fp32)."),
-    bn_statistics: str = typer.Option(
-        _DEFAULTS.bn_statistics, "--bn-statistics",
-        help="BatchNorm statistics of the sampled networks: all (over every class's images "
-             "at once, as the official DataDAM code) or class (each class on its own)."),
-    factor: int = typer.Option(
-        _DEFAULTS.factor, "--factor", min=1,
-        help="Multi-formation (IDC): each stored image holds FACTOR x FACTOR tiles, each a "
-             "training image, so the set trains on IPC x FACTOR^2 images per class at 1/FACTOR "
-             "the resolution (1 = published method)."),
-    checkpoint_every: int = CHECKPOINT_EVERY,
-    resume: bool = RESUME,
-    keep_checkpoint: bool = typer.Option(
-        False, "--keep-checkpoint", help="Keep OUT's checkpoint once the run is done, so that "
-                                         "--resume with more --iterations extends it later."),
-    snapshot_every: int = typer.Option(
-        0, "--snapshot-every", min=0, help="Keep the images at iteration 0 and every N iterations "
-                                           "inside OUT, for `datadam show --evolution` (0 = none)."),
-    tensorboard: Path | None = typer.Option(
-        None, "--tensorboard", help="Write TensorBoard events here: the loss every iteration, the "
-                                    "images every --tensorboard-every (needs datadam[tensorboard]) [default: no logging].",
-        show_default=False),
-    tensorboard_every: int = typer.Option(100, "--tensorboard-every", min=1,
-                                          help="Iterations between two image grids in TensorBoard."),
-    root: Path | None = ROOT,
-    image_size: int | None = IMAGE_SIZE,
-    device: str = DEVICE,
-    seed: int = SEED,
-    progress: bool | None = PROGRESS,
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset to condense: mnist, mhist or folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="PATH", help="Synthetic set to write (.safetensors).")],
+    method: Annotated[str, typer.Option("--method", "-m", metavar="NAME", help=f"Condensation method: {', '.join(METHODS)}.")] = _DEFAULTS.method,
+    ipc: Annotated[int, typer.Option("--ipc", min=1, metavar="N", help="Synthetic images per class.")] = _DEFAULTS.ipc,
+    iterations: Annotated[int, typer.Option("--iterations", "-n", min=0, metavar="N", help="Image updates (official code: 20,000).")] = _DEFAULTS.iterations,
+    seed: Seed = _DEFAULTS.seed,
+    device: Device = "auto",
+    force: Force = False,
+    batch_real: Annotated[int, typer.Option("--batch-real", min=1, metavar="N", rich_help_panel=METHOD_PANEL, help="Real images per class per iteration (at most the smallest class).")] = _DEFAULTS.batch_real,
+    lr_img: Annotated[float | None, typer.Option("--lr-img", parser=positive, metavar="LR", rich_help_panel=METHOD_PANEL, show_default="1.0, or 10.0 above IPC 50", help="Image learning rate.")] = None,
+    momentum: Annotated[float, typer.Option("--momentum", parser=below_one, metavar="M", rich_help_panel=METHOD_PANEL, help="Image SGD momentum.")] = _DEFAULTS.momentum,
+    power: Annotated[float, typer.Option("--power", parser=positive, metavar="P", rich_help_panel=METHOD_PANEL, help="Attention power p (the paper: 4, the official code: 1).")] = _DEFAULTS.attention_power,
+    task_balance: Annotated[float | None, typer.Option("--task-balance", min=0.0, metavar="LAMBDA", rich_help_panel=METHOD_PANEL, show_default="0.01, 0.02 above 64 px", help="Lambda of the last-layer term.")] = None,
+    sam_weight: Annotated[float, typer.Option("--sam-weight", min=0.0, metavar="W", rich_help_panel=METHOD_PANEL, help="Weight of the attention term (0 = ablation without SAM).")] = _DEFAULTS.sam_weight,
+    init: Annotated[str, typer.Option("--init", metavar="INIT", rich_help_panel=METHOD_PANEL, help="Initialisation: real or noise.")] = _DEFAULTS.init,
+    augmentation: Annotated[str | None, typer.Option("--augmentation", metavar="NAME", rich_help_panel=METHOD_PANEL, show_default="digits for mnist, natural otherwise", help="DSA preset (digits, natural, none) or families joined by _.")] = None,
+    model: Annotated[str | None, typer.Option("--model", metavar="NAMES", rich_help_panel=METHOD_PANEL, show_default="convnet3, deeper for large images", help="Distillation network, or several joined by commas to draw each sampled network from.")] = None,
+    model_option: Annotated[list[str] | None, typer.Option("--model-option", metavar="OPTION=VALUE", rich_help_panel=METHOD_PANEL, show_default=_MODEL_OPTIONS, help="Constructor option of the distillation network, e.g. net_norm=instancenorm (repeatable).")] = None,
+    model_choice: Annotated[list[str] | None, typer.Option("--model-choice", metavar="OPTION=VALUES", rich_help_panel=METHOD_PANEL, show_default="the same network every time", help="Draw a network option per sampled network, e.g. net_norm=batchnorm,instancenorm (repeatable).")] = None,
+    real_precision: Annotated[str, typer.Option("--real-precision", metavar="PRECISION", rich_help_panel=METHOD_PANEL, help="Precision of the real images' forward: fp32, or bf16 (faster on recent GPUs and on some CPUs, slower on others: measure; the synthetic images and their gradient stay fp32).")] = _DEFAULTS.real_precision,
+    bn_statistics: Annotated[str, typer.Option("--bn-statistics", metavar="WHICH", rich_help_panel=METHOD_PANEL, help="BatchNorm statistics of the sampled networks: all (every class's images at once, as the official code) or class (each class on its own).")] = _DEFAULTS.bn_statistics,
+    factor: Annotated[int, typer.Option("--factor", min=1, metavar="F", rich_help_panel=METHOD_PANEL, help="Multi-formation (IDC): each stored image holds F x F tiles, each a training image (1 = the published method).")] = _DEFAULTS.factor,
+    net_steps: Annotated[int, typer.Option("--net-steps", min=0, metavar="N", rich_help_panel=METHOD_PANEL, help="Handout variant: train the sampled network N steps between image updates (0 = the published method).")] = _DEFAULTS.net_steps,
+    net_lr: Annotated[float, typer.Option("--net-lr", parser=positive, metavar="LR", rich_help_panel=METHOD_PANEL, help="Learning rate of those steps.")] = _DEFAULTS.net_lr,
+    net_keep: Annotated[int, typer.Option("--net-keep", min=1, metavar="N", rich_help_panel=METHOD_PANEL, help="Keep a sampled network for N iterations.")] = _DEFAULTS.net_keep,
+    root: Root = None,
+    image_size: ImageSize = None,
+    checkpoint_every: CheckpointEvery = 500,
+    resume: Resume = False,
+    keep_checkpoint: Annotated[bool, typer.Option("--keep-checkpoint", metavar="", rich_help_panel=RUN_PANEL, help="Keep OUT's checkpoint after the run, so that --resume with more --iterations extends it later.")] = False,
+    snapshot_every: Annotated[int, typer.Option("--snapshot-every", min=0, metavar="N", rich_help_panel=RUN_PANEL, help="Keep the images at iteration 0 and every N iterations inside OUT, for show --evolution (0 = none).")] = 0,
+    tensorboard: Annotated[Path | None, typer.Option("--tensorboard", metavar="DIR", rich_help_panel=RUN_PANEL, show_default="no logging", help="Write TensorBoard events here (needs datadam[tensorboard]).")] = None,
+    tensorboard_every: Annotated[int, typer.Option("--tensorboard-every", min=1, metavar="N", rich_help_panel=RUN_PANEL, help="Iterations between two image grids in TensorBoard.")] = 100,
+    progress: Progress = None,
 ) -> None:
     """Condense DATASET into IPC synthetic images per class and save them to OUT.
 
-    Under torchrun (torchrun --nproc-per-node N -m datadam distill ...) each process forwards a slice of every iteration's real images and the per-class sums are all-reduced (gloo on the CPU, NCCL on GPUs); rank 0 writes OUT.
+    OUT is checked before any work: an existing file is replaced only when it is a set of the very same settings and data (else --force). A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it and gives the same result as an uninterrupted run; --keep-checkpoint keeps it, so that --resume --iterations M extends a finished run.
 
-    A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it and gives the same result as an uninterrupted run. --keep-checkpoint keeps it after the run, so that --resume --iterations M extends a finished run.
+    Under torchrun (torchrun --nproc-per-node N -m datadam distill ...) each process forwards a slice of every iteration's real images and the per-class sums are all-reduced; rank 0 writes OUT.
     """
-    choices = parse_choices(model_choice)
-    options = {**_DEFAULTS.model_options, **parse_options(model_option)}
-    shard = init_from_environment(device)  # several processes under torchrun; else one
-    # Fail on a missing tensorboard before any data is read; rank 0 alone logs.
-    logger = (TensorBoardLogger(tensorboard, image_every=tensorboard_every)
-              if tensorboard and shard.is_main else None)
-    train = data.load(dataset, root, "train", **dataset_options(image_size))
     checkpoint = checkpoint_path(out)
-    try:
-        syn = distill(
-            train, method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
-            momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
-            model=model, model_options=options, model_choices=choices, init=init, augmentation=augmentation, net_steps=net_steps, net_lr=net_lr,
-            net_keep=net_keep, real_precision=real_precision, bn_statistics=bn_statistics, factor=factor,
-            seed=seed, device=device,
-            progress=progress, checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every, resume=resume, snapshot_every=snapshot_every,
-            callbacks=[logger] if logger else (),
-        )
-    finally:
-        if logger:
-            logger.close()
-        shard.close()
-    if not shard.is_main:
-        return  # every rank holds the same set; rank 0 writes it
+    outputs: list[Output | None] = [Output(out, "--out", "synthetic set", (".safetensors",))]
+    # the paths themselves, before the data is read (a log folder may hold earlier runs)
+    check_outputs([*outputs, Output(tensorboard, "--tensorboard", "TensorBoard log", folder=True)
+                   if tensorboard else None], force=True)
+    options = {**_DEFAULTS.model_options, **parse_options(model_option or [])}
+    cfg = DistillConfig(
+        method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
+        momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
+        model=model, model_options=options, model_choices=parse_choices(model_choice or []), init=init,
+        augmentation=augmentation, net_steps=net_steps, net_lr=net_lr, net_keep=net_keep,
+        real_precision=real_precision, bn_statistics=bn_statistics, factor=factor, seed=seed)
+    from datadam.distill import get_method
+
+    get_method(cfg.method)
+    train = load_data(dataset, root, "train", **dataset_options(image_size))
+    resolved = cfg.resolve(train.name, train.image_size)
+    _check_distill_outputs(outputs, checkpoint, resolved, train, force=force, resume=resume)
+    syn = _run_distill(train, resolved, out, checkpoint, device=device, progress=progress,
+                       checkpoint_every=checkpoint_every, resume=resume, snapshot_every=snapshot_every,
+                       tensorboard=tensorboard, tensorboard_every=tensorboard_every)
+    if syn is None:
+        return  # not the main process of a torchrun group: rank 0 writes
     syn.save(out)
     if not keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
@@ -150,40 +118,114 @@ def distill_command(
                f"{meta['iterations_done']} iterations in {meta['wall_time_s']:.1f} s{final}")
 
 
+def _check_distill_outputs(outputs: list[Output | None], checkpoint: Path, cfg: DistillConfig, train,
+                           force: bool, resume: bool) -> None:
+    """OUT may be replaced by a set of the same settings and data (with --resume, of any
+    iterations: the run is extended); a checkpoint left by another run is never started over
+    without --force, for it holds that run's progress."""
+    settings = cfg.to_dict()
+    same = same_synthetic_set(settings, train.name, len(train), ignore=("iterations",) if resume else ())
+    out = outputs[0]
+    outputs[0] = Output(out.path, out.option, out.what, out.suffixes, same)
+    check_outputs(outputs, force=force)
+    if checkpoint.exists() and not resume and not force:
+        from datadam.outputs import describe_file
+
+        raise OutputError(f"{checkpoint} holds {describe_file(checkpoint)} of an earlier run: add "
+                          "--resume to go on from it, --force to start over, or choose another --out")
+
+
+def _run_distill(train, cfg: DistillConfig, out: Path, checkpoint: Path, *, device: str,
+                 progress: bool | None, checkpoint_every: int, resume: bool, snapshot_every: int,
+                 tensorboard: Path | None, tensorboard_every: int):
+    """The distillation, alone or as one process of a torchrun group; the set, or ``None``
+    on a process that does not write it."""
+    from datadam.distill import distill
+    from datadam.distill.distributed import init_from_environment
+    from datadam.monitor import TensorBoardLogger
+
+    shard = init_from_environment(device)  # several processes under torchrun; else one
+    # rank 0 alone logs; a missing tensorboard fails here, before the first iteration
+    logger = (TensorBoardLogger(tensorboard, image_every=tensorboard_every)
+              if tensorboard and shard.is_main else None)
+    try:
+        syn = distill(train, config=cfg, device=device, progress=progress, checkpoint=checkpoint,
+                      checkpoint_every=checkpoint_every, resume=resume, snapshot_every=snapshot_every,
+                      callbacks=[logger] if logger else ())
+    finally:
+        if logger:
+            logger.close()
+        shard.close()
+    return syn if shard.is_main else None
+
+
 def show_command(
-    synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors) or the checkpoint of a run in progress."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Draw the images to this PNG, one row per class [default: not drawn].",
-                                    show_default=False),
-    folder: Path | None = typer.Option(None, "--folder", help="Export the images as an ImageFolder tree of PNGs here [default: not exported].",
-                                       show_default=False),
-    loss: Path | None = typer.Option(None, "--loss", help="Plot the loss curve to this PNG [default: not drawn].",
-                                     show_default=False),
-    attention: Path | None = typer.Option(
-        None, "--attention", help="Draw the attention maps of --class, real vs synthetic, in a fresh "
-                                  "random network to this PNG; reads the real training data [default: not drawn].",
-        show_default=False),
-    evolution: Path | None = typer.Option(
-        None, "--evolution", help="Draw --class's images over the iterations to this PNG (needs a "
-                                  "set distilled with --snapshot-every) [default: not drawn].", show_default=False),
-    balance: int = typer.Option(
-        0, "--balance", min=0,
-        help="Measure DataDAM's two loss terms and their gradients at the images in this many fresh "
-             "random networks, as one distillation iteration sees them; reads the real training "
-             "data [default: 0, not measured].", show_default=False),
-    class_name: str = typer.Option("0", "--class", "-c",
-                                   help="Class of --attention and --evolution: a name, a unique "
-                                        "prefix of one (MNIST: 3) or an index."),
-    root: Path | None = ROOT,
-    image_size: int | None = IMAGE_SIZE,
-    seed: int = typer.Option(0, "--seed", help="Seed of the random networks of --attention and "
-                                               "--balance and of their choice of real images."),
-    device: str = DEVICE,
+    synthetic: Annotated[Path, typer.Argument(metavar="SET", help="Synthetic set (.safetensors) or the checkpoint of a run in progress.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="PATH", show_default="not drawn", help="Draw the images, one row per class, to this picture (.png, .jpg, .pdf or .svg).")] = None,
+    folder: Annotated[Path | None, typer.Option("--folder", metavar="DIR", show_default="not exported", help="Export the images as an ImageFolder tree of PNGs here.")] = None,
+    loss: Annotated[Path | None, typer.Option("--loss", metavar="PATH", show_default="not drawn", help="Plot the loss curve to this picture.")] = None,
+    attention: Annotated[Path | None, typer.Option("--attention", metavar="PATH", show_default="not drawn", help="Draw the attention maps of --class, real vs synthetic, in a fresh random network to this picture; reads the real training data.")] = None,
+    evolution: Annotated[Path | None, typer.Option("--evolution", metavar="PATH", show_default="not drawn", help="Draw --class's images over the iterations to this picture (needs a set distilled with --snapshot-every).")] = None,
+    balance: Annotated[int, typer.Option("--balance", min=0, metavar="N", show_default="0, not measured", help="Measure DataDAM's two loss terms and their gradients at the images in N fresh random networks; reads the real training data.")] = 0,
+    class_name: Annotated[str, typer.Option("--class", "-c", metavar="CLASS", help="Class of --attention and --evolution: a name, a unique prefix of one (MNIST: 3) or an index.")] = "0",
+    root: Root = None,
+    image_size: ImageSize = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, metavar="N", help="Seed of the random networks of --attention and --balance and of their choice of real images.")] = 0,
+    device: Device = "auto",
+    force: Force = False,
 ) -> None:
     """Describe a synthetic set and draw its images, loss curve, attention maps and evolution."""
+    figures = {"--out": out, "--loss": loss, "--attention": attention, "--evolution": evolution}
+    outputs = [Output(folder, "--folder", "image folder", folder=True) if folder else None]
+    check_outputs([*outputs, *(Output.figure(path, option, "picture", "") for option, path in figures.items()
+                               if path)], force=True)
+    from rich.console import Console
+
+    from datadam.synthetic import SyntheticSet
+
     syn = SyntheticSet.load(synthetic)
-    meta = syn.metadata
+    digest = syn.sha256()
+    token = {option: provenance(option, set=digest, cls=class_name, seed=seed) for option in figures}
+    check_outputs([*outputs, *(Output.figure(path, option, "picture of this set", token[option])
+                               for option, path in figures.items() if path)], force=force)
     console = Console()
-    table = Table(show_header=False, title=str(synthetic))
+    _print_facts(syn, synthetic, console)
+    from datadam import plots
+
+    label = plots.class_index(syn, class_name) if attention or evolution else 0
+    if out:
+        typer.echo(f"wrote {syn.save_grid(out, provenance=token['--out'])}")
+    if folder:
+        typer.echo(f"wrote {syn.export_folder(folder)}")
+    if loss:
+        history = syn.metadata.get("loss_history") or []
+        if not history:
+            raise ConfigError(f"{synthetic}: no loss history (method {syn.metadata.get('method')})")
+        plots.plot_loss(history, loss, title=f"{syn.describe()} on {syn.metadata.get('dataset')}",
+                        terms=syn.loss_terms, provenance=token["--loss"])
+        typer.echo(f"wrote {loss}")
+    if evolution:
+        plots.plot_evolution(syn, label, evolution, provenance=token["--evolution"])
+        typer.echo(f"wrote {evolution}")
+    if attention or balance:
+        train = _real_images_of(syn, synthetic, "--attention" if attention else "--balance", root, image_size)
+    if attention:
+        plots.plot_attention(syn, train, label, attention, seed=seed, provenance=token["--attention"])
+        typer.echo(f"wrote {attention}")
+    if balance:
+        from datadam.distill.balance import term_balance
+
+        print_balance(term_balance(syn, train, networks=balance, seed=seed, device=device), console)
+
+
+def _print_facts(syn, path: Path, console) -> None:
+    from rich.table import Table
+
+    from datadam.distill.base import settings_used
+    from datadam.distill.config import saved_settings
+
+    meta = syn.metadata
+    table = Table(show_header=False, title=str(path))
     table.add_column()
     table.add_column(overflow="fold")  # a digest is one long word: fold it, never cut it
     cfg = settings_used(meta.get("method"), saved_settings(meta.get("config", {})))
@@ -193,43 +235,24 @@ def show_command(
                                               if k not in ("method", "ipc", "seed")) or "none")]:
         table.add_row(key, str(value))
     console.print(table)
-    from datadam import plots
-
-    label = plots.class_index(syn, class_name) if attention or evolution else 0
-    if out:
-        syn.save_grid(out)
-        typer.echo(f"wrote {out}")
-    if folder:
-        syn.export_folder(folder)
-        typer.echo(f"wrote {folder}")
-    if loss:
-        history = meta.get("loss_history") or []
-        if not history:
-            raise ConfigError(f"{synthetic}: no loss history (method {meta.get('method')})")
-        plots.plot_loss(history, loss, title=f"{syn.describe()} on {meta.get('dataset')}",
-                        terms=syn.loss_terms)
-        typer.echo(f"wrote {loss}")
-    if evolution:
-        plots.plot_evolution(syn, label, evolution)
-        typer.echo(f"wrote {evolution}")
-    if attention or balance:
-        name = meta.get("dataset")
-        if not name or name == "imported":
-            what = "--attention" if attention else "--balance"
-            raise ConfigError(f"{synthetic}: the set does not say its dataset, so {what} "
-                              "cannot find the real images")
-        options = dataset_options(image_size)
-        if name != "mnist" and image_size is None and syn.image_shape[1] != 224:
-            options["image_size"] = syn.image_shape[1]
-        train = data.load(name, root, "train", **options)
-    if attention:
-        plots.plot_attention(syn, train, label, attention, seed=seed)
-        typer.echo(f"wrote {attention}")
-    if balance:
-        print_balance(term_balance(syn, train, networks=balance, seed=seed, device=device), console)
 
 
-def print_balance(balance: TermBalance, console: Console) -> None:
+def _real_images_of(syn, path: Path, option: str, root: Path | None, image_size: int | None):
+    """The real training images a set was distilled from, for the pictures that need them."""
+    name = syn.metadata.get("dataset")
+    if not name or name == "imported":
+        raise ConfigError(f"{path}: the set does not say its dataset, so {option} "
+                          "cannot find the real images")
+    options = dataset_options(image_size)
+    if name != "mnist" and image_size is None and syn.image_shape[1] != 224:
+        options["image_size"] = syn.image_shape[1]
+    return load_data(name, root, "train", **options)
+
+
+def print_balance(balance, console) -> None:
+    """The table of :func:`datadam.distill.balance.term_balance`'s :class:`TermBalance`."""
+    from rich.table import Table
+
     table = Table("network", "attention", "last layer", "|grad attention|", "|grad last layer|",
                   "ratio", title="loss terms (weighted) and their gradients w.r.t. the images")
     for i, row in enumerate(balance.networks):
@@ -244,29 +267,43 @@ def print_balance(balance: TermBalance, console: Console) -> None:
 
 
 def report_command(
-    run_dir: Path = typer.Argument(..., help="Folder with synthetic sets (.safetensors) and their "
-                                             "`datadam evaluate --json` files."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="HTML file to write "
-                                    "[default: RUN_DIR/report.html].", show_default=False),
-    image_scale: int = typer.Option(3, "--image-scale", min=1, max=16,
-                                    help="Enlarge the image grid this many times (nearest pixel)."),
+    run_dir: Annotated[Path, typer.Argument(metavar="DIR", help="Folder with synthetic sets (.safetensors) and their `datadam evaluate --json` files.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="PATH", show_default="DIR/report.html", help="HTML file to write.")] = None,
+    image_scale: Annotated[int, typer.Option("--image-scale", min=1, max=16, metavar="N", help="Enlarge the image grid N times (nearest pixel).")] = 3,
+    force: Force = False,
 ) -> None:
-    """Write one self-contained HTML page on a run (settings, curves, images, evaluation tables): images are embedded, so the page can be sent as it is."""
+    """Write one self-contained HTML page on a run (settings, curves, images, evaluations)."""
     from datadam.report import write_report
 
-    path = write_report(run_dir, out, image_scale=image_scale)
-    typer.echo(f"wrote {path}")
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such folder")
+    path = out if out is not None else run_dir / "report.html"
+    token = provenance("report", folder=str(run_dir.resolve()))
+    check_outputs([Output(path, "--out", "report of this folder", (".html", ".htm"),
+                          lambda p: holds_provenance(p, token))], force=force)
+    typer.echo(f"wrote {write_report(run_dir, path, image_scale=image_scale, provenance=token)}")
 
 
 def convert_command(
-    official: Path = typer.Argument(..., help="A .pt result of the official DataDAM/DC/DM code."),
-    dataset: str = typer.Option(..., "--dataset", help="The dataset it was distilled from (mnist...)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Synthetic set to write (.safetensors)."),
-    root: Path | None = ROOT,
-    image_size: int | None = IMAGE_SIZE,
+    official: Annotated[Path, typer.Argument(metavar="FILE", help="A .pt result of the official DataDAM/DC/DM code.")],
+    dataset: Annotated[str, typer.Option("--dataset", metavar="NAME", help="The dataset it was distilled from (mnist...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="PATH", help="Synthetic set to write (.safetensors).")],
+    root: Root = None,
+    image_size: ImageSize = None,
+    force: Force = False,
 ) -> None:
     """Import an official-code .pt file (read with weights_only=True) as a synthetic set."""
-    test = data.load(dataset, root, "test", **dataset_options(image_size))
+    from datadam.synthetic import SyntheticSet
+
+    def same(path: Path) -> bool:  # the same file imported again
+        try:
+            meta = SyntheticSet.load(path).metadata
+        except DatadamError:
+            return False
+        return meta.get("source_file") == str(official) and meta.get("dataset") == dataset
+
+    check_outputs([Output(out, "--out", "synthetic set", (".safetensors",), same)], force=force)
+    test = load_data(dataset, root, "test", **dataset_options(image_size))
     syn = SyntheticSet.from_official(official, test.classes, test.mean, test.std)
     syn.metadata["dataset"] = dataset
     syn.save(out)

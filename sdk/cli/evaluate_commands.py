@@ -6,131 +6,121 @@ from __future__ import annotations
 import glob
 from dataclasses import asdict
 from pathlib import Path
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from datadam import data
 from datadam.cli.options import (
-    DEVICE,
-    PROGRESS,
-    ROOT,
-    SEED,
-    TRAIN_COMPILE,
-    TRAIN_PRECISION,
+    DATA_PANEL,
+    RUN_PANEL,
+    TRAINING_PANEL,
+    Device,
+    Force,
+    Progress,
+    Root,
+    Seed,
+    TrainCompile,
+    TrainPrecision,
+    load_data,
     parse_list,
     parse_options,
+    positive,
 )
-from datadam.distill.config import default_model
-from datadam.errors import ConfigError, Interrupted
-from datadam.evaluate import (
-    EvaluationResult,
-    TrainConfig,
-    compare_results,
-    comparison_text,
-    evaluate,
-    evaluate_full_data,
-    merge_results,
-    read_report,
-)
-from datadam.synthetic import SyntheticSet, write_json
-from datadam.training import TrainingCheckpoint, describe_departures
+from datadam.errors import ConfigError, DatadamError, Interrupted
+from datadam.outputs import FIGURE_SUFFIXES, Output, check_outputs, holds_provenance, provenance
 
 
-def _test_split(syn: SyntheticSet, dataset: str | None,
-                root: Path | None) -> tuple[data.ImageDataset, str, dict]:
+def _test_split(syn, dataset: str | None, root: Path | None) -> tuple:
+    """``(test split, dataset name, load options)`` of the data a set was distilled from."""
     name = dataset or syn.metadata.get("dataset")
     if not name or name == "imported":
         raise ConfigError("the synthetic set does not say its dataset: pass --dataset")
     options = {}
     if name != "mnist" and syn.image_shape[1] != 224:
         options["image_size"] = syn.image_shape[1]
-    return data.load(name, root, "test", **options), name, options
+    return load_data(name, root, "test", **options), name, options
 
 
-def print_evaluation(result: EvaluationResult, console: Console, title: str) -> None:
+def print_evaluation(result, console, title: str) -> None:
+    """The table of an :class:`~datadam.evaluate.EvaluationResult`."""
+    from rich.table import Table
+
     with_auc = any("auc_mean" in s for s in result.summary.values())
     table = Table("model", "runs", "accuracy %", "balanced %", *(["AUC"] if with_auc else []),
-                  "train s", title=title)
+                  "train s", "test s", title=title)
     for name, s in result.summary.items():
         auc = [f"{s['auc_mean']:.3f} ± {s['auc_std']:.3f}"] if with_auc else []
+        # "-": a file written before testing was timed apart (its train s counted it too)
+        test_s = f"{s['test_seconds_mean']:.1f}" if "test_seconds_mean" in s else "-"
         table.add_row(name, str(len(result.runs[name])),
                       f"{100 * s['accuracy_mean']:.2f} ± {100 * s['accuracy_std']:.2f}",
                       f"{100 * s['balanced_accuracy_mean']:.2f} ± {100 * s['balanced_accuracy_std']:.2f}",
-                      *auc, f"{s['train_seconds_mean']:.1f}")
+                      *auc, f"{s['train_seconds_mean']:.1f}", test_s)
     console.print(table)
 
 
 def evaluate_command(
     ctx: typer.Context,
-    synthetic: Path = typer.Argument(..., help="Synthetic set (.safetensors) to evaluate, or the "
-                                           "checkpoint of a run in progress (S.ckpt.safetensors)."),
-    models: str = typer.Option(
-        "auto", "--models", help="Comma-separated networks, e.g. convnet3,alexnet,vgg11,resnet18 "
-                                 "[auto: the ConvNet of the image size, convnet3 for MNIST]."),
-    runs: int = typer.Option(5, "--runs", min=1, help="Fresh networks per model (mean ± std reported)."),
-    epochs: int = typer.Option(1000, "--epochs", min=1, help="Training epochs (protocol: 1000)."),
-    batch: int = typer.Option(256, "--batch", min=1, help="Training minibatch."),
-    lr: float = typer.Option(0.01, "--lr", help="SGD learning rate (x0.1 at half the epochs)."),
-    augmentation: str | None = typer.Option(None, "--augmentation",
-                                            help="DSA during training [default: as distilled]."),
-    precision: str = TRAIN_PRECISION,
-    compile: bool = TRAIN_COMPILE,
-    full_data: bool = typer.Option(False, "--full-data", help="Also train on the whole training "
-                                   "split (SGD, cosine, 20 epochs) for the upper bound and cost."),
-    full_epochs: int = typer.Option(20, "--full-epochs", min=1, help="Epochs of the full-data run."),
-    model_option: list[str] = typer.Option(
-        [], "--model-option", help="Constructor option of every evaluated network: OPTION=VALUE, "
-                                   "e.g. first_padding=3 (the old code's MNIST ConvNet) "
-                                   "(repeatable) [default: the registry's network].",
-        show_default=False),
-    together: bool | None = typer.Option(
-        None, "--together/--one-at-a-time", show_default=False,
-        help="Train a model's runs at once as one stacked network (torch.func.vmap; the same "
-             "weights up to rounding) or one after another [default: together on a GPU, for "
-             "models without BatchNorm or dropout]."),
-    dataset: str | None = typer.Option(None, "--dataset", help="Test dataset [default: the set's own]."),
-    at_iteration: int | None = typer.Option(
-        None, "--at-iteration", min=0, help="Evaluate the images as they were after N iterations "
-                                            "(a snapshot of distill --snapshot-every) [default: the final images]."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write every number and setting to this JSON file, "
-                                         "updated after every network [default: not written]."),
-    resume: bool = typer.Option(False, "--resume", help="Keep the networks already in --json (an evaluation "
-                                "stopped by Ctrl-C, or one with fewer --runs) and train only the others."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1,
-                             help="Train this many networks at once on the CPU, each in its own process "
-                                  "with its share of the threads (the same networks as one at a time)."),
-    root: Path | None = ROOT,
-    device: str = DEVICE,
-    seed: int = SEED,
-    progress: bool | None = PROGRESS,
+    synthetic: Annotated[Path, typer.Argument(metavar="SET", help="Synthetic set (.safetensors) to evaluate, or the checkpoint of a run in progress (SET.ckpt.safetensors).")],
+    models: Annotated[str, typer.Option("--models", metavar="NAMES", help="Comma-separated networks, e.g. convnet3,alexnet,vgg11,resnet18 (auto: the ConvNet of the image size, convnet3 for MNIST).")] = "auto",
+    runs: Annotated[int, typer.Option("--runs", min=1, metavar="N", help="Fresh networks per model (mean ± std reported).")] = 5,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, metavar="N", help="Training epochs (protocol: 1000).")] = 1000,
+    json_out: Annotated[Path | None, typer.Option("--json", metavar="PATH", show_default="not written", help="Write every number and setting to this JSON file, updated after every network.")] = None,
+    seed: Seed = 0,
+    device: Device = "auto",
+    force: Force = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, metavar="N", rich_help_panel=TRAINING_PANEL, help="Training minibatch.")] = 256,
+    lr: Annotated[float, typer.Option("--lr", parser=positive, metavar="LR", rich_help_panel=TRAINING_PANEL, help="SGD learning rate (x0.1 at half the epochs).")] = 0.01,
+    augmentation: Annotated[str | None, typer.Option("--augmentation", metavar="NAME", rich_help_panel=TRAINING_PANEL, show_default="as distilled", help="DSA during training.")] = None,
+    precision: TrainPrecision = "fp32",
+    compile: TrainCompile = False,
+    model_option: Annotated[list[str] | None, typer.Option("--model-option", metavar="OPTION=VALUE", rich_help_panel=TRAINING_PANEL, show_default="the registry's network", help="Constructor option of every evaluated network, e.g. first_padding=3 (repeatable).")] = None,
+    full_data: Annotated[bool, typer.Option("--full-data", metavar="", rich_help_panel=TRAINING_PANEL, help="Also train on the whole training split (SGD, cosine, 20 epochs) for the upper bound and cost.")] = False,
+    full_epochs: Annotated[int, typer.Option("--full-epochs", min=1, metavar="N", rich_help_panel=TRAINING_PANEL, help="Epochs of the full-data run.")] = 20,
+    dataset: Annotated[str | None, typer.Option("--dataset", metavar="NAME", rich_help_panel=DATA_PANEL, show_default="the set's own", help="Test dataset.")] = None,
+    root: Root = None,
+    at_iteration: Annotated[int | None, typer.Option("--at-iteration", min=0, metavar="N", show_default="the final images", help="Evaluate the images as they were after N iterations (a snapshot of distill --snapshot-every).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", metavar="", rich_help_panel=RUN_PANEL, help="Keep the networks already in --json (an evaluation stopped by Ctrl-C, or one with fewer --runs) and train only the others.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, metavar="N", rich_help_panel=RUN_PANEL, help="Train N networks at once on the CPU, each in its own process with its share of the threads (the same networks as one at a time).")] = 1,
+    together: Annotated[bool | None, typer.Option("--together/--one-at-a-time", metavar="", rich_help_panel=RUN_PANEL, show_default="together on a GPU, for models without BatchNorm or dropout", help="Train a model's runs at once as one stacked network (torch.func.vmap; the same weights up to rounding) or one after another.")] = None,
+    progress: Progress = None,
 ) -> None:
     """Train fresh networks on a synthetic set and test them on the real test split.
 
-    With --json the file is rewritten after every network, and the network in training
-    is saved every 50 epochs to JSON's name with .network.pt (with --jobs, one file per
-    network, .network.MODEL.runN.pt), so Ctrl-C loses at most 50 epochs: the same command
-    with --resume trains the rest, and the result equals an uninterrupted evaluation.
+    --json is checked before any work: an existing file is replaced only by the same evaluation (the same set, networks, protocol and seed), or with --force. It is rewritten after every network, and the network in training is saved every 50 epochs beside it (JSON's name with .network.pt; with --jobs, .network.MODEL.runN.pt), so Ctrl-C loses at most 50 epochs: the same command with --resume trains the rest, and the result equals an uninterrupted evaluation.
     """
+    from rich.console import Console
+
+    from datadam.distill.config import default_model
+    from datadam.evaluate import TrainConfig, evaluate, evaluate_full_data
+    from datadam.synthetic import SyntheticSet, write_json
+    from datadam.training import TrainingCheckpoint, describe_departures
+
+    if json_out is not None:
+        check_outputs([Output(json_out, "--json", "evaluation", (".json",))], force=True)
     done = _earlier_evaluation(json_out, resume)
     syn = SyntheticSet.load(synthetic)
     if at_iteration is not None:
         syn = syn.at_iteration(at_iteration)
-    test, name, options = _test_split(syn, dataset, root)
     train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation, precision=precision,
                             compile=compile)
     names = [default_model(tuple(syn.image_shape[1:]))] if models == "auto" else parse_list(models)
-    net_options = parse_options(model_option)
+    net_options = parse_options(model_option or [])
+    if json_out is not None and not resume:
+        wanted = {"models": names, "runs": runs, "seed": seed, "train": asdict(train_cfg),
+                  "model_options": {name: net_options for name in names} if net_options else {}}
+        check_outputs([Output(json_out, "--json", "evaluation", (".json",),
+                              lambda path: _same_evaluation(path, syn.sha256(), wanted))], force=force)
+    test, name, options = _test_split(syn, dataset, root)
 
-    def report_of(result: EvaluationResult) -> dict:
+    def report_of(result) -> dict:
         report = result.to_dict()
         report["synthetic"] = synthetic.name  # lets `datadam report` pair it with its set
         # the options as resolved (defaults included): enough to run the same evaluation again
         report["cli_options"] = {k: str(v) if isinstance(v, Path) else v for k, v in ctx.params.items()}
         return report
 
-    def save_partial(result: EvaluationResult) -> None:
+    def save_partial(result) -> None:
         trained = sum(len(r) for r in result.runs.values())
         if trained < runs * len(names) or full_data:  # the full-data run comes last
             write_json(json_out, {**report_of(result), "in_progress": {"networks": trained,
@@ -165,7 +155,7 @@ def evaluate_command(
                                       f"on {name} test ({len(test)} images){trained}")
     report = report_of(result)
     if full_data:
-        train = data.load(name, root, "train", **options)
+        train = load_data(name, root, "train", **options)
         first = next(iter(result.summary))
         full = evaluate_full_data(train, test, first, seed=seed, device=device,
                                   progress=progress, model_options=net_options,
@@ -198,8 +188,24 @@ def network_saves(json_out: Path) -> list[Path]:
     return sorted(path for path in [single, *several] if path.exists())
 
 
-def _earlier_evaluation(json_out: Path | None, resume: bool) -> EvaluationResult | None:
-    """The evaluation that --resume goes on from; refuses to overwrite an unfinished one."""
+def _same_evaluation(path: Path, sha256: str, wanted: dict) -> bool:
+    """Whether ``path`` holds a finished evaluation of the set ``sha256`` with the ``wanted``
+    settings (models, runs, seed, training protocol, network options)."""
+    from datadam.evaluate import EvaluationResult
+
+    try:
+        settings = EvaluationResult.load(path).settings
+    except DatadamError:
+        return False
+    return ((settings.get("synthetic") or {}).get("sha256") == sha256
+            and all(settings.get(key) == value for key, value in wanted.items()))
+
+
+def _earlier_evaluation(json_out: Path | None, resume: bool):
+    """The :class:`~datadam.evaluate.EvaluationResult` that --resume goes on from; refuses to
+    overwrite an unfinished one."""
+    from datadam.evaluate import EvaluationResult, read_report
+
     if resume and json_out is None:
         raise ConfigError("--resume goes on from the networks in --json: give the file")
     if json_out is None or not json_out.exists():
@@ -220,12 +226,10 @@ def _earlier_evaluation(json_out: Path | None, resume: bool) -> EvaluationResult
 
 
 def merge_evaluations_command(
-    parts: list[Path] = typer.Argument(..., help="`datadam evaluate --json` files of one set, "
-                                                 "evaluated apart (e.g. --runs 1 with seeds 0..4)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the merged result to this JSON file "
-                                         "[default: only printed]."),
-    replicates: bool = typer.Option(False, "--replicates", help="The files evaluate sets that one recipe "
-                                    "distilled with different --seed: merge them as replicate distillations."),
+    parts: Annotated[list[Path], typer.Argument(metavar="FILES", help="`datadam evaluate --json` files of one set, evaluated apart (e.g. --runs 1 with seeds 0..4).")],
+    json_out: Annotated[Path | None, typer.Option("--json", metavar="PATH", show_default="only printed", help="Write the merged result to this JSON file.")] = None,
+    replicates: Annotated[bool, typer.Option("--replicates", metavar="", help="The files evaluate sets that one recipe distilled with different --seed: merge them as replicate distillations.")] = False,
+    force: Force = False,
 ) -> None:
     """Merge evaluations of one set run apart (other seeds, cores, machines), or of one recipe's replicates.
 
@@ -239,6 +243,15 @@ def merge_evaluations_command(
     seed only: the mean ± std is then over the networks of every distillation, and
     compare-evaluations counts each distillation as one sample.
     """
+    from rich.console import Console
+
+    from datadam.evaluate import EvaluationResult, merge_results, read_report
+    from datadam.synthetic import write_json
+
+    token = provenance("merge", parts=[_digest(path) for path in parts], replicates=replicates)
+    if json_out is not None:
+        check_outputs([Output(json_out, "--json", "merged evaluation", (".json",),
+                              lambda path: holds_provenance(path, token))], force=force)
     reports = [read_report(path) for path in parts]
     merged = merge_results([EvaluationResult.from_dict(report, source=path)
                             for path, report in zip(parts, reports)], replicates=replicates)
@@ -258,20 +271,19 @@ def merge_evaluations_command(
         # each part's command options, so that every network can be trained again
         report["parts"] = [{"file": str(path), "cli_options": part.get("cli_options")}
                            for path, part in zip(parts, reports)]
+        report["provenance"] = token
         write_json(json_out, report)
         typer.echo(f"wrote {json_out}")
 
 
 def compare_evaluations_command(
-    first: Path = typer.Argument(..., help="`datadam evaluate --json` (or merge-evaluations) file of set A."),
-    second: Path = typer.Argument(..., help="The same of set B, evaluated with the same --seed."),
-    metric: str = typer.Option("accuracy", "--metric", help="accuracy, balanced_accuracy or auc."),
-    confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999,
-                                     help="Level of the interval of the mean difference."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the comparison, every pair included, "
-                                         "to this JSON file [default: only printed]."),
-    plot: Path | None = typer.Option(None, "--plot", help="Draw every pair of networks to this PNG, one "
-                                     "line from A to B each [default: not drawn]."),
+    first: Annotated[Path, typer.Argument(metavar="A", help="`datadam evaluate --json` (or merge-evaluations) file of set A.")],
+    second: Annotated[Path, typer.Argument(metavar="B", help="The same of set B, evaluated with the same --seed.")],
+    metric: Annotated[str, typer.Option("--metric", metavar="METRIC", help="accuracy, balanced_accuracy or auc.")] = "accuracy",
+    confidence: Annotated[float, typer.Option("--confidence", min=0.5, max=0.999, metavar="LEVEL", help="Level of the interval of the mean difference.")] = 0.95,
+    json_out: Annotated[Path | None, typer.Option("--json", metavar="PATH", show_default="only printed", help="Write the comparison, every pair included, to this JSON file.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", metavar="PATH", show_default="not drawn", help="Draw every pair of networks to this picture, one line from A to B each.")] = None,
+    force: Force = False,
 ) -> None:
     """Compare two synthetic sets network by network: B minus A, with a confidence interval.
 
@@ -290,6 +302,17 @@ def compare_evaluations_command(
     files: networks then pair by distillation seed too, and each distillation (the mean
     of its networks) is one sample of the interval and the test.
     """
+    from rich.console import Console
+    from rich.table import Table
+
+    from datadam.evaluate import EvaluationResult, compare_results, comparison_text
+    from datadam.synthetic import write_json
+
+    token = provenance("compare", a=_digest(first), b=_digest(second), metric=metric, confidence=confidence)
+    check_outputs([Output(json_out, "--json", "comparison", (".json",), lambda p: holds_provenance(p, token))
+                   if json_out else None,
+                   Output(plot, "--plot", "comparison picture", FIGURE_SUFFIXES,
+                          lambda p: holds_provenance(p, token)) if plot else None], force=force)
     a, b = EvaluationResult.load(first), EvaluationResult.load(second)
     comparison = compare_results(a, b, metric=metric, confidence=confidence)
     unit = next(iter(comparison.values()))["unit"]
@@ -314,9 +337,19 @@ def compare_evaluations_command(
               for path, r in ((first, a), (second, b))]
     if json_out:
         write_json(json_out, {"a": str(first), "b": str(second), "a_set": described[0], "b_set": described[1],
-                              "labels": labels, "models": comparison})
+                              "labels": labels, "models": comparison, "provenance": token})
         typer.echo(f"wrote {json_out}")
     if plot:
         from datadam.plots import plot_comparison
 
-        typer.echo(f"wrote {plot_comparison(comparison, plot, *labels)}")
+        typer.echo(f"wrote {plot_comparison(comparison, plot, *labels, provenance=token)}")
+
+
+def _digest(path: Path) -> str:
+    """The sha256 of a file's bytes (a missing file is left to the reader to report)."""
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return str(path)

@@ -1,33 +1,82 @@
-"""Options shared by several commands, so they read the same everywhere."""
+"""Options shared by several commands, so they read the same everywhere.
+
+Each is an ``Annotated`` type (Typer's style): a command declares ``root: Root = None``.
+Nothing here imports torch, so ``datadam --help`` starts fast.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from datadam.errors import ConfigError
 
-ROOT = typer.Option(None, "--root", "-r", help="Data folder [default: $DATADAM_DATA or ./data].",
-                    show_default=False)
-IMAGE_SIZE = typer.Option(None, "--image-size", min=1,
-                          help="Resize to SIZE x SIZE on load (mhist, folder) [default: the files' own size].")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.")
-SEED = typer.Option(0, "--seed", help="Seed: the same seed gives the same result.")
-PROGRESS = typer.Option(None, "--progress/--no-progress",
-                        help="Progress bars [default: a bar on a terminal, else a status line on stderr every $DATADAM_PROGRESS_INTERVAL seconds (60; 0 = none)].",
-                        show_default=False)
-TRAIN_PRECISION = typer.Option(
-    "fp32", "--precision",
+# Help panels, in the order a new user reads them: the options without a panel come first.
+METHOD_PANEL = "Method"
+DATA_PANEL = "Data"
+RUN_PANEL = "Run control"
+TRAINING_PANEL = "Training"
+
+Root = Annotated[Path | None, typer.Option(
+    "--root", "-r", metavar="DIR", rich_help_panel=DATA_PANEL, show_default="$DATADAM_DATA or ./data",
+    help="Data folder. Given explicitly, it must hold the dataset.")]
+ImageSize = Annotated[int | None, typer.Option(
+    "--image-size", min=1, metavar="SIZE", rich_help_panel=DATA_PANEL,
+    show_default="the files' own size", help="Resize to SIZE x SIZE on load (mhist, folder).")]
+Device = Annotated[str, typer.Option("--device", metavar="DEVICE", help="auto, cpu, cuda or mps.")]
+Seed = Annotated[int, typer.Option("--seed", min=0, metavar="N",
+                                   help="Seed: the same seed gives the same result.")]
+Force = Annotated[bool, typer.Option(
+    "--force", metavar="", help="Replace output files that hold another result (never needed to rewrite the "
+                    "same result of the same inputs).")]
+Progress = Annotated[bool | None, typer.Option(
+    "--progress/--no-progress", rich_help_panel=RUN_PANEL,
+    show_default="a bar on a terminal, else a status line on stderr every "
+                 "$DATADAM_PROGRESS_INTERVAL seconds (60; 0 = none)",
+    help="Progress bars.")]
+TrainPrecision = Annotated[str, typer.Option(
+    "--precision", metavar="PRECISION", rich_help_panel=TRAINING_PANEL,
     help="Arithmetic of training: fp32 (the protocol) or bf16 (bfloat16 autocast, weights in fp32: "
-         "faster where the CPU or GPU has bfloat16 units; measure first).")
-TRAIN_COMPILE = typer.Option(
-    False, "--compile/--no-compile",
+         "faster where the CPU or GPU has bfloat16 units; measure first).")]
+TrainCompile = Annotated[bool, typer.Option(
+    "--compile/--no-compile", rich_help_panel=TRAINING_PANEL,
     help="Compile each network's training step with torch.compile (TorchInductor): the same training "
          "up to rounding, faster after a compilation of tens of seconds per process (on a CPU it "
-         "needs a C++ compiler).")
-CHECKPOINT_EVERY = typer.Option(500, "--checkpoint-every", min=1, help="Write a checkpoint every N iterations.")
-RESUME = typer.Option(False, "--resume", help="Continue from OUT's checkpoint.")
+         "needs a C++ compiler).")]
+CheckpointEvery = Annotated[int, typer.Option(
+    "--checkpoint-every", min=1, metavar="N", rich_help_panel=RUN_PANEL,
+    help="Write a checkpoint every N iterations.")]
+Resume = Annotated[bool, typer.Option("--resume", metavar="", rich_help_panel=RUN_PANEL,
+                                      help="Continue from OUT's checkpoint.")]
+
+
+def positive(text: str) -> float:
+    """Typer parser of an option that must be a finite number above 0 (a learning rate)."""
+    value = _number(text)
+    if not value > 0:
+        raise typer.BadParameter(f"{text} is not above 0")
+    return value
+
+
+def below_one(text: str) -> float:
+    """Typer parser of a number in [0, 1) (a momentum)."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise typer.BadParameter(f"{text} is not in [0, 1)")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise typer.BadParameter(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{text} is not a finite number")
+    return value
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -38,6 +87,26 @@ def checkpoint_path(out: Path) -> Path:
 def dataset_options(image_size: int | None, channels: int | None = None) -> dict:
     """Source options for :func:`datadam.data.load`, leaving out the unset ones."""
     return {k: v for k, v in {"image_size": image_size, "channels": channels}.items() if v is not None}
+
+
+def load_data(name: str, root: Path | None, split: str, **options):
+    """:func:`datadam.data.load`, and one line on stderr saying what was loaded from where."""
+    from datadam import data
+
+    dataset = data.load(name, root, split, **options)
+    typer.echo(loaded_line(dataset, split), err=True)
+    return dataset
+
+
+def loaded_line(dataset, split: str) -> str:
+    """``loaded mnist train: 60,000 images of 1x28x28, 10 classes, from ...``."""
+    describe = getattr(dataset, "describe", None)
+    if callable(describe):
+        return describe()
+    shape = "x".join(map(str, dataset.images.shape[1:]))
+    source = getattr(dataset, "source", None)
+    return (f"loaded {dataset.name} {split}: {len(dataset):,} images of {shape}, "
+            f"{dataset.num_classes} classes" + (f", from {source}" if source else ""))
 
 
 def parse_list(value: str) -> list[str]:

@@ -5,32 +5,42 @@
 >>> syn = datadam.distill(train, method="datadam", ipc=10)      # doctest: +SKIP
 >>> syn.images.shape                                            # doctest: +SKIP
 torch.Size([100, 1, 28, 28])
+
+``datadam.distill`` is this package, and calling it is calling :func:`distill`, so that
+both ``datadam.distill(train)`` and ``import datadam.distill.matching`` work. Its names load
+on first use: the command line reads :mod:`datadam.distill.config` without torch.
 """
 
-from datadam.distill import coreset, matching  # noqa: F401  (registers the methods)
-from datadam.distill.base import (
-                                  IterationCallback,
-                                  IterationState,
-                                  Method,
-                                  available_methods,
-                                  distill,
-                                  get_method,
-                                  register_method,
-                                  resolve_device,
-)
-from datadam.distill.config import DistillConfig, default_model, describe_recipe
-from datadam.distill.coreset import CoresetMethod, Herding, KCenter, RandomCoreset
-from datadam.distill.matching import (
-                                  DM,
-                                  DataDAM,
-                                  MatchingMethod,
-                                  matching_loss,
-                                  matching_targets,
-                                  spatial_attention,
-)
+from __future__ import annotations
 
-__all__ = ["DM", "CoresetMethod", "DataDAM", "DistillConfig", "Herding", "IterationCallback",
-           "IterationState", "KCenter",
-           "MatchingMethod", "Method", "RandomCoreset", "available_methods", "default_model",
-           "describe_recipe", "distill", "get_method", "matching_loss", "matching_targets",
-           "register_method", "resolve_device", "spatial_attention"]
+import sys
+import types
+from typing import Any
+
+from datadam.lazy import lazy_exports
+
+_EXPORTS = {
+    "IterationCallback": "base", "IterationState": "base", "Method": "base",
+    "available_methods": "base", "distill": "base", "get_method": "base",
+    "register_method": "base", "resolve_device": "base",
+    "DistillConfig": "config", "default_model": "config", "describe_recipe": "config",
+    "CoresetMethod": "coreset", "Herding": "coreset", "KCenter": "coreset", "RandomCoreset": "coreset",
+    "DM": "matching", "DataDAM": "matching", "MatchingMethod": "matching",
+    "matching_loss": "matching", "matching_targets": "matching", "spatial_attention": "matching",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+
+class _CallablePackage(types.ModuleType):
+    """This package, callable as :func:`distill`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from datadam.distill.base import distill
+
+        return distill(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -30,14 +30,25 @@ def register_method(cls: type[Method]) -> type[Method]:
     return cls
 
 
+def _methods() -> dict[str, type[Method]]:
+    """The registry, with the methods datadam ships registered (their modules import this
+    one, so they are imported here, on first use, rather than at the top)."""
+    import datadam.distill.coreset  # noqa: F401
+    import datadam.distill.matching  # noqa: F401
+
+    return _METHODS
+
+
 def available_methods() -> list[str]:
-    return sorted(_METHODS)
+    """The names :func:`distill` accepts as ``method``."""
+    return sorted(_methods())
 
 
 def settings_used(method: str | None, settings: dict[str, Any]) -> dict[str, Any]:
     """``settings`` (a set's config) but those that ``method`` does not read
     (:attr:`Method.uses_settings`); all of them for a method this installation lacks."""
-    uses = _METHODS[method].uses_settings if method in _METHODS else None
+    methods = _methods()
+    uses = methods[method].uses_settings if method in methods else None
     return dict(settings) if uses is None else {k: v for k, v in settings.items() if k in uses}
 
 
@@ -47,13 +58,14 @@ def recorded_settings(method: str | None, settings: dict[str, Any]) -> dict[str,
     the options the method fixes (:attr:`Method.fixed_model_options`) as fixed, so that two
     files of one recipe compare equal whichever version wrote them."""
     settings = fold_fixed_choices(settings)
-    fixed = _METHODS[method].fixed_model_options if method in _METHODS else {}
+    methods = _methods()
+    fixed = methods[method].fixed_model_options if method in methods else {}
     return with_fixed_options(settings, fixed) if "model_options" in settings else settings
 
 
 def get_method(name: str) -> type[Method]:
     try:
-        return _METHODS[name.lower()]
+        return _methods()[name.lower()]
     except KeyError:
         raise UnknownNameError("method", name, available_methods()) from None
 

@@ -7,9 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-import torch
-
-from datadam.distill.multiformation import describe_ipc
 from datadam.errors import ConfigError
 
 
@@ -29,6 +26,8 @@ def default_task_balance(image_size: tuple[int, int]) -> float:
     return 0.01 if min(image_size) <= 64 else 0.02
 
 
+#: The methods datadam ships (others may be added with ``register_method``).
+METHODS = ("datadam", "dm", "random", "herding", "kcenter")
 REAL_PRECISIONS = ("fp32", "bf16")
 BN_STATISTICS = ("all", "class")
 
@@ -49,6 +48,8 @@ def draw_network(model: str, options: dict[str, Any], choices: dict[str, list[An
     names = model_names(model)
     if len(names) == 1 and not choices:
         return names[0], dict(options)
+    import torch  # here, not at the top: the CLI reads this module's defaults without torch
+
     g = torch.Generator().manual_seed(seed)
 
     def pick(values: list[Any]) -> Any:
@@ -111,6 +112,34 @@ def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
     if not saved:
         return {}
     return {**saved, **{k: v for k, v in EARLIER_DEFAULTS.items() if k not in saved}}
+
+
+# (lowest, highest, lowest allowed itself) of the numeric settings; None: unbounded.
+# A rate of 0 would leave the images as they start; a negative one is refused by
+# torch.optim with a traceback, and a negative power turns small activations into
+# infinities.
+_BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
+    "lr_img": (0.0, None, False), "momentum": (0.0, 1.0, True), "attention_power": (0.0, None, False),
+    "task_balance": (0.0, None, True), "sam_weight": (0.0, None, True), "loss_scale": (0.0, None, False),
+    "net_lr": (0.0, None, False), "net_batch": (1, None, True), "seed": (0, None, True),
+}
+
+
+def check_bounds(config: Any, bounds: Mapping[str, tuple[float | None, float | None, bool]]) -> None:
+    """:class:`ConfigError` naming the first field of ``config`` outside its bounds
+    (``None`` values are "the default" and pass). The highest bound is exclusive."""
+    for name, (low, high, low_allowed) in bounds.items():
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, not {value!r}")
+        too_low = low is not None and (value < low or (value == low and not low_allowed))
+        if too_low or (high is not None and value >= high):
+            above = f"{'at least' if low_allowed else 'above'} {low:g}" if low is not None else ""
+            below = f"below {high:g}" if high is not None else ""
+            raise ConfigError(f"{name} must be {' and '.join(w for w in (above, below) if w)}, "
+                              f"not {value:g}")
 
 
 @dataclass(frozen=True)
@@ -193,6 +222,7 @@ class DistillConfig:
             raise ConfigError("iterations, net_steps must be >= 0; batch_real, net_keep >= 1")
         if self.factor < 1:
             raise ConfigError(f"factor must be at least 1, not {self.factor}")
+        check_bounds(self, _BOUNDS)
         if self.init not in ("real", "noise"):
             raise ConfigError(f"init must be 'real' or 'noise', not {self.init!r}")
         if self.real_precision not in REAL_PRECISIONS:
@@ -290,6 +320,8 @@ def describe_recipe(method: str | None, ipc: int, config: Mapping[str, Any] | No
         seeds: the distillation seed, or the seeds of replicate distillations.
     """
     settings = saved_settings(dict(config or {}))
+    from datadam.distill.multiformation import describe_ipc
+
     words = [_describe_method(method, settings), describe_ipc(ipc, settings)]
     if method in ("datadam", "dm"):
         if iterations is not None:
