@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from rich.progress import Progress, TaskID
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -38,6 +39,7 @@ from datadam.training import (
     predict,
     train_network,
     train_networks_together,
+    wait_for,
 )
 from datadam.training_processes import NetworkJob, train_in_processes
 
@@ -465,6 +467,11 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, float]:
             out[f"{key}_mean"] = float(values.mean())
             out[f"{key}_std"] = float(values.std(correction=0)) if len(values) > 1 else 0.0
     out["train_seconds_mean"] = sum(r["train_seconds"] for r in runs) / len(runs)
+    # Runs written before testing was timed apart have no test_seconds (their train_seconds
+    # counted it too): the mean is over the runs that have it, absent when none has.
+    tested = [r["test_seconds"] for r in runs if "test_seconds" in r]
+    if tested:
+        out["test_seconds_mean"] = sum(tested) / len(tested)
     out["train_flops"] = runs[0]["train_flops"]
     return out
 
@@ -511,7 +518,10 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
 
     Returns:
         :class:`EvaluationResult` with accuracy, balanced accuracy, per-class accuracy
-        (and AUC for two classes) of every run, and their mean and std.
+        (and AUC for two classes) of every run, and their mean and std; each run's
+        ``train_seconds`` and ``test_seconds`` (training, then scoring the test images),
+        and their means. The progress bar (``progress``) counts each model's training
+        epochs and its test images scored, as two tasks.
 
     Raises:
         ConfigError: an unknown model, a set of other classes or image shape than
@@ -531,7 +541,6 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
         raise ConfigError("jobs > 1 trains networks in CPU processes: on a GPU, train them together")
     aug = train.augmentation or synthetic.metadata.get("config", {}).get("augmentation") \
         or preset_for(test.name)
-    dsa = DSA.from_name(aug)
     options = model_options or {}
     trained_together: dict[str, bool] = {}
     settings = {
@@ -555,83 +564,169 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
                                   "together; train them one at a time")
     images, labels = synthetic.images.float().to(dev), synthetic.labels.to(dev)
     test_x = test.normalized(mean=synthetic.mean, std=synthetic.std).to(dev)
-    test_y = test.labels.to(dev)
-    out: dict[str, list[dict[str, Any]]] = {}
+    evaluation = _Evaluation(images, labels, test_x, test.labels, synthetic, train, aug, options, settings,
+                             progress_bar(progress), on_network,
+                             Path(network_checkpoint) if network_checkpoint else None)
+    with evaluation.bar:
+        for name in names:
+            earlier_together = bool(done and done.settings.get("trained_together", {}).get(name))
+            evaluation.model(name, runs, kept.get(name, {}), seed, together, jobs, earlier_together)
+    return evaluation.result()
 
-    def result() -> EvaluationResult:
-        finished = {name: sorted(records, key=lambda r: r["run"]) for name, records in out.items()}
+
+class _Evaluation:
+    """An evaluation under way: its data on the device, its progress bar and the records
+    of the networks tested so far, shared by the three ways of training a model's networks
+    (one at a time, stacked together, in worker processes).
+
+    Every network's record holds its training and its testing time apart
+    (``train_seconds``, ``test_seconds``); the bar has a ``train MODEL`` task counting
+    epochs and a ``test MODEL`` task counting the test images scored.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+                 synthetic: SyntheticSet, train: TrainConfig, augmentation: str,
+                 options: dict[str, dict[str, Any]], settings: dict[str, Any], bar: Progress,
+                 on_network: Callable[[EvaluationResult], None] | None, network_checkpoint: Path | None):
+        self.images, self.labels = images, labels  # [N, C, H, W] normalised, [N], on the device
+        self.test_x, self.test_y = test_x, test_y.cpu()  # [M, C, H, W] on the device, [M]
+        self.synthetic, self.train, self.augmentation = synthetic, train, augmentation
+        self.dsa = DSA.from_name(augmentation)
+        self.options, self.settings, self.bar = options, settings, bar
+        self.on_network, self.network_checkpoint = on_network, network_checkpoint
+        self.device = images.device
+        self.out: dict[str, list[dict[str, Any]]] = {}
+        self.trained_together: dict[str, bool] = settings["trained_together"]
+        self.test_tasks: dict[str, TaskID] = {}
+
+    def result(self) -> EvaluationResult:
+        finished = {name: sorted(records, key=lambda r: r["run"]) for name, records in self.out.items()}
         return EvaluationResult(finished, {name: _summary(r) for name, r in finished.items() if r},
-                                dict(settings, trained_together=dict(trained_together)))
+                                dict(self.settings, trained_together=dict(self.trained_together)))
 
-    def record(name: str, run: int, logits: torch.Tensor, seconds: float, flops: int) -> None:
-        metrics = _metrics(logits.cpu(), test_y.cpu(), len(test.classes))
-        metrics.update(run=run, train_seconds=round(seconds, 3), train_flops=flops)
-        out[name].append(metrics)
+    def finished(self) -> None:
+        """Hand the result so far to ``on_network``, after a network or a stacked group."""
+        if self.on_network:
+            self.on_network(self.result())
 
-    def network_key(name: str, run: int | list[int]) -> str:  # what a mid-network save must match
-        return json.dumps([settings["synthetic"]["sha256"], name, options.get(name, {}), run],
+    def record(self, name: str, run: int, logits: torch.Tensor, train_seconds: float, test_seconds: float,
+               flops: int) -> None:
+        """Score ``logits [M, K]`` of ``name``'s network ``run`` and keep its record."""
+        metrics = _metrics(logits.cpu(), self.test_y, len(self.synthetic.classes))
+        metrics.update(run=run, train_seconds=round(train_seconds, 3), test_seconds=round(test_seconds, 3),
+                       train_flops=flops)
+        self.out[name].append(metrics)
+
+    def network_key(self, name: str, run: int | list[int]) -> str:
+        """What a mid-network save must match to be gone on from."""
+        return json.dumps([self.settings["synthetic"]["sha256"], name, self.options.get(name, {}), run],
                           sort_keys=True, default=str)
 
-    bar = progress_bar(progress)
-    with bar:
-        for name in names:
-            out[name] = [kept[name][run] for run in sorted(kept.get(name, {}))]
-            todo = [run for run in range(runs) if run not in kept.get(name, {})]
-            task = bar.add_task(f"evaluate {name}", total=runs * train.epochs,
-                                completed=(runs - len(todo)) * train.epochs)
-            if not todo:
-                trained_together[name] = bool(done and done.settings.get("trained_together", {}).get(name))
-                continue
-            seeds = [derive_seed(seed, run, _name_code(name)) for run in todo]
-            nets = [model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
-                                          synthetic.image_shape[1:], seed=s, **options.get(name, {})).to(dev)
-                    for s in seeds]
-            flops = training_flops(nets[0], synthetic.image_shape, len(synthetic.classes),
-                                   len(images) * train.epochs)
-            stacked = len(todo) > 1 and can_train_together(nets[0]) and (
-                together if together is not None else dev.type != "cpu")
-            trained_together[name] = stacked
-            if stacked:
-                start = time.perf_counter()
-                saves = (TrainingCheckpoint(network_checkpoint, network_key(name, todo))
-                         if network_checkpoint else None)
-                train_networks_together(nets, images, labels, train, dsa, seeds, checkpoint=saves,
-                                        progress=lambda task=task, n=len(todo): bar.advance(task, n))
-                seconds = (saves.earlier_seconds if saves else 0.0) + time.perf_counter() - start
-                for run, net in zip(todo, nets):
-                    record(name, run, predict(net, test_x), seconds / len(todo), flops)
-                if on_network:
-                    on_network(result())
-            elif jobs > 1:
-                def trained(job: NetworkJob, seconds: float, logits: torch.Tensor,
-                            flops: int = flops) -> None:
-                    record(job.model, job.tag[1], logits, seconds, flops)
-                    if on_network:
-                        on_network(result())
+    def tested(self, name: str, images: int) -> None:
+        """Count ``images`` more test images scored by a network of ``name``."""
+        task = self.test_tasks[name]
+        self.bar.start_task(task)  # its clock starts at the first test image, not while training
+        self.bar.advance(task, images)
 
-                if network_checkpoint:
-                    _hand_over_to_runs(Path(network_checkpoint), name,
-                                       {run: network_key(name, run) for run in todo})
-                shape = tuple(synthetic.image_shape)
-                train_in_processes(
-                    [NetworkJob((name, run), name, shape[0], len(synthetic.classes), shape[1:], net_seed,
-                                options.get(name, {}), _run_checkpoint(network_checkpoint, name, run),
-                                network_key(name, run)) for run, net_seed in zip(todo, seeds)],
-                    jobs, images, labels, test_x, train, aug,
-                    on_epoch=lambda tag, task=task: bar.advance(task), on_trained=trained)
+    def score(self, name: str, net: nn.Module) -> tuple[torch.Tensor, float]:
+        """``net``'s logits ``[M, K]`` on the test images and the seconds they took."""
+        start = time.perf_counter()
+        logits = predict(net, self.test_x, progress=lambda n: self.tested(name, n))
+        wait_for(self.device)
+        return logits, time.perf_counter() - start
+
+    def model(self, name: str, runs: int, kept: dict[int, dict[str, Any]], seed: int, together: bool | None,
+              jobs: int, earlier_together: bool) -> None:
+        """Train and test the ``runs`` networks of model ``name`` but those ``kept`` from an
+        earlier evaluation (``earlier_together``: whether that one stacked them)."""
+        self.out[name] = [kept[run] for run in sorted(kept)]
+        todo = [run for run in range(runs) if run not in kept]
+        epochs, test_images = self.train.epochs, len(self.test_x)
+        task = self.bar.add_task(f"train {name}", total=runs * epochs, completed=len(kept) * epochs)
+        self.test_tasks[name] = self.bar.add_task(f"test {name}", total=runs * test_images,
+                                                  completed=len(kept) * test_images, start=False)
+        if not todo:
+            self.trained_together[name] = earlier_together
+            return
+        shape, classes = tuple(self.synthetic.image_shape), len(self.synthetic.classes)
+        seeds = [derive_seed(seed, run, _name_code(name)) for run in todo]
+        nets = [model_registry.create(name, shape[0], classes, shape[1:], seed=s,
+                                      **self.options.get(name, {})).to(self.device) for s in seeds]
+        flops = training_flops(nets[0], shape, classes, len(self.images) * epochs)
+        stacked = len(todo) > 1 and can_train_together(nets[0]) and (
+            together if together is not None else self.device.type != "cpu")
+        self.trained_together[name] = stacked
+        if stacked:
+            self.stacked(name, todo, nets, seeds, flops, task)
+        elif jobs > 1:
+            self.in_processes(name, todo, seeds, flops, task, jobs)
+        else:
+            self.one_at_a_time(name, todo, nets, seeds, flops, task)
+
+    def one_at_a_time(self, name: str, todo: list[int], nets: list[nn.Module], seeds: list[int], flops: int,
+                      task: TaskID) -> None:
+        for run, net, net_seed in zip(todo, nets, seeds):
+            own = _run_checkpoint(self.network_checkpoint, name, run)
+            path = own if own and own.exists() else self.network_checkpoint  # own: saved by jobs
+            saves = TrainingCheckpoint(path, self.network_key(name, run)) if path else None
+            start = time.perf_counter()
+            train_network(net, self.images, self.labels, self.train, self.dsa, net_seed,
+                          progress=lambda: self.bar.advance(task), checkpoint=saves)
+            wait_for(self.device)
+            train_seconds = (saves.earlier_seconds if saves else 0.0) + time.perf_counter() - start
+            logits, test_seconds = self.score(name, net)
+            self.record(name, run, logits, train_seconds, test_seconds, flops)
+            self.finished()
+
+    def stacked(self, name: str, todo: list[int], nets: list[nn.Module], seeds: list[int], flops: int,
+                task: TaskID) -> None:
+        saves = (TrainingCheckpoint(self.network_checkpoint, self.network_key(name, todo))
+                 if self.network_checkpoint else None)
+        start = time.perf_counter()
+        train_networks_together(nets, self.images, self.labels, self.train, self.dsa, seeds, checkpoint=saves,
+                                progress=lambda: self.bar.advance(task, len(todo)))
+        wait_for(self.device)
+        # one stacked training: each network's share of it
+        train_seconds = ((saves.earlier_seconds if saves else 0.0) + time.perf_counter() - start) / len(todo)
+        for run, net in zip(todo, nets):
+            logits, test_seconds = self.score(name, net)
+            self.record(name, run, logits, train_seconds, test_seconds, flops)
+        self.finished()
+
+    def in_processes(self, name: str, todo: list[int], seeds: list[int], flops: int, task: TaskID,
+                     jobs: int) -> None:
+        if self.network_checkpoint:
+            _hand_over_to_runs(self.network_checkpoint, name,
+                               {run: self.network_key(name, run) for run in todo})
+        limits = {"epochs": self.train.epochs, "images": len(self.test_x)}
+        reported = {run: dict.fromkeys(limits, 0) for run in todo}
+
+        def report(run: int, what: str, count: int) -> None:
+            # A worker's progress comes on a queue of its own and may trail its network's
+            # result: count each network's epochs and test images once, whenever they come.
+            count = min(count, limits[what] - reported[run][what])
+            if count <= 0:
+                return
+            reported[run][what] += count
+            if what == "epochs":
+                self.bar.advance(task, count)
             else:
-                for run, net, net_seed in zip(todo, nets, seeds):
-                    start = time.perf_counter()
-                    own = _run_checkpoint(network_checkpoint, name, run)
-                    path = own if own and own.exists() else network_checkpoint  # own: saved by jobs
-                    saves = TrainingCheckpoint(path, network_key(name, run)) if path else None
-                    train_network(net, images, labels, train, dsa, net_seed,
-                                  progress=lambda task=task: bar.advance(task), checkpoint=saves)
-                    earlier = saves.earlier_seconds if saves else 0.0
-                    record(name, run, predict(net, test_x), earlier + time.perf_counter() - start, flops)
-                    if on_network:
-                        on_network(result())
-    return result()
+                self.tested(name, count)
+
+        def trained(job: NetworkJob, train_seconds: float, test_seconds: float, logits: torch.Tensor) -> None:
+            for what, limit in limits.items():
+                report(job.tag[1], what, limit)
+            self.record(name, job.tag[1], logits, train_seconds, test_seconds, flops)
+            self.finished()
+
+        shape = tuple(self.synthetic.image_shape)
+        train_in_processes(
+            [NetworkJob((name, run), name, shape[0], len(self.synthetic.classes), shape[1:], net_seed,
+                        self.options.get(name, {}), _run_checkpoint(self.network_checkpoint, name, run),
+                        self.network_key(name, run)) for run, net_seed in zip(todo, seeds)],
+            jobs, self.images, self.labels, self.test_x, self.train, self.augmentation,
+            on_epoch=lambda tag: report(tag[1], "epochs", 1), on_trained=trained,
+            on_tested=lambda tag, n: report(tag[1], "images", n))
 
 
 def _run_checkpoint(path: str | Path | None, model: str, run: int) -> Path | None:
@@ -670,7 +765,8 @@ def evaluate_full_data(train_data: ImageDataset, test: ImageDataset, model: str 
                        model_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The full-data upper bound of the handout: the whole training split, SGD with
     cosine annealing, lr 0.01, 20 epochs, no augmentation. Returns the test metrics with
-    the wall time and FLOPs of training, to set against a synthetic set's."""
+    the wall time and FLOPs of training, to set against a synthetic set's, and the wall
+    time of testing apart (``test_seconds``)."""
     train = train or TrainConfig(epochs=20, schedule="cosine", augmentation="none")
     dev = resolve_device(device)
     train.check_device(dev)
@@ -679,16 +775,22 @@ def evaluate_full_data(train_data: ImageDataset, test: ImageDataset, model: str 
     images = train_data.normalized().to(dev)
     flops = training_flops(net, tuple(images.shape[1:]), train_data.num_classes,
                            len(images) * train.epochs)
+    test_x = test.normalized(mean=train_data.mean, std=train_data.std).to(dev)
     bar = progress_bar(progress)
     with bar:
         task = bar.add_task(f"full data {model}", total=train.epochs)
+        testing = bar.add_task(f"test full data {model}", total=len(test_x), start=False)
         start = time.perf_counter()
         train_network(net, images, train_data.labels.to(dev), train,
                       DSA.from_name(train.augmentation or "none"), seed,
                       progress=lambda: bar.advance(task))
-        seconds = time.perf_counter() - start
-    test_x = test.normalized(mean=train_data.mean, std=train_data.std).to(dev)
-    record = _metrics(predict(net, test_x).cpu(), test.labels, test.num_classes)
-    record.update(model=model, train_seconds=round(seconds, 3), train_flops=flops,
-                  train_images=len(images), train=asdict(train), seed=seed, device=str(dev))
+        wait_for(dev)
+        tested = time.perf_counter()
+        bar.start_task(testing)
+        logits = predict(net, test_x, progress=lambda n: bar.advance(testing, n)).cpu()
+        done = time.perf_counter()
+    record = _metrics(logits, test.labels, test.num_classes)
+    record.update(model=model, train_seconds=round(tested - start, 3), test_seconds=round(done - tested, 3),
+                  train_flops=flops, train_images=len(images), train=asdict(train), seed=seed,
+                  device=str(dev))
     return record

@@ -370,10 +370,13 @@ def train_networks_together(nets: list[nn.Module], images: torch.Tensor, labels:
 
 
 @torch.no_grad()
-def predict(net: nn.Module, images: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+def predict(net: nn.Module, images: torch.Tensor, chunk: int | None = None,
+            progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """Logits ``[N, K]`` of ``net`` in eval mode over normalised ``images`` ``[N, C, H, W]``.
 
     ``chunk`` images go through at once; None: 128 on the CPU, 1024 elsewhere.
+    ``progress`` is called with the number of images of each chunk once it is queued
+    (on a GPU the work may still be running; the caller's clock waits for it).
     """
     if chunk is None:
         # On the CPU a chunk's activations must stay in cache: scoring 5,000 MNIST images
@@ -381,4 +384,18 @@ def predict(net: nn.Module, images: torch.Tensor, chunk: int | None = None) -> t
         # 0.81 s in chunks of 1,024 (2-core Xeon, one thread).
         chunk = 128 if images.device.type == "cpu" else 1024
     net.eval()
-    return torch.cat([net(images[s:s + chunk]).float() for s in range(0, len(images), chunk)])
+    logits = []
+    for s in range(0, len(images), chunk):
+        logits.append(net(images[s:s + chunk]).float())
+        if progress is not None:
+            progress(len(logits[-1]))
+    return torch.cat(logits)
+
+
+def wait_for(device: torch.device) -> None:
+    """Block until the work queued on ``device`` is done, so that a clock read next
+    counts it (a GPU runs kernels after the Python call that launched them returns)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

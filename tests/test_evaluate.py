@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from helpers import without_timing
@@ -335,3 +337,74 @@ def test_replicate_distillations_merge_and_compare_distillation_by_distillation(
     drawn = recipe(a_parts[0], average, {"net_pooling": ["maxpooling", "avgpooling"]})
     with pytest.raises(ConfigError, match="differ in 'synthetic.config.model_options.net_pooling'"):
         merge_results([drawn, recipe(a_parts[1], maximum, {})], replicates=True)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """evaluate's clock made to move only when training or testing says: train_network
+    takes 1 s, train_networks_together 2 s, predict 100 s, whatever they really take."""
+    import datadam.evaluate as evaluation
+
+    now = [0.0]
+
+    def taking(seconds, real):
+        def run(*args, **kwargs):
+            out = real(*args, **kwargs)
+            now[0] += seconds
+            return out
+        return run
+    monkeypatch.setattr(evaluation, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    for name, seconds in (("train_network", 1.0), ("train_networks_together", 2.0), ("predict", 100.0)):
+        monkeypatch.setattr(evaluation, name, taking(seconds, getattr(evaluation, name)))
+
+
+@pytest.mark.parametrize("backend", ["one at a time", "together", "jobs"])
+def test_testing_is_timed_apart_from_training_and_shown_in_the_progress(mnist_idx_root, monkeypatch, capsys,
+                                                                          clock, backend):
+    from datadam.progress import INTERVAL_VARIABLE
+
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(train, "random", ipc=1, progress=False)
+    monkeypatch.setenv(INTERVAL_VARIABLE, "0.000001")  # off a terminal: a status line on every step
+    capsys.readouterr()
+    result = evaluate(syn, test, ["convnet3"], runs=2, train=TrainConfig(epochs=2), progress=None,
+                      device="cpu", together=backend == "together", jobs=2 if backend == "jobs" else 1,
+                      model_options={"convnet3": {"net_width": 8}})
+    runs = result.runs["convnet3"]
+    if backend == "jobs":  # the workers train and test with their own functions and clocks
+        assert all(r["test_seconds"] > 0 and r["train_seconds"] > 0 for r in runs)
+    else:  # a stacked training's 2 s are the two networks' 1 s each
+        assert [(r["train_seconds"], r["test_seconds"]) for r in runs] == [(1.0, 100.0)] * 2
+    s = result.summary["convnet3"]
+    assert s["test_seconds_mean"] == pytest.approx(sum(r["test_seconds"] for r in runs) / 2)
+    assert s["train_seconds_mean"] == pytest.approx(sum(r["train_seconds"] for r in runs) / 2)
+    # two tasks: the epochs of both networks, and the 2 x 20 test images they scored
+    lines = [line.split()[:3] for line in capsys.readouterr().err.splitlines()]
+    assert [words for words in lines if words[0] == "test"][-1] == ["test", "convnet3", "40/40"]
+    assert [words for words in lines if words[0] == "train"][-1] == ["train", "convnet3", "4/4"]
+    assert result.settings["trained_together"] == {"convnet3": backend == "together"}
+
+
+def test_a_file_from_before_testing_was_timed_apart_reads_and_merges(mnist_idx_root):
+    train = data.load("mnist", mnist_idx_root)
+    test = data.load("mnist", mnist_idx_root, split="test")
+    syn = distill(train, "random", ipc=1, progress=False)
+    parts = [evaluate(syn, test, ["convnet3"], runs=1, train=TrainConfig(epochs=1), seed=seed, progress=False)
+             for seed in (0, 1)]
+    old = parts[0].to_dict()
+    for record in old["runs"]["convnet3"]:
+        del record["test_seconds"]
+    del old["summary"]["convnet3"]["test_seconds_mean"]
+    older = EvaluationResult.from_dict(old)
+    assert "test_seconds_mean" not in merge_results([older]).summary["convnet3"]
+    # the mean is over the networks that were timed
+    merged = merge_results([older, parts[1]]).summary["convnet3"]
+    assert merged["test_seconds_mean"] == parts[1].runs["convnet3"][0]["test_seconds"]
+
+
+def test_full_data_times_testing_apart(mnist_idx_root, clock):
+    train, test = (data.load("mnist", mnist_idx_root, split=split) for split in ("train", "test"))
+    out = evaluate_full_data(train, test, train=TrainConfig(epochs=1, schedule="cosine", augmentation="none"),
+                             progress=False)
+    assert (out["train_seconds"], out["test_seconds"]) == (1.0, 100.0)
