@@ -27,7 +27,9 @@ def test_load_train_and_test(make_folder):
     assert test.classes == train.classes
     assert train.mean == channel_stats(train.images)[0]
     assert test.mean == train.mean and test.std == train.std
-    assert train.name == "folder" and train.source == str(root)
+    assert train.name == "folder" and train.source == f"the image folders in {root / 'train'}"
+    assert test.describe() == ("loaded folder test: 6 images of 3x16x16, 3 classes, "
+                               f"from the image folders in {root / 'test'}")
     # file names and pixels line up with labels
     for i in (0, 5, 11):
         path = train.extras["files"][i]

