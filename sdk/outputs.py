@@ -190,3 +190,20 @@ def same_synthetic_set(settings: dict[str, Any], dataset: str, images: int,
                 and meta.get("dataset_images") == images)
 
     return same
+
+
+def stamp_provenance(path: Path, token: str) -> None:
+    """Add ``token`` to the JSON object at ``path`` (written by a library function that
+    does not know the command's inputs), atomically."""
+    from datadam.synthetic import write_json
+
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    write_json(path, {**payload, "provenance": token})
+
+
+def command_provenance(command: str, params: dict[str, Any],
+                       ignore: tuple[str, ...] = ("progress", "force", "device")) -> str:
+    """The :func:`provenance` of a command's result from its parameters (Typer's
+    ``ctx.params``), leaving out those that do not change the result."""
+    return provenance(command, **{k: str(v) if isinstance(v, Path) else v
+                                  for k, v in params.items() if k not in ignore})

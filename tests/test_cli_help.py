@@ -43,7 +43,7 @@ def test_help_exits_zero_and_describes_the_command(path):
 
 @pytest.mark.parametrize("path, command", [(p, c) for p, c in COMMANDS if not hasattr(c, "commands")],
                          ids=lambda x: " ".join(x) if isinstance(x, tuple) else "")
-def test_every_option_has_a_type_a_default_and_a_sentence(path, command):
+def test_every_option_has_a_metavar_a_default_and_a_sentence(path, command):
     ctx = typer.Context(command)
     for param in command.params:
         if param.param_type_name != "option" or param.name == "help":
@@ -53,7 +53,8 @@ def test_every_option_has_a_type_a_default_and_a_sentence(path, command):
         assert param.help and len(param.help.split()) >= 2, f"{name}: no sentence of help"
         if param.is_flag:
             continue  # a flag is off unless given
-        assert "<" in opts, f"{name}: no type in {opts!r}"
+        metavar = param.metavar or ""
+        assert metavar and metavar == metavar.upper(), f"{name}: no uppercase metavar ({metavar!r})"
         assert param.required or "[default:" in text, f"{name}: no default in {text!r}"
 
 

@@ -42,6 +42,13 @@ def test_search_and_study_commands(mnist_idx_root, tmp_path):
     assert "space: 2 architectures" in r.output and "trial 2/2" in r.output and "best of 2 trials" in r.output
     settings = json.loads((tmp_path / "s" / "search.json").read_text())["settings"]
     assert settings["strategy"] == "grid" and settings["task"]["train"]["precision"] == "bf16"
+    # another search into the same folder would replace its results: refused, the file kept
+    before = (tmp_path / "s" / "search.json").read_bytes()
+    r = run("nas", "search", "mnist", "--proxy", "random", "--ipc", 1, "--strategy", "grid",
+            "--epochs", 2, "--validation", 10, "--root", mnist_idx_root, "--out", tmp_path / "s",
+            "--no-progress", *TINY_SPACE)
+    assert r.exit_code == 1 and "search.json" in r.output and "--force" in r.output, r.output
+    assert (tmp_path / "s" / "search.json").read_bytes() == before
 
     syn = tmp_path / "syn.safetensors"
     distill(data.load("mnist", mnist_idx_root), "random", ipc=1, progress=False).save(syn)

@@ -31,31 +31,31 @@ from datadam.cli.options import (
     positive,
 )
 from datadam.errors import ConfigError
-from datadam.outputs import Output, check_outputs
+from datadam.outputs import Output, check_outputs, command_provenance, holds_provenance, stamp_provenance
 
 app = typer.Typer(help="Neural architecture search with NNI, a condensed set as the proxy.",
                   no_args_is_help=True)
 
 _DATASET = typer.Argument(..., help="Dataset to search on: mnist, mhist or folder.")
-_DEPTHS = typer.Option("1,2,3", "--depths", help="Comma-separated ConvNet depths to search.")
-_WIDTHS = typer.Option("8,16,32", "--widths", help="Comma-separated ConvNet widths (channels) to search.")
-_NORMS = typer.Option("batchnorm,instancenorm,none", "--norms",
+_DEPTHS = typer.Option("1,2,3", "--depths", metavar="DEPTHS", help="Comma-separated ConvNet depths to search.")
+_WIDTHS = typer.Option("8,16,32", "--widths", metavar="WIDTHS", help="Comma-separated ConvNet widths (channels) to search.")
+_NORMS = typer.Option("batchnorm,instancenorm,none", "--norms", metavar="NAMES",
                       help="Normalisations to search: batchnorm, instancenorm, groupnorm, layernorm, none.")
-_ACTS = typer.Option("relu,gelu,sigmoid", "--activations",
+_ACTS = typer.Option("relu,gelu,sigmoid", "--activations", metavar="NAMES",
                      help="Activations to search: relu, leakyrelu, sigmoid, gelu.")
-_POOLS = typer.Option("avgpooling,maxpooling", "--poolings",
+_POOLS = typer.Option("avgpooling,maxpooling", "--poolings", metavar="NAMES",
                       help="Poolings to search: avgpooling, maxpooling, none.")
-_EPOCHS = typer.Option(PROXY_BUDGET["epochs"], "--epochs", min=1, help="Training epochs of every network on a small proxy.")
-_FULL_EPOCHS = typer.Option(FULL_BUDGET["epochs"], "--full-epochs", min=1,
+_EPOCHS = typer.Option(PROXY_BUDGET["epochs"], "--epochs", metavar="N", min=1, help="Training epochs of every network on a small proxy.")
+_FULL_EPOCHS = typer.Option(FULL_BUDGET["epochs"], "--full-epochs", metavar="N", min=1,
                             help="Training epochs of every network on the full data.")
-_BATCH = typer.Option(PROXY_BUDGET["batch"], "--batch", min=1,
+_BATCH = typer.Option(PROXY_BUDGET["batch"], "--batch", metavar="N", min=1,
                       help="Training minibatch of every network on a small proxy.")
-_FULL_BATCH = typer.Option(FULL_BUDGET["batch"], "--full-batch", min=1,
+_FULL_BATCH = typer.Option(FULL_BUDGET["batch"], "--full-batch", metavar="N", min=1,
                            help="Training minibatch of every network on the full data.")
-_LR = typer.Option(0.01, "--lr", parser=positive, help="SGD learning rate (cosine annealing to 0).")
-_VALIDATION = typer.Option(5000, "--validation", min=1,
+_LR = typer.Option(0.01, "--lr", metavar="LR", parser=positive, help="SGD learning rate (cosine annealing to 0).")
+_VALIDATION = typer.Option(5000, "--validation", metavar="N", min=1,
                            help="Real training images held out to score every network.")
-_IPC = typer.Option(None, "--ipc", min=1, help="Images per class of the random proxy.",
+_IPC = typer.Option(None, "--ipc", metavar="N", min=1, help="Images per class of the random proxy.",
                     show_default="as many as the synthetic proxy, else 10")
 
 
@@ -80,12 +80,12 @@ def _percent(x: float | None) -> str:
 @app.command("distill")
 def distill_command(
     dataset: str = typer.Argument(..., help="Dataset to condense: mnist, mhist or folder."),
-    out: Path = typer.Option(..., "--out", "-o", help="Proxy to write (.safetensors)."),
-    ipc: int = typer.Option(10, "--ipc", min=1, help="Synthetic images per class."),
-    iterations: int = typer.Option(1000, "--iterations", "-n", min=0,
+    out: Path = typer.Option(..., "--out", "-o", metavar="PATH", help="Proxy to write (.safetensors)."),
+    ipc: int = typer.Option(10, "--ipc", metavar="N", min=1, help="Synthetic images per class."),
+    iterations: int = typer.Option(1000, "--iterations", "-n", metavar="N", min=0,
                                    help="Image updates (a proxy needs a ranking, not top accuracy: the "
                                         "studies in docs/nas.md used 1,000)."),
-    networks: str = typer.Option("convnet", "--networks",
+    networks: str = typer.Option("convnet", "--networks", metavar="WHICH",
                                  help="Each iteration's random network: 'convnet' (the published "
                                       "method's ConvNet-3) or 'space' (drawn from the search space "
                                       "below; it ranked MNIST architectures worse, see docs/nas.md)."),
@@ -135,35 +135,46 @@ def _check_proxy_outputs(out: Path, checkpoint: Path, force: bool, resume: bool)
                           "on from it, --force to start over, or choose another --out")
 
 
+def _check_results_folder(ctx: typer.Context, out: Path, name: str, force: bool) -> str:
+    """The provenance of this command's results; refuses an OUT whose ``name`` holds the
+    results of other inputs (the same command again may write over its own)."""
+    token = command_provenance(ctx.command.name or "", ctx.params)
+    check_outputs([Output(out, "--out", "results folder", folder=True)], force=True)  # may hold runs
+    check_outputs([Output(out / name, "--out", f"results of this {ctx.command.name}", (".json",),
+                          lambda path: holds_provenance(path, token))], force=force)
+    return token
+
+
 @app.command("search")
 def search_command(
+    ctx: typer.Context,
     dataset: str = _DATASET,
-    proxy: str = typer.Option(..., "--proxy",
+    proxy: str = typer.Option(..., "--proxy", metavar="PROXY",
                               help="What every candidate trains on: a synthetic set (.safetensors), "
                                    "'random' or 'random:K' (real images, --ipc per class; K picks another "
                                    "draw) or 'full'."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (search.json and NNI's files)."),
-    strategy: str = typer.Option("evolution", "--strategy", "-s",
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output folder (search.json and NNI's files)."),
+    strategy: str = typer.Option("evolution", "--strategy", "-s", metavar="NAME",
                                  help="NNI strategy: random, evolution (regularized evolution) or grid."),
-    trials: int | None = typer.Option(None, "--trials", min=1,
+    trials: int | None = typer.Option(None, "--trials", metavar="N", min=1,
                                       help="Architectures to try (grid: the whole space).",
                                       show_default="30"),
-    population: int = typer.Option(10, "--population", min=2, help="Evolution: population size."),
-    sample_size: int = typer.Option(3, "--sample-size", min=1, help="Evolution: tournament size."),
-    engine: str = typer.Option("sequential", "--engine",
+    population: int = typer.Option(10, "--population", metavar="N", min=2, help="Evolution: population size."),
+    sample_size: int = typer.Option(3, "--sample-size", metavar="N", min=1, help="Evolution: tournament size."),
+    engine: str = typer.Option("sequential", "--engine", metavar="ENGINE",
                                help="sequential (trials in this process) or ts (NNI manager and web portal "
                                     "on 127.0.0.1:PORT, trials in subprocesses)."),
-    port: int = typer.Option(8080, "--port", min=1, max=65535,
+    port: int = typer.Option(8080, "--port", metavar="PORT", min=1, max=65535,
                              help="Port of NNI's web portal (--engine ts)."),
-    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs of every candidate.",
+    epochs: int | None = typer.Option(None, "--epochs", metavar="N", min=1, help="Training epochs of every candidate.",
                                       show_default=f"{PROXY_BUDGET['epochs']} on a small proxy, "
                                                    f"{FULL_BUDGET['epochs']} on the full data"),
-    batch: int | None = typer.Option(None, "--batch", min=1, help="Training minibatch of every candidate.",
+    batch: int | None = typer.Option(None, "--batch", metavar="N", min=1, help="Training minibatch of every candidate.",
                                      show_default=f"{PROXY_BUDGET['batch']} on a small proxy, "
                                                   f"{FULL_BUDGET['batch']} on the full data"),
     lr: float = _LR,
     precision: TrainPrecision = "fp32",
-    reports: int = typer.Option(4, "--reports", min=1,
+    reports: int = typer.Option(4, "--reports", metavar="N", min=1,
                                 help="Validation accuracies per trial reported to NNI (the last is final)."),
     validation: int = _VALIDATION,
     ipc: int | None = _IPC,
@@ -174,8 +185,10 @@ def search_command(
     device: Device = "auto",
     seed: Seed = 0,
     progress: Progress = None,
+    force: Force = False,
 ) -> None:
     """Search the ConvNet space for the architecture a proxy rates best (NNI, in-process by default)."""
+    token = _check_results_folder(ctx, out, "search.json", force)
     from datadam.apps.nas._nni import import_nni
 
     import_nni()
@@ -212,6 +225,7 @@ def search_command(
                         validation=validation, ipc=ipc or 10, reports=reports, seed=seed, root=root,
                         dataset_options=dataset_options(image_size), device=device, engine=engine,
                         port=port, population=population, sample_size=sample_size, on_trial=on_trial)
+    stamp_provenance(out / "search.json", token)
     b = result.best
     typer.echo(f"best of {len(result.trials)} trials: {b['key']} at {_percent(b['accuracy'])} validation "
                f"accuracy; wrote {out / 'search.json'}")
@@ -219,17 +233,18 @@ def search_command(
 
 @app.command("study")
 def study_command(
+    ctx: typer.Context,
     dataset: str = _DATASET,
-    proxies: str = typer.Option(..., "--proxies",
+    proxies: str = typer.Option(..., "--proxies", metavar="PROXIES",
                                 help="Comma-separated proxies to judge: synthetic sets (.safetensors) "
                                      "and/or 'random' (real images, as many per class; random:K is the "
                                      "K-th further random draw, to see how much random subsets vary)."),
-    out: Path = typer.Option(..., "--out", "-o",
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR",
                              help="Output folder: study.json, study.md, study_scatter.png."),
-    archs: int = typer.Option(20, "--archs", "-k", min=2, help="Architectures sampled from the space."),
-    cache: Path | None = typer.Option(None, "--cache", help="Full-data results file, reused across "
+    archs: int = typer.Option(20, "--archs", "-k", metavar="N", min=2, help="Architectures sampled from the space."),
+    cache: Path | None = typer.Option(None, "--cache", metavar="PATH", help="Full-data results file, reused across "
                                       "studies.", show_default="OUT/full_data_cache.json"),
-    top_k: int = typer.Option(5, "--top-k", min=1, help="Size of the top sets compared."),
+    top_k: int = typer.Option(5, "--top-k", metavar="K", min=1, help="Size of the top sets compared."),
     epochs: int = _EPOCHS,
     full_epochs: int = _FULL_EPOCHS,
     batch: int = _BATCH,
@@ -245,8 +260,10 @@ def study_command(
     device: Device = "auto",
     seed: Seed = 0,
     progress: Progress = None,
+    force: Force = False,
 ) -> None:
     """How well each proxy ranks architectures against full-data training: Spearman, Kendall, top-k, time."""
+    token = _check_results_folder(ctx, out, "study.json", force)
     from datadam.apps.nas._nni import import_nni
 
     import_nni()
@@ -277,6 +294,7 @@ def study_command(
                        cache=cache or out / "full_data_cache.json", on_step=on_step)
     out.mkdir(parents=True, exist_ok=True)
     result.save(out / "study.json")
+    stamp_provenance(out / "study.json", token)
     table = markdown_table(result)
     from datadam.synthetic import atomic_path
 
