@@ -9,8 +9,15 @@ Condense a labelled image dataset into a few synthetic images per class::
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING  # noqa: E402
+
 from datadam.errors import DatadamError  # noqa: E402
 from datadam.lazy import lazy_exports  # noqa: E402
+
+if TYPE_CHECKING:  # what the names are, for type checkers and the API reference
+    from datadam import data, distill, models
+    from datadam.distill import DistillConfig
+    from datadam.synthetic import SyntheticSet
 
 # Loaded on first use, so that the command line's `--help` and `--version` need no torch.
 __getattr__, __dir__ = lazy_exports(__name__, {

@@ -264,3 +264,23 @@ def test_short_flags_mean_one_thing_everywhere():
 
     walk(group)
     assert {flag: names for flag, names in meanings.items() if len(names) > 1} == {}
+
+
+def test_other_libraries_warnings_stay_out_of_the_output(monkeypatch):
+    import warnings
+
+    from datadam import data
+    from datadam.errors import DatadamWarning
+
+    real = data.available
+
+    def noisy():
+        warnings.warn("no QP solver found on your system", UserWarning, stacklevel=1)
+        warnings.warn("the set was condensed from other data", DatadamWarning, stacklevel=1)
+        return real()
+
+    monkeypatch.setattr(data, "available", noisy)
+    r = run("data", "list")
+    assert r.exit_code == 0, r.output
+    assert "warning: the set was condensed from other data" in r.output
+    assert "QP solver" not in r.output and ".py:" not in r.output

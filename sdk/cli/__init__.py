@@ -27,8 +27,10 @@ from datadam.errors import DatadamError, DatadamWarning, Interrupted
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, DatadamWarning):
         typer.echo(f"warning: {message}", err=True)
-    else:
+    elif sys.warnoptions:  # the user asked for warnings (-W, PYTHONWARNINGS): Python's own form
         _python_show_warning(message, category, filename, lineno, file, line)
+    # Other libraries' warnings (a QP solver Avalanche does not need, NNI's, torch's)
+    # speak to their own developers, with source paths; they are not the user's to act on.
 
 
 _python_show_warning = warnings.showwarning

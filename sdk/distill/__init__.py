@@ -15,9 +15,31 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datadam.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what the names are, for type checkers and the API reference
+    from datadam.distill.base import (
+        IterationCallback,
+        IterationState,
+        Method,
+        available_methods,
+        distill,
+        get_method,
+        register_method,
+        resolve_device,
+    )
+    from datadam.distill.config import DistillConfig, default_model, describe_recipe
+    from datadam.distill.coreset import CoresetMethod, Herding, KCenter, RandomCoreset
+    from datadam.distill.matching import (
+        DM,
+        DataDAM,
+        MatchingMethod,
+        matching_loss,
+        matching_targets,
+        spatial_attention,
+    )
 
 _EXPORTS = {
     "IterationCallback": "base", "IterationState": "base", "Method": "base",
@@ -29,7 +51,10 @@ _EXPORTS = {
     "matching_loss": "matching", "matching_targets": "matching", "spatial_attention": "matching",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["DM", "CoresetMethod", "DataDAM", "DistillConfig", "Herding", "IterationCallback",
+           "IterationState", "KCenter", "MatchingMethod", "Method", "RandomCoreset", "available_methods",
+           "default_model", "describe_recipe", "distill", "get_method", "matching_loss", "matching_targets",
+           "register_method", "resolve_device", "spatial_attention"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
