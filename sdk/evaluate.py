@@ -29,6 +29,7 @@ from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed, recorded_settings, resolve_device
 from datadam.distill.config import default_model, describe_recipe
 from datadam.errors import ConfigError
+from datadam.files import EVALUATION, describe_json, is_evaluation, not_a
 from datadam.progress import progress_bar
 from datadam.synthetic import SyntheticSet
 from datadam.training import (
@@ -59,10 +60,10 @@ class EvaluationResult:
     def from_dict(cls, report: Any, source: str | Path | None = None) -> EvaluationResult:
         """The result in ``report`` (``to_dict``'s output, or a ``datadam evaluate --json``
         file's content); :class:`ConfigError`, naming ``source`` if given, if it is not one."""
-        if not isinstance(report, dict) or not all(isinstance(report.get(k), dict)
-                                                   for k in ("runs", "summary", "settings")):
-            where = f"{source}: " if source is not None else ""
-            raise ConfigError(f"{where}not an evaluation result (no runs, summary and settings)")
+        if not is_evaluation(report):
+            if source is not None:
+                raise ConfigError(not_a(source, EVALUATION, describe_json(report)))
+            raise ConfigError("not an evaluation result (no runs, summary and settings)")
         settings = report["settings"]
         if isinstance(settings.get("train"), dict):
             # written before a field existed, when every network trained with its default
@@ -87,11 +88,12 @@ class EvaluationResult:
 
 def read_report(path: str | Path) -> Any:
     """The JSON content of an evaluation file, with the keys beside the result
-    (``synthetic``, ``cli_options``, ``in_progress``...); :class:`ConfigError` if unreadable."""
+    (``synthetic``, ``cli_options``, ``in_progress``...); :class:`ConfigError` if it is no
+    JSON, saying what the file is instead (:func:`datadam.files.not_a`)."""
     try:
         return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read an evaluation result ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ConfigError(not_a(path, EVALUATION)) from None
 
 
 # What makes two evaluations parts of one: the same set, test split, networks and protocol.

@@ -1,10 +1,12 @@
 """One self-contained HTML page for a run directory, to send to a colleague.
 
 A run directory holds synthetic sets (``*.safetensors``) and, optionally, the
-evaluations of them written by ``datadam evaluate --json``. The page has, per synthetic
-set: its settings, the loss curve, the images (one row per class), the evolution of
-the images when the run kept snapshots, and the evaluation tables. CSS is inline and
-images are embedded as base64 PNGs, so the one file is the whole report.
+evaluations of them written by ``datadam evaluate --json``; the checkpoint of a run in
+progress (``S.ckpt.safetensors``) comes after the sets, marked as such, and any other file
+of those suffixes is named in a warning. The page has, per synthetic set: its settings,
+the loss curve, the images (one row per class), the evolution of the images when the run
+kept snapshots, and the evaluation tables. CSS is inline and images are embedded as
+base64 PNGs, so the one file is the whole report.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +22,9 @@ from typing import Any
 
 from datadam import __version__
 from datadam.distill.config import saved_settings
-from datadam.errors import DatadamError
+from datadam.errors import ConfigError, DatadamError, DatadamWarning
+from datadam.evaluate import read_report
+from datadam.files import EVALUATION, describe_json, is_evaluation, not_a
 from datadam.synthetic import SyntheticSet, SyntheticSetFormatError, atomic_path
 from datadam.training import describe_departures
 
@@ -44,44 +48,90 @@ code { background: #f3f4f8; padding: 0 .25em; border-radius: 3px; }
 
 @dataclass
 class RunEntry:
-    """One synthetic set of a run directory and the evaluations that name it."""
+    """One synthetic set of a run directory, or the checkpoint of a run in progress, and
+    the evaluations that name it."""
 
     path: Path
     synthetic: SyntheticSet
     evaluations: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
 
+    @property
+    def in_progress(self) -> bool:
+        """Whether this is the checkpoint of a distillation that has not finished (it runs,
+        or it stopped): its images are those of an iteration on the way, not a result."""
+        return "in_progress" in self.synthetic.metadata
+
 
 def find_runs(run_dir: str | Path) -> list[RunEntry]:
-    """The synthetic sets in ``run_dir`` (checkpoints and other files skipped), each with
-    the evaluation JSONs that belong to it: those whose ``synthetic`` field names its
-    file, else those whose name starts with its stem (``mnist_ipc10_eval.json``)."""
+    """The synthetic sets in ``run_dir``, then the checkpoints of runs in progress
+    (:attr:`RunEntry.in_progress`), each with the evaluation JSONs that belong to it:
+    those whose ``synthetic`` field names its file, else those whose name starts with its
+    stem (``mnist_ipc10_eval.json``). Any other ``*.safetensors`` or ``*.json`` file, and
+    an evaluation of no set here, is named in a :class:`DatadamWarning` and left out."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DatadamError(f"{run_dir}: not a directory")
-    entries = []
-    for path in sorted(run_dir.glob("*.safetensors")):
-        try:
-            entries.append(RunEntry(path, SyntheticSet.load(path)))
-        except SyntheticSetFormatError:
-            continue  # a checkpoint or another safetensors file: not a result
+    entries = _sets(run_dir)
     if not entries:
         raise DatadamError(f"{run_dir}: no synthetic set (*.safetensors) to report on")
     for path in sorted(run_dir.glob("*.json")):
-        try:
-            report = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        report = _evaluation(path)
+        if report is None:
             continue
-        if not (isinstance(report, dict) and "summary" in report and "runs" in report):
-            continue  # not an evaluation
-        named = report.get("synthetic")
-        if named is not None:
-            owners = [e for e in entries if e.path.name == named]
-        else:  # the longest stem wins: mnist_ipc10_eval.json belongs to mnist_ipc10, not mnist_ipc1
-            owners = sorted((e for e in entries if path.stem.startswith(e.path.stem)),
-                            key=lambda e: len(e.path.stem), reverse=True)[:1]
+        owners = _owners(path, report, entries)
+        if not owners:
+            _leave_out(f"{path}: {_evaluated_sets(report)}, which {run_dir} does not hold")
         for entry in owners:
             entry.evaluations.append((path, report))
     return entries
+
+
+def _leave_out(message: str) -> None:
+    # A file the page does not show must not vanish unseen: it may be the result looked for.
+    warnings.warn(f"{message}; left out of the report", DatadamWarning, stacklevel=3)
+
+
+def _sets(run_dir: Path) -> list[RunEntry]:
+    finished, in_progress = [], []
+    for path in sorted(run_dir.glob("*.safetensors")):
+        try:
+            entry = RunEntry(path, SyntheticSet.load(path))
+        except SyntheticSetFormatError as e:
+            _leave_out(str(e))
+            continue
+        (in_progress if entry.in_progress else finished).append(entry)
+    return finished + in_progress
+
+
+def _evaluation(path: Path) -> dict[str, Any] | None:
+    """The content of the evaluation JSON at ``path``; None, with a warning, if it is not one."""
+    try:
+        report = read_report(path)
+    except ConfigError as e:
+        _leave_out(str(e))
+        return None
+    if not is_evaluation(report):
+        _leave_out(not_a(path, EVALUATION, describe_json(report)))
+        return None
+    return report
+
+
+def _owners(path: Path, report: dict[str, Any], entries: list[RunEntry]) -> list[RunEntry]:
+    named = report.get("synthetic")
+    if named is not None:
+        return [e for e in entries if e.path.name == named]
+    # the longest stem wins: mnist_ipc10_eval.json belongs to mnist_ipc10, not mnist_ipc1
+    return sorted((e for e in entries if path.stem.startswith(e.path.stem)),
+                  key=lambda e: len(e.path.stem), reverse=True)[:1]
+
+
+def _evaluated_sets(report: dict[str, Any]) -> str:
+    named = report.get("synthetic")
+    if isinstance(named, list):  # merge-evaluations --replicates: one result of several sets
+        return f"an evaluation of {len(named)} sets merged ({', '.join(map(str, named))})"
+    if named is None:
+        return "an evaluation that names no set and whose name begins with no set's"
+    return f"an evaluation of {named}"
 
 
 def _img(png: bytes, alt: str, css_class: str = "") -> str:
@@ -176,7 +226,12 @@ def _entry_html(entry: RunEntry, image_scale: int) -> str:
             ("seconds per iteration", meta.get("seconds_per_iteration")), ("device", meta.get("device")),
             ("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items()))]
     rows += [(f"config: {k}", v) for k, v in cfg.items() if k not in ("method", "seed")]
-    parts = [f"<h2>{html.escape(entry.path.stem)}</h2>", "<h3>Settings</h3>", _table(rows)]
+    parts = [f"<h2>{html.escape(entry.path.stem)}</h2>"]
+    if entry.in_progress:
+        parts.append(f'<p class="warning">A run in progress, not a result: the checkpoint of a '
+                     f'distillation at {html.escape(syn.describe_progress())}. It goes on while the '
+                     'run does, or with <code>datadam distill ... --resume</code> if it stopped.</p>')
+    parts += ["<h3>Settings</h3>", _table(rows)]
     history = meta.get("loss_history") or []
     if history:
         title = f"{syn.describe()} on {meta.get('dataset')}"
@@ -213,8 +268,14 @@ def render_report(run_dir: str | Path, image_scale: int = 3, provenance: str | N
             + (f'<meta name="generator" content="{html.escape(provenance)}">' if provenance else "")
             + f"<style>{_CSS}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>"
-            f'<p class="muted">{len(entries)} synthetic set(s); written by datadam {__version__} '
+            f'<p class="muted">{_counted(entries)}; written by datadam {__version__} '
             f"on {when}.</p>{body}</body></html>\n")
+
+
+def _counted(entries: list[RunEntry]) -> str:
+    running = sum(entry.in_progress for entry in entries)
+    sets = f"{len(entries) - running} synthetic set(s)"
+    return sets + (f" and {running} run(s) in progress" if running else "")
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, image_scale: int = 3,

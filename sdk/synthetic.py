@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from datadam.errors import ConfigError, DatadamError
+from datadam.files import DATADAM_FILE, OFFICIAL, SYNTHETIC_SET, describe_torch, not_a
 
 FORMAT = "datadam.synthetic/1"
 
@@ -69,21 +70,23 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
                   metadata={"format": FORMAT, "datadam": json.dumps(metadata)})
 
 
-def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a file written by :func:`save_tensors`; :class:`SyntheticSetFormatError` otherwise."""
+def load_tensors(path: str | Path,
+                 expected: str = DATADAM_FILE) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a file written by :func:`save_tensors`; :class:`SyntheticSetFormatError`
+    otherwise, saying what the file is instead of ``expected`` (:func:`datadam.files.not_a`)."""
     path = Path(path)
     if not path.is_file():
-        raise SyntheticSetFormatError(f"{path}: no such file")
+        raise SyntheticSetFormatError(not_a(path, expected))
     try:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
         tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise SyntheticSetFormatError(f"{path}: not a safetensors file ({e})") from None
+    except (SafetensorError, OSError, ValueError):
+        raise SyntheticSetFormatError(not_a(path, expected)) from None
     if header.get("format") != FORMAT:
-        raise SyntheticSetFormatError(f"{path}: a safetensors file, but not a datadam synthetic set")
+        raise SyntheticSetFormatError(not_a(path, expected))
     try:
         return tensors, json.loads(header["datadam"])
     except (KeyError, json.JSONDecodeError) as e:
@@ -265,11 +268,11 @@ class SyntheticSet:
         evaluated before it ends; its metadata then holds ``in_progress``: the checkpoint's
         iteration and the run's planned iterations.
         """
-        tensors, meta = load_tensors(path)
+        tensors, meta = load_tensors(path, expected=SYNTHETIC_SET)
         if meta.get("kind") == "checkpoint":
             return cls._from_checkpoint(path, tensors, meta)
         if "kind" in meta and meta["kind"] != "synthetic":
-            raise SyntheticSetFormatError(f"{path}: a datadam {meta['kind']}, not a synthetic set")
+            raise SyntheticSetFormatError(not_a(path, SYNTHETIC_SET, f"a datadam {meta['kind']}"))
         try:
             images, labels = tensors["images"], tensors["labels"]
             classes, mean, std = meta.pop("classes"), meta.pop("mean"), meta.pop("std")
@@ -329,17 +332,14 @@ class SyntheticSet:
 
         Those files hold ``{'data': [[images, labels], ...], ...}`` (one pair per
         experiment), images normalised with the dataset's mean/std. Read with
-        ``torch.load(weights_only=True)``: no code from the file runs.
+        ``torch.load(weights_only=True)``: no code from the file runs. Any other file
+        is refused with :class:`SyntheticSetFormatError`, saying what it is.
         """
         try:
             blob = torch.load(str(path), map_location="cpu", weights_only=True)
-            images, labels = blob["data"][experiment][:2]
-        except FileNotFoundError:
-            raise SyntheticSetFormatError(f"{path}: no such file") from None
-        except Exception as e:  # noqa: BLE001 - any unpickling failure means "not such a file"
-            raise SyntheticSetFormatError(
-                f"{path}: not an official DataDAM/DC/DM result ({type(e).__name__}: "
-                f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        except Exception:  # noqa: BLE001 - any unpickling failure means "not such a file"
+            raise SyntheticSetFormatError(not_a(path, OFFICIAL)) from None
+        images, labels = _official_pair(path, blob, experiment)
         if images.ndim != 4 or labels.shape != (images.shape[0],) or images.shape[1] != len(mean):
             raise SyntheticSetFormatError(f"{path}: images {tuple(images.shape)} and labels "
                                           f"{tuple(labels.shape)} do not fit {len(mean)} channels")
@@ -390,6 +390,21 @@ class SyntheticSet:
         return (f"SyntheticSet(method={self.metadata.get('method')!r}, "
                 f"dataset={self.metadata.get('dataset')!r}, n={len(self)}, ipc={self.ipc}, "
                 f"shape={shape})")
+
+
+def _official_pair(path: str | Path, blob: Any, experiment: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images and labels of ``experiment`` in an official result read from ``path``."""
+    if describe_torch(blob) != OFFICIAL:
+        # identified anew from the bytes: torch.load reads a safetensors file too
+        raise SyntheticSetFormatError(not_a(path, OFFICIAL))
+    try:
+        images, labels = blob["data"][experiment][:2]
+    except (IndexError, KeyError, TypeError, ValueError):
+        images = labels = None
+    if not (isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)):
+        raise SyntheticSetFormatError(f"{path}: an official result without images and labels in "
+                                      f"experiment {experiment} of its {len(blob['data'])}")
+    return images, labels
 
 
 def _safe_name(name: str) -> str:

@@ -184,7 +184,7 @@ def test_merge_evaluations_of_one_set_run_apart(mnist_idx_root, tmp_path):
     assert not (tmp_path / "twice.json").exists()
     (tmp_path / "bad.json").write_text("{")
     r = run("merge-evaluations", parts[0], tmp_path / "bad.json")
-    assert r.exit_code == 1 and "bad.json: cannot read an evaluation result" in r.output
+    assert r.exit_code == 1 and "bad.json: not an evaluation result (it is damaged JSON" in r.output
     assert "Traceback" not in r.output
 
 
@@ -302,7 +302,7 @@ def test_evaluate_errors(mnist_idx_root, tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"garbage")
     r = run("evaluate", bad, "--root", mnist_idx_root)
-    assert r.exit_code == 1 and "not a safetensors file" in r.output
+    assert r.exit_code == 1 and "bad.safetensors: not a synthetic set" in r.output
     other = tmp_path / "other.safetensors"
     SyntheticSet(torch.zeros(3, 1, 28, 28), torch.arange(3), ["a", "b", "c"], (0.1,), (0.3,),
                  {"dataset": "mnist"}).save(other)

@@ -16,6 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from datadam.cli import app
+from datadam.errors import DatadamWarning
 from datadam.report import find_runs, write_report
 from datadam.synthetic import SyntheticSet, save_tensors
 
@@ -66,7 +67,7 @@ def run_dir(tmp_path_factory):
     r = run("evaluate", syn, "--root", root / "data", "--runs", 2, "--epochs", 2,
             "--json", out / "evaluation.json")
     assert r.exit_code == 0, r.output
-    # a checkpoint left by an interrupted run is not a result: skipped
+    # a damaged checkpoint and a JSON of another kind: named in a warning, left out
     save_tensors(out / "mnist_ipc1.ckpt.safetensors", {"syn": torch.zeros(10, 1, 28, 28)},
                  {"kind": "checkpoint", "iteration": 1})
     (out / "notes.json").write_text(json.dumps({"note": "not an evaluation"}))
@@ -76,6 +77,8 @@ def run_dir(tmp_path_factory):
 def test_report_is_one_self_contained_page(run_dir, tmp_path):
     r = run("report", run_dir, "--out", tmp_path / "r.html")
     assert r.exit_code == 0, r.output
+    assert [line.split(": ", 2)[1] for line in r.output.splitlines() if line.startswith("warning:")] == [
+        str(run_dir / "mnist_ipc1.ckpt.safetensors"), str(run_dir / "notes.json")]
     text = (tmp_path / "r.html").read_text()
     page = _Page()
     page.feed(text)
@@ -98,7 +101,8 @@ def test_report_is_one_self_contained_page(run_dir, tmp_path):
 
 
 def test_evaluations_are_paired_with_their_set(run_dir):
-    (entry,) = find_runs(run_dir)
+    with pytest.warns(DatadamWarning, match="left out of the report"):
+        (entry,) = find_runs(run_dir)
     assert entry.path.name == "mnist_ipc1.safetensors"
     assert [p.name for p, _ in entry.evaluations] == ["evaluation.json"]
 
@@ -139,7 +143,8 @@ def test_an_evaluation_of_other_images_than_the_file_holds_is_flagged(run_dir, t
 
 
 def test_default_output_and_errors(run_dir, tmp_path):
-    path = write_report(run_dir)
+    with pytest.warns(DatadamWarning, match="left out of the report"):
+        path = write_report(run_dir)
     assert path == run_dir / "report.html" and path.stat().st_size > 10_000
     path.unlink()
     r = run("report", tmp_path)

@@ -59,13 +59,14 @@ def test_foreign_safetensors_and_damaged_checkpoints_are_refused(tmp_path):
 
     from datadam.synthetic import save_tensors
     save_file({"w": torch.zeros(2)}, str(tmp_path / "model.safetensors"))
-    with pytest.raises(SyntheticSetFormatError, match="not a datadam synthetic set"):
+    with pytest.raises(SyntheticSetFormatError, match="model.safetensors: not a synthetic set "
+                                                      r"\(it is a safetensors file of other tensors"):
         SyntheticSet.load(tmp_path / "model.safetensors")
     save_tensors(tmp_path / "ck.safetensors", {"syn": torch.zeros(1)}, {"kind": "checkpoint"})
     with pytest.raises(SyntheticSetFormatError, match="missing 'config' in a datadam checkpoint"):
         SyntheticSet.load(tmp_path / "ck.safetensors")
     save_tensors(tmp_path / "report.safetensors", {"x": torch.zeros(1)}, {"kind": "report"})
-    with pytest.raises(SyntheticSetFormatError, match="a datadam report, not a synthetic set"):
+    with pytest.raises(SyntheticSetFormatError, match=r"not a synthetic set \(it is a datadam report;"):
         SyntheticSet.load(tmp_path / "report.safetensors")
     with pytest.raises(SyntheticSetFormatError, match="no such file"):
         SyntheticSet.load(tmp_path / "missing.safetensors")

@@ -1,0 +1,159 @@
+"""What a file is, for the one-line error of a command given the wrong one.
+
+datadam reads three kinds of file: synthetic sets (safetensors written by ``datadam
+distill``, the checkpoints of runs in progress included), evaluation results (JSON
+written by ``datadam evaluate --json``) and the ``.pt`` results of the official
+DataDAM/DC/DM code (imported by ``datadam convert``). A reader given another file says
+what that file is and which command reads it, e.g. ``a.safetensors: not an evaluation
+result (it is a synthetic set: evaluate it with `datadam evaluate`...)``, rather than a
+parser's complaint about some byte.
+
+A file is recognised by its content, not by its name, and nothing in it runs:
+safetensors and JSON are parsed as data, a ``.pt`` file is read with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+SYNTHETIC_SET = "a synthetic set"
+CHECKPOINT = "the checkpoint of a distillation in progress"
+EVALUATION = "an evaluation result"
+OFFICIAL = "an official DataDAM/DC/DM result"
+NETWORK_SAVE = "a network saved in training by `datadam evaluate`"
+DATADAM_FILE = "a datadam safetensors file"
+DIRECTORY = "a directory"
+
+# What to do with a file of each kind, said to whoever gave it to a command that reads another.
+_USE = {
+    SYNTHETIC_SET: "evaluate it with `datadam evaluate`, describe it with `datadam show`",
+    CHECKPOINT: "`datadam evaluate` and `datadam show` read it as the set so far",
+    EVALUATION: "`datadam compare-evaluations`, `merge-evaluations` and `report` read it",
+    OFFICIAL: "import it with `datadam convert {path} --dataset NAME --out SET.safetensors`",
+    NETWORK_SAVE: "`datadam evaluate --resume` goes on from it",
+    DIRECTORY: "`datadam report` reads a run directory",
+}
+# Where a file of the expected kind comes from, said of a file that is of no kind above.
+_SOURCE = {
+    SYNTHETIC_SET: "`datadam distill` writes one",
+    EVALUATION: "`datadam evaluate --json` writes one",
+    OFFICIAL: "one holds {'data': [[images, labels], ...]}, a pair per experiment",
+    DATADAM_FILE: "`datadam distill` writes synthetic sets and checkpoints",
+}
+_UNKNOWN = "neither JSON, safetensors nor a PyTorch file"
+
+
+def not_a(path: str | Path, expected: str, what: str | None = None) -> str:
+    """The one-line message for ``path`` given where ``expected`` (one of the kinds above)
+    was: ``"PATH: not EXPECTED (it is WHAT: what to do with it)"``. ``what`` is
+    :func:`identify`'s answer unless given, by a caller that has read the content (then
+    ``path`` may name a part of a file, ``results.json#entry``)."""
+    if what is None:
+        if not Path(path).exists():
+            return f"{path}: no such file"
+        what = identify(path)
+    use = _USE.get(what)
+    told = f"{what}: {use.format(path=path)}" if use else f"{what}; {_SOURCE[expected]}"
+    return f"{path}: not {expected} (it is {told})"
+
+
+def identify(path: str | Path) -> str:
+    """What the existing file at ``path`` holds, in words: one of the kinds above, or a
+    description of another file (``"a safetensors file of other tensors"``, ``"damaged
+    JSON (...)"``, ``"JSON of another kind"``...)."""
+    path = Path(path)
+    if path.is_dir():
+        return DIRECTORY
+    try:
+        with path.open("rb") as f:
+            head = f.read(9)
+        size = path.stat().st_size
+    except OSError as e:
+        return f"a file that cannot be read ({e.strerror or e})"
+    if not head:
+        return "an empty file"
+    if head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or a bare pickle
+        return _torch_kind(path)
+    # safetensors: the header's length (8 bytes, little-endian), then the header, a JSON object
+    if len(head) == 9 and head[8:] == b"{" and struct.unpack("<Q", head[:8])[0] < size:
+        return _safetensors_kind(path)
+    return _json_kind(path)
+
+
+def is_evaluation(content: Any) -> bool:
+    """Whether parsed JSON ``content`` is an evaluation result (``runs``, ``summary`` and
+    ``settings``, as :class:`datadam.evaluate.EvaluationResult` writes them)."""
+    return isinstance(content, dict) and all(isinstance(content.get(k), dict)
+                                             for k in ("runs", "summary", "settings"))
+
+
+def describe_json(content: Any) -> str:
+    """What parsed JSON ``content`` is, in words."""
+    if is_evaluation(content):
+        return EVALUATION
+    if isinstance(content, dict) and {"a", "b", "models"} <= content.keys():
+        return "a comparison of two evaluations (`datadam compare-evaluations --json`)"
+    return "JSON of another kind"
+
+
+def describe_torch(content: Any) -> str:
+    """What an object read by ``torch.load`` is, in words."""
+    if isinstance(content, dict) and isinstance(content.get("data"), list):
+        return OFFICIAL
+    if isinstance(content, dict) and "identity" in content and "network" in content:
+        return NETWORK_SAVE
+    if isinstance(content, dict):
+        keys = ", ".join(repr(k) for k in list(content)[:4]) + (", ..." if len(content) > 4 else "")
+        return f"a PyTorch file of other content (a dict of {keys or 'nothing'})"
+    return f"a PyTorch file of other content (a {type(content).__name__})"
+
+
+def _torch_kind(path: Path) -> str:
+    import torch
+
+    try:
+        content = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - code in a pickle, or a damaged archive: either way not ours
+        return "a pickle that torch.load(weights_only=True) refuses to read"
+    return describe_torch(content)
+
+
+def _safetensors_kind(path: Path) -> str:
+    from safetensors import SafetensorError, safe_open
+
+    from datadam.synthetic import FORMAT
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        return f"a damaged safetensors file ({_first_line(e)})"
+    if header.get("format") != FORMAT:
+        return "a safetensors file of other tensors"
+    try:
+        kind = json.loads(header["datadam"]).get("kind", "synthetic")
+    except (KeyError, AttributeError, json.JSONDecodeError):
+        return "a datadam safetensors file with damaged metadata"
+    return {"synthetic": SYNTHETIC_SET, "checkpoint": CHECKPOINT}.get(kind, f"a datadam {kind}")
+
+
+def _json_kind(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return _UNKNOWN
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError as e:
+        # a cut-off or hand-edited result still starts as JSON does
+        return f"damaged JSON ({e})" if text.lstrip()[:1] in ("{", "[") else _UNKNOWN
+    return describe_json(content)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
