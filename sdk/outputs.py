@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from datadam.errors import ConfigError
+from datadam.files import identify
 
 #: Picture formats a figure or image grid can be written in, chosen by the file's suffix.
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -115,7 +116,7 @@ def _check_one(output: Output, force: bool) -> None:
             raise OutputError(f"{name}: a {output.what} is written as "
                               f"{' or '.join(output.suffixes)}, not {suffix or 'a file without suffix'}")
         if path.exists() and not force and not (output.same and output.same(path)):
-            raise OutputError(f"{name} exists and holds {describe_file(path)}, not this "
+            raise OutputError(f"{name} exists and holds {identify(path)}, not this "
                               f"{output.what}: choose another path, or add --force to replace it")
     _check_writable(path.parent, name)
 
@@ -135,31 +136,6 @@ def _check_writable(folder: Path, name: str) -> None:
             pass
     except OSError as e:
         raise OutputError(f"{name}: cannot write in {existing} ({e.strerror or e})") from None
-
-
-def describe_file(path: Path) -> str:
-    """What an existing file holds, in a few words (``"a synthetic set (datadam, mnist)"``)."""
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        meta = _safetensors_metadata(path)
-        kind = meta.get("kind", "synthetic") if meta is not None else None
-        if kind == "checkpoint":
-            return f"a distillation checkpoint (iteration {meta.get('iteration')})"
-        if kind is not None:
-            return f"a {kind} set ({meta.get('method')}, {meta.get('dataset')})"
-        return "a safetensors file that is not datadam's"
-    if suffix == ".json":
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return "a file that is not valid JSON"
-        if isinstance(payload, dict):
-            if {"runs", "summary", "settings"} <= payload.keys():
-                return "an evaluation of another set or protocol"
-            if "models" in payload and "a" in payload:
-                return "a comparison of other evaluations"
-        return "another JSON file"
-    return "another file"
 
 
 def _safetensors_metadata(path: Path) -> dict[str, Any] | None:

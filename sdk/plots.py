@@ -50,18 +50,34 @@ def save_figure(fig: Any, path: str | Path, provenance: str | None = None) -> Pa
 
 def save_picture(image: torch.Tensor, path: str | Path, provenance: str | None = None) -> Path:
     """Write ``image`` (``[C, H, W]`` in ``[0, 1]``, C = 1 or 3) pixel for pixel, atomically,
-    in the format of ``path``'s suffix, with ``provenance`` as in :func:`save_figure`."""
+    in the format of ``path``'s suffix, with ``provenance`` as in :func:`save_figure`. PNG
+    and JPEG keep the image's own pixels and channels (grey stays grey); PDF and SVG embed it."""
     fmt = figure_format(path)
-    pixels = image.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    pixels = image.clamp(0, 1).mul(255).add(0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     if pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    _pyplot()  # the Agg backend, before matplotlib.image picks one for vector formats
-    from matplotlib.image import imsave
-
     with atomic_path(path) as tmp:
-        imsave(tmp, pixels, format=fmt, cmap="gray", vmin=0.0, vmax=1.0,
-               **_figure_metadata(fmt, provenance))
+        if fmt in ("png", "jpeg"):
+            _save_raster(pixels, tmp, fmt, provenance)
+        else:
+            _pyplot()  # the Agg backend, before matplotlib.image draws the vector page
+            from matplotlib.image import imsave
+
+            imsave(tmp, pixels, format=fmt, cmap="gray", **_figure_metadata(fmt, provenance))
     return Path(path)
+
+
+def _save_raster(pixels: Any, path: Path, fmt: str, provenance: str | None) -> None:
+    from PIL import Image, PngImagePlugin
+
+    picture = Image.fromarray(pixels)
+    if fmt == "png":
+        info = PngImagePlugin.PngInfo()
+        if provenance:
+            info.add_text("Description", provenance)
+        picture.save(path, format="PNG", pnginfo=info)
+    else:
+        picture.save(path, format="JPEG", quality=95, **({"comment": provenance} if provenance else {}))
 
 
 def figure_format(path: str | Path) -> str:

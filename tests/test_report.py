@@ -150,7 +150,7 @@ def test_default_output_and_errors(run_dir, tmp_path):
     r = run("report", tmp_path)
     assert r.exit_code == 1 and "no synthetic set" in r.output
     r = run("report", tmp_path / "missing")
-    assert r.exit_code == 1 and "not a directory" in r.output
+    assert r.exit_code == 1 and "no such folder" in r.output
 
 
 def _chromium() -> str | None:

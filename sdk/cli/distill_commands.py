@@ -129,9 +129,9 @@ def _check_distill_outputs(outputs: list[Output | None], checkpoint: Path, cfg: 
     outputs[0] = Output(out.path, out.option, out.what, out.suffixes, same)
     check_outputs(outputs, force=force)
     if checkpoint.exists() and not resume and not force:
-        from datadam.outputs import describe_file
+        from datadam.files import identify
 
-        raise OutputError(f"{checkpoint} holds {describe_file(checkpoint)} of an earlier run: add "
+        raise OutputError(f"{checkpoint} holds {identify(checkpoint)} of an earlier run: add "
                           "--resume to go on from it, --force to start over, or choose another --out")
 
 
@@ -303,6 +303,11 @@ def convert_command(
         return meta.get("source_file") == str(official) and meta.get("dataset") == dataset
 
     check_outputs([Output(out, "--out", "synthetic set", (".safetensors",), same)], force=force)
+    from datadam.files import OFFICIAL, identify, not_a
+    from datadam.synthetic import SyntheticSetFormatError
+
+    if identify(official) != OFFICIAL:  # before the data is read for its classes
+        raise SyntheticSetFormatError(not_a(official, OFFICIAL))
     test = load_data(dataset, root, "test", **dataset_options(image_size))
     syn = SyntheticSet.from_official(official, test.classes, test.mean, test.std)
     syn.metadata["dataset"] = dataset
