@@ -379,9 +379,8 @@ def predict(net: nn.Module, images: torch.Tensor, chunk: int | None = None,
     (on a GPU the work may still be running; the caller's clock waits for it).
     """
     if chunk is None:
-        # On the CPU a chunk's activations must stay in cache: scoring 5,000 MNIST images
-        # with the NAS space's networks took 0.41 s a network in chunks of 128 against
-        # 0.81 s in chunks of 1,024 (2-core Xeon, one thread).
+        # On the CPU a chunk's activations should stay in cache, which small chunks do;
+        # a GPU wants large ones to fill its cores.
         chunk = 128 if images.device.type == "cpu" else 1024
     net.eval()
     logits = []

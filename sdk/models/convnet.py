@@ -66,9 +66,8 @@ def accumulation_dtype(x: torch.Tensor) -> torch.dtype:
 
 def _normalize(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``norm(x)``, in channels-last if ``x`` is. On a CPU, GroupNorm (instance and group
-    norm) and LayerNorm of a channels-last tensor take a slow path: for the first block of
-    ConvNet-3 on 640 real images, 6x slower than on a contiguous copy in float32, 36x in
-    bfloat16 (measured on the 2-core CI machine). The copies there and back cost less."""
+    norm) and LayerNorm of a channels-last tensor take a slow path, several times slower
+    than on a contiguous copy (far more so in bfloat16); the copies there and back cost less."""
     if (isinstance(norm, (nn.GroupNorm, nn.LayerNorm)) and x.device.type == "cpu"
             and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
         return norm(x.contiguous()).contiguous(memory_format=torch.channels_last)
