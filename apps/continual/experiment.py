@@ -168,7 +168,7 @@ def _run_stream(train: ImageDataset, test: ImageDataset, name: str, order_index:
         name, config.ipc, train.num_classes, dataset=train.name, device=str(device), progress=False,
         cache_dir=cache_dir, seed=config.seed, **config.distill)
     strategy = make_strategy(config.protocol, net, memory, config.learner(),
-                             DSA.from_name(preset_for(train.name)), device=device, seed=run_seed)
+                             DSA.from_name(preset_for(train)), device=device, seed=run_seed)
     steps = []
     start = time.perf_counter()
     for t, experience in enumerate(bench.train_stream):
@@ -235,7 +235,7 @@ def _settings(config: ContinualConfig, train: ImageDataset, test: ImageDataset,
         "dataset": train.name, "classes": list(train.classes),
         "train_images": len(train), "test_images": len(test),
         "class_orders": orders,
-        "augmentation": preset_for(train.name),
+        "augmentation": preset_for(train),
         "versions": {"datadam": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
     }

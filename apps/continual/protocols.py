@@ -60,10 +60,34 @@ class RetrainOnMemoryPlugin(SupervisedPlugin):
         strategy.optimizer.state.clear()
 
 
-class _Replay(ReplayPlugin):
-    """Avalanche's ``ReplayPlugin``, updating its memory through ``post_adapt``: Avalanche
-    0.6's own plugin still calls the deprecated ``update``, which warns on every experience
-    (and resets the warning filters to do so)."""
+class DistilledReplayPlugin(ReplayPlugin):
+    """Avalanche's ``ReplayPlugin`` for a storage policy with Avalanche's ``pre_adapt`` /
+    ``post_adapt`` hooks (a :class:`~datadam.apps.continual.DistilledBuffer`, or any
+    ``ExemplarsBuffer``).
+
+    - Before each experience trains, the policy's ``pre_adapt`` looks at it: a
+      ``DistilledBuffer`` refuses then, not after the training, a memory it cannot fill.
+    - After each experience, the memory is updated through ``post_adapt``: Avalanche 0.6's
+      own plugin calls the deprecated ``update``, which warns on every experience.
+
+    Args:
+        storage_policy: the memory; its ``max_size`` is the plugin's ``mem_size``.
+        batch_size, batch_size_mem, task_balanced_dataloader: as ``ReplayPlugin``'s: new
+            and replayed images per minibatch (None: the strategy's ``train_mb_size``).
+    """
+
+    def __init__(self, storage_policy: ExemplarsBuffer, batch_size: int | None = None,
+                 batch_size_mem: int | None = None, task_balanced_dataloader: bool = False):
+        super().__init__(mem_size=storage_policy.max_size, batch_size=batch_size,
+                         batch_size_mem=batch_size_mem,
+                         task_balanced_dataloader=task_balanced_dataloader,
+                         storage_policy=storage_policy)
+
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        pre_adapt = getattr(self.storage_policy, "pre_adapt", None)
+        if pre_adapt is not None:
+            pre_adapt(strategy, strategy.experience)
+        super().before_training_exp(strategy, **kwargs)
 
     def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
         self.storage_policy.post_adapt(strategy, strategy.experience)
@@ -116,8 +140,8 @@ def make_strategy(protocol: str, model: nn.Module, memory: ExemplarsBuffer | Non
                                 weight_decay=learner.weight_decay)
     plugins: list[SupervisedPlugin] = [DSAPlugin(dsa, seed)]
     if protocol == "replay" and memory is not None:
-        plugins.append(_Replay(mem_size=memory.max_size, batch_size=learner.batch,
-                               batch_size_mem=learner.batch, storage_policy=memory))
+        plugins.append(DistilledReplayPlugin(memory, batch_size=learner.batch,
+                                             batch_size_mem=learner.batch))
     if protocol == "retrain":
         plugins.append(RetrainOnMemoryPlugin(memory))
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [max(learner.epochs // 2, 1)], 0.1)
