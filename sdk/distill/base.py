@@ -14,7 +14,9 @@ from typing import Any, ClassVar
 import torch
 
 from datadam import __version__
+from datadam.augment import describe_augmentation
 from datadam.data.base import ImageDataset
+from datadam.data.convert import as_image_dataset
 from datadam.distill.config import DistillConfig, fold_fixed_choices, with_fixed_options
 from datadam.distill.distributed import current_shard
 from datadam.distill.multiformation import decode_snapshots
@@ -231,6 +233,8 @@ class Method(ABC):
             "versions": {"datadam": __version__, "torch": torch.__version__,
                          "python": platform.python_version()},
         }
+        if self.uses_settings is None or "augmentation" in self.uses_settings:
+            metadata["augmentation_rule"] = describe_augmentation(dataset, cfg.augmentation)
         if self.term_history:
             metadata["loss_terms"] = {name: _rounded(v) for name, v in self.term_history.items()}
         if self.resumed_at is not None:
@@ -247,7 +251,7 @@ def _rounded(values: list[float]) -> list[float]:
     return [float(f"{v:.6g}") for v in values]
 
 
-def distill(dataset: ImageDataset, method: str | None = None, ipc: int | None = None, *,
+def distill(dataset: Any, method: str | None = None, ipc: int | None = None, *,
             device: str | torch.device = "auto", progress: bool | None = None,
             checkpoint: str | Path | None = None, checkpoint_every: int = 500,
             resume: bool = False, config: DistillConfig | None = None,
@@ -256,7 +260,11 @@ def distill(dataset: ImageDataset, method: str | None = None, ipc: int | None = 
     """Condense ``dataset`` into ``ipc`` images per class.
 
     Args:
-        dataset: the training split (:func:`datadam.data.load`).
+        dataset: the training split: an :class:`~datadam.data.ImageDataset`
+            (:func:`datadam.data.load`), an ``(images, labels)`` pair of tensors, a
+            ``TensorDataset`` or a map-style Dataset of ``(image, label)``
+            (:func:`datadam.data.as_image_dataset`: ``uint8 [N, C, H, W]`` or float in
+            ``[0, 1]``, labels ``0..K-1``).
         method: ``datadam`` (default), ``dm``, ``random``, ``herding`` or ``kcenter``.
         ipc: images per class (default 10).
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
@@ -274,15 +282,24 @@ def distill(dataset: ImageDataset, method: str | None = None, ipc: int | None = 
             :func:`datadam.plots.plot_evolution`. Snapshots survive a resume.
         **options: any :class:`DistillConfig` field (``iterations``, ``batch_real``,
             ``lr_img``, ``attention_power``, ``task_balance``, ``init``, ``seed``...).
+            ``augmentation`` left out comes from the data, and the set's
+            ``metadata["augmentation_rule"]`` says why
+            (:func:`datadam.augment.augmentation_rule`).
 
     Returns:
         A :class:`~datadam.synthetic.SyntheticSet` with images ``[K * ipc, C, H, W]``
         (``[K * ipc * factor**2, C, H, W]`` with multi-formation).
+
+    Raises:
+        DataTypeError: ``dataset`` is none of the kinds above (a ``TypeError``).
+        DataFormatError: malformed data, in one line (labels not ``0..K-1``, float
+            pixels outside ``[0, 1]``, images and labels of different lengths...).
     """
+    dataset = as_image_dataset(dataset)
     given = {k: v for k, v in (("method", method), ("ipc", ipc)) if v is not None}
     cfg = (config or DistillConfig()).replace(**given, **options)
     cls = get_method(cfg.method)
-    cfg = cfg.resolve(dataset.name, dataset.image_size)
+    cfg = cfg.resolve(dataset)
     runner = cls(cfg, resolve_device(device), progress=progress, checkpoint=checkpoint,
                  checkpoint_every=checkpoint_every, resume=resume, callbacks=callbacks,
                  snapshot_every=snapshot_every)

@@ -169,7 +169,9 @@ class DistillConfig:
             choice of one value is kept as the option it is. Empty: every network is the
             same architecture (the published method).
         init: ``real`` (random real images of the class) or ``noise``.
-        augmentation: DSA preset or families (None: ``digits`` for MNIST, else ``natural``).
+        augmentation: DSA preset or families (None: from the data,
+            :func:`datadam.augment.augmentation_rule`: ``digits``, with no flips, for
+            orientation-sensitive data such as MNIST, else ``natural``).
         net_steps: handout variant: SGD steps on the sampled network between image
             updates (0: the published method, the network is never trained).
         net_lr: lr of those steps.
@@ -238,10 +240,23 @@ class DistillConfig:
         object.__setattr__(self, "model_options", folded["model_options"])
         object.__setattr__(self, "model_choices", folded["model_choices"])
 
-    def resolve(self, dataset_name: str, image_size: tuple[int, int]) -> DistillConfig:
-        """A copy with every ``None`` replaced by the published default for the data."""
+    def resolve(self, dataset: Any, image_size: tuple[int, int] | None = None) -> DistillConfig:
+        """A copy with every ``None`` replaced by the published default for the data.
+
+        Args:
+            dataset: the training :class:`~datadam.data.ImageDataset`: its image size sets
+                the model, lambda and the multi-formation check, its images the
+                augmentation (:func:`datadam.augment.augmentation_rule`: no flips for
+                orientation-sensitive data or small grey glyphs). A registry name still
+                works, with ``image_size``, and then only the name decides the augmentation.
+            image_size: ``(H, W)``; by default the dataset's.
+        """
         from datadam.augment import preset_for
 
+        if image_size is None:
+            if isinstance(dataset, str):
+                raise ConfigError("resolve(name, image_size) needs the image size with a dataset name")
+            image_size = dataset.image_size
         changes: dict[str, Any] = {}
         if self.lr_img is None:
             changes["lr_img"] = default_lr_img(self.ipc)
@@ -250,7 +265,7 @@ class DistillConfig:
         if self.model is None:
             changes["model"] = default_model(image_size)
         if self.augmentation is None:
-            changes["augmentation"] = preset_for(dataset_name)
+            changes["augmentation"] = preset_for(dataset)
         if any(size % self.factor for size in image_size):
             raise ConfigError(f"factor {self.factor} does not divide the image size "
                               f"{image_size[0]}x{image_size[1]}")
