@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch.utils.data import Dataset, TensorDataset
 
 from datadam.errors import ConfigError, DatadamError
 from datadam.files import DATADAM_FILE, OFFICIAL, SYNTHETIC_SET, describe_torch, not_a
@@ -109,8 +110,15 @@ def _losses_until(meta: dict[str, Any], iteration: int) -> dict[str, Any]:
 
 
 @dataclass(eq=False)
-class SyntheticSet:
-    """A condensed dataset.
+class SyntheticSet(Dataset):
+    """A condensed dataset, and a map-style ``torch.utils.data.Dataset`` of it.
+
+    ``len(syn)`` is N and ``syn[i]`` is ``(image, label)``: the normalised float image
+    ``[C, H, W]`` and its class index, as an :class:`~datadam.data.ImageDataset` gives
+    them, so a network trains on the set through ``DataLoader(syn, batch_size=...,
+    shuffle=True)`` and is then tested on the real data normalised with the same
+    ``mean``/``std``. :meth:`denormalized` gives the images on the ``[0, 1]`` scale and
+    :meth:`to_tensor_dataset` a ``TensorDataset`` of either.
 
     Attributes:
         images: float32 ``[N, C, H, W]``, normalised with ``mean``/``std``.
@@ -135,6 +143,19 @@ class SyntheticSet:
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        """``(image, label)``: the normalised float image ``[C, H, W]`` and its class index."""
+        return self.images[index], int(self.labels[index])
+
+    def to_tensor_dataset(self, denormalize: bool = False) -> TensorDataset:
+        """``TensorDataset(images, labels)``: images float32 ``[N, C, H, W]``, normalised
+        with :attr:`mean`/:attr:`std` (they share this set's memory), or with
+        ``denormalize`` on the ``[0, 1]`` scale (:meth:`denormalized`, a copy), the form
+        ``ToTensor`` gives and :func:`datadam.data.as_image_dataset` takes; labels int64
+        ``[N]``."""
+        images = self.denormalized() if denormalize else self.images.detach().float()
+        return TensorDataset(images, self.labels.long())
 
     @property
     def ipc(self) -> int:
@@ -246,7 +267,9 @@ class SyntheticSet:
                             list(self.classes), self.mean, self.std, meta)
 
     def denormalized(self) -> torch.Tensor:
-        """Images ``[N, C, H, W]`` on the ``[0, 1]`` scale, clipped."""
+        """Images float32 ``[N, C, H, W]`` on the ``[0, 1]`` scale (``images * std +
+        mean``), clipped, on the CPU: a new tensor, for pictures or for code that
+        normalises images itself."""
         return denormalize(self.images, self.mean, self.std)
 
     def save(self, path: str | Path) -> Path:

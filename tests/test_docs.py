@@ -32,7 +32,8 @@ def run_example(name: str, *args) -> subprocess.CompletedProcess:
 
 
 def test_every_example_is_tested_and_shown():
-    tested = {"quickstart.py", "pictures.py", "continual_memory.py"}
+    # own_tensors.py runs in test_library_use.py
+    tested = {"quickstart.py", "pictures.py", "continual_memory.py", "own_tensors.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
     page = (REPO / "docs" / "examples.md").read_text()
     assert all(f'--8<-- "{name}"' in page for name in tested)
