@@ -116,7 +116,12 @@ def arch_key(arch: Architecture) -> str:
 
 def arch_code(arch: Architecture) -> int:
     """A stable integer per architecture, to derive seeds from (``hash`` changes between processes)."""
-    return int.from_bytes(arch_key(arch).encode(), "little") % (1 << 61)
+    return key_code(arch_key(arch))
+
+
+def key_code(key: str) -> int:
+    """A stable integer per candidate key (any space's), to derive seeds from."""
+    return int.from_bytes(key.encode(), "little") % (1 << 61)
 
 
 def build_network(arch: Architecture, channel: int, num_classes: int, im_size: tuple[int, int],

@@ -1,19 +1,23 @@
-"""Scoring one architecture: train it on a proxy for a set budget, test it on real
+"""Scoring one candidate: train it on a proxy for a set budget, test it on real
 validation images; and the NNI ``FunctionalEvaluator`` that does so inside a search.
 
+A candidate is a ConvNet architecture of :class:`~datadam.apps.nas.space.ConvNetSpace`
+or whatever network another NNI ``ModelSpace`` (a user's own) builds from a sample.
 :func:`train_and_validate` is plain PyTorch (the study calls it directly);
 :func:`evaluate_trial` wraps it for NNI: it reports intermediate and final validation
 accuracy with ``nni.report_intermediate_result`` / ``nni.report_final_result``, which
-is what every NNI strategy ranks on.
+is what every NNI strategy ranks on. :class:`Task` says what a trial trains on and for
+how long; its default budget is the proxy budget of :mod:`datadam.apps.nas.budgets`.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,11 +25,14 @@ from typing import Any
 import torch
 
 from datadam import data
-from datadam.apps.nas.architecture import Architecture, arch_code, arch_key, build_network
+from datadam.apps.nas import taskdata
+from datadam.apps.nas.architecture import Architecture, arch_code, arch_key, build_network, key_code
 from datadam.apps.nas.budgets import FULL_BUDGET, PROXY_BUDGET
-from datadam.apps.nas.proxy import Proxy, Split, make_proxy, split_validation
+from datadam.apps.nas.proxy import FULL, RANDOM, Proxy, Split, make_proxy, split_validation
 from datadam.augment import DSA
+from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed, resolve_device
+from datadam.errors import ConfigError
 from datadam.evaluate import TrainConfig, predict, train_network
 
 #: The budgets of :mod:`datadam.apps.nas.budgets` as training settings.
@@ -37,14 +44,35 @@ FULL_TRAIN = TrainConfig(**FULL_BUDGET)
 class Task:
     """Everything a trial needs, as JSON-able values (NNI may run trials in another process).
 
-    ``proxy`` is ``full``, ``random`` or a synthetic set's path; ``ipc`` sizes the random
-    proxy; ``augmentation`` None means the dataset's DSA preset for a small proxy and none
-    for the full data.
+    Args:
+        dataset: a registered dataset's name (``mnist``, ``mhist``, ``folder``...); with
+            ``data``, only what the data is called (default: the data's own name).
+        proxy: what every candidate trains on: ``random`` (``ipc`` real images per
+            class), ``random:K`` (the K-th other draw), ``full`` or a synthetic set's path.
+        train: :class:`~datadam.evaluate.TrainConfig` fields of that training. Default:
+            the proxy budget :data:`~datadam.apps.nas.budgets.PROXY_BUDGET`
+            (:data:`~datadam.apps.nas.budgets.FULL_BUDGET` for ``full``). Given, it is the
+            whole budget, fields left out taking ``TrainConfig``'s 1,000-epoch protocol
+            defaults: write ``PROXY_BUDGET | {"epochs": 20}`` to change one field.
+        data: the training data itself, instead of a registered name: anything
+            :func:`datadam.data.as_image_dataset` takes (an ``ImageDataset``, an
+            ``(images, labels)`` pair, a ``TensorDataset``...), held by this process, or
+            the path of a data file (:func:`~datadam.apps.nas.taskdata.save_data`). The
+            task keeps a string naming it (:mod:`~datadam.apps.nas.taskdata`).
+        root, dataset_options: where and how ``dataset`` is loaded.
+        validation: real training images held out to score every candidate.
+        ipc: images per class of the ``random`` proxy.
+        seed: of the split, the random proxy, every network's weights and minibatches.
+        reports: validation accuracies reported to NNI per trial (the last is final).
+        device: where trials train.
+
+    >>> Task("mnist").train == PROXY_BUDGET                                     # doctest: +SKIP
+    True
     """
 
-    dataset: str
-    proxy: str
-    train: dict[str, Any]
+    dataset: str = ""
+    proxy: str = RANDOM
+    train: dict[str, Any] | None = None
     root: str | None = None
     dataset_options: dict[str, Any] | None = None
     validation: int = 5000
@@ -52,11 +80,27 @@ class Task:
     seed: int = 0
     reports: int = 4
     device: str = "cpu"
+    data: Any = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, Path):
+            object.__setattr__(self, "data", str(self.data))
+        elif self.data is not None and not isinstance(self.data, str):
+            from datadam.data import as_image_dataset
+
+            given = as_image_dataset(self.data)
+            object.__setattr__(self, "data", taskdata.hold(given))
+            object.__setattr__(self, "dataset", self.dataset or given.name)
+        if not (self.dataset or self.data):
+            raise ConfigError("a task needs data: a registered dataset's name, or data=...")
+        if self.train is None:
+            object.__setattr__(self, "train", dict(FULL_BUDGET if self.proxy == FULL else PROXY_BUDGET))
 
     def data_key(self) -> str:
         """What the data of a trial depends on (the cache key of :func:`load_task_data`)."""
         return json.dumps({k: getattr(self, k) for k in
-                           ("dataset", "proxy", "root", "dataset_options", "validation", "ipc", "seed")},
+                           ("dataset", "proxy", "root", "dataset_options", "validation", "ipc", "seed",
+                            "data")},
                           sort_keys=True)
 
     def train_config(self) -> TrainConfig:
@@ -65,25 +109,47 @@ class Task:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def persisted(self, folder: str | Path) -> Task:
+        """This task with data held in this process written to a file in ``folder``, so
+        that trials in other processes read it (:func:`~datadam.apps.nas.taskdata.persist`)."""
+        if not taskdata.is_held(self.data):
+            return self
+        return replace(self, data=taskdata.persist(self.data, folder))
 
-def default_augmentation(proxy: Proxy, dataset: str) -> str:
-    """The dataset's DSA preset for a small proxy (the evaluation protocol's), none for full data."""
+
+def default_augmentation(proxy: Proxy, pool: ImageDataset) -> str:
+    """The DSA preset of ``pool``'s images for a small proxy (the evaluation protocol's),
+    none for the full data."""
     from datadam.augment import preset_for
 
-    return "none" if proxy.kind == "full" else preset_for(dataset)
+    return "none" if proxy.kind == FULL else preset_for(pool)
 
 
 def accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     return float((predict(net, images).argmax(1).cpu() == labels.cpu()).float().mean())
 
 
-def train_and_validate(arch: Architecture, proxy: Proxy, split: Split, train: TrainConfig, seed: int, *,
-                       reports: int = 1, on_report: Callable[[float], None] | None = None,
-                       device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Train a fresh network of ``arch`` on ``proxy``; return its validation accuracy and times.
+def model_key(model: torch.nn.Module) -> str:
+    """A name for a network no sample describes: its class and a digest of its layers."""
+    return f"{type(model).__name__}-{hashlib.sha256(repr(model).encode()).hexdigest()[:8]}"
 
-    The network's initial weights and the minibatch order depend on ``seed`` and the
-    architecture only, so every proxy starts the same network from the same weights.
+
+def sample_key(sample: dict[str, Any]) -> str:
+    """A readable name for one sample of an NNI space, e.g. ``features=two,pool=max``."""
+    return ",".join(f"{label}={value}" for label, value in sample.items())
+
+
+def train_and_validate(arch: Architecture | torch.nn.Module, proxy: Proxy, split: Split, train: TrainConfig,
+                       seed: int, *, key: str | None = None, reports: int = 1,
+                       on_report: Callable[[float], None] | None = None,
+                       device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Train a network on ``proxy``; return its validation accuracy and times.
+
+    ``arch`` is a ConvNet architecture, of which a fresh network is built with initial
+    weights and minibatch order from ``seed`` and the architecture only, so every proxy
+    starts the same network from the same weights; or any ``nn.Module`` taking images
+    ``[B, C, H, W]`` to logits ``[B, K]``, trained as it is (in place), its minibatch
+    order from ``seed`` and ``key`` (default :func:`model_key`).
     ``reports`` validation accuracies are taken at evenly spaced epochs (the last after
     training); each but the last goes to ``on_report``. ``train_seconds`` excludes the
     intermediate evaluations; ``seconds`` is the whole trial but the one-time kernel
@@ -92,13 +158,45 @@ def train_and_validate(arch: Architecture, proxy: Proxy, split: Split, train: Tr
     start = time.perf_counter()
     dev = resolve_device(device)
     train.check_device(dev)
+    net, key, net_seed = _network(arch, key, proxy, split, seed)
+    net = net.to(dev)
     images, labels = proxy.images.to(dev), proxy.labels.to(dev)
     val_x, val_y = split.validation_images.to(dev), split.validation_labels
+    aug = train.augmentation or default_augmentation(proxy, split.train)
+    dsa = DSA.from_name(aug)
+    warm_up = _warm_up(net, images, labels, val_x, train, dsa, split.train.num_classes)
+    curve, train_seconds = _train_reporting(net, images, labels, val_x, val_y, train, dsa, net_seed,
+                                            reports, on_report)
+    t = time.perf_counter()
+    final = accuracy(net, val_x, val_y)
+    final_eval = time.perf_counter() - t
+    curve.append([train.epochs, final])
+    return {"arch": dict(arch) if isinstance(arch, dict) else None, "key": key, "proxy": proxy.name,
+            "accuracy": final, "curve": curve, "train_seconds": round(train_seconds, 4),
+            "eval_seconds": round(final_eval, 4), "warm_up_seconds": round(warm_up, 4),
+            "seconds": round(time.perf_counter() - start - warm_up, 4),
+            "train_images": len(proxy), "augmentation": aug, "seed": seed}
+
+
+def _network(arch: Architecture | torch.nn.Module, key: str | None, proxy: Proxy, split: Split,
+             seed: int) -> tuple[torch.nn.Module, str, int]:
+    """``(network, key, seed of its training)``: the seeded ConvNet of an architecture, or
+    the module given."""
+    if isinstance(arch, torch.nn.Module):
+        key = key or model_key(arch)
+        return arch, key, derive_seed(seed, key_code(key))
     channel, *im_size = proxy.images.shape[1:]
     net_seed = derive_seed(seed, arch_code(arch))
-    net = build_network(arch, channel, int(split.train.num_classes), tuple(im_size), seed=net_seed).to(dev)
-    aug = train.augmentation or default_augmentation(proxy, split.details["dataset"])
-    dsa = DSA.from_name(aug)
+    net = build_network(arch, channel, int(split.train.num_classes), tuple(im_size), seed=net_seed)
+    return net, key or arch_key(arch), net_seed
+
+
+def _train_reporting(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, val_x: torch.Tensor,
+                     val_y: torch.Tensor, train: TrainConfig, dsa: DSA, seed: int, reports: int,
+                     on_report: Callable[[float], None] | None) -> tuple[list[list[float]], float]:
+    """Train ``net``, scoring it on the validation images at ``reports - 1`` evenly spaced
+    epochs before the last; returns those ``[epoch, accuracy]`` and the training seconds
+    without the scoring."""
     report_at = {max(1, round(train.epochs * (i + 1) / reports)) for i in range(max(reports, 1))}
     curve: list[list[float]] = []
     epoch = 0
@@ -116,29 +214,20 @@ def train_and_validate(arch: Architecture, proxy: Proxy, split: Split, train: Tr
             if on_report is not None:
                 on_report(acc)
 
-    warm_up = _warm_up(net, images, labels, val_x, train, dsa)
     t_train = time.perf_counter()
-    train_network(net, images, labels, train, dsa, net_seed, progress=after_epoch)
-    train_seconds = time.perf_counter() - t_train - eval_seconds
-    t = time.perf_counter()
-    final = accuracy(net, val_x, val_y)
-    final_eval = time.perf_counter() - t
-    curve.append([train.epochs, final])
-    return {"arch": dict(arch), "key": arch_key(arch), "proxy": proxy.name, "accuracy": final,
-            "curve": curve, "train_seconds": round(train_seconds, 4),
-            "eval_seconds": round(final_eval, 4), "warm_up_seconds": round(warm_up, 4),
-            "seconds": round(time.perf_counter() - start - warm_up, 4),
-            "train_images": len(proxy), "augmentation": aug, "seed": seed}
+    train_network(net, images, labels, train, dsa, seed, progress=after_epoch)
+    return curve, time.perf_counter() - t_train - eval_seconds
 
 
 def _warm_up(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, val_x: torch.Tensor,
-             train: TrainConfig, dsa: DSA) -> float:
+             train: TrainConfig, dsa: DSA, num_classes: int) -> float:
     """One training step and one scoring pass of a throwaway copy of ``net``; returns its seconds.
 
     The first pass of new shapes through a network sets up the CPU kernels' plans.
     Without this, whichever proxy trains an architecture first in a process pays that
     one-time cost and looks slower than the next; on a copy, the network itself (its
-    BatchNorm statistics included) is untouched.
+    BatchNorm statistics included) is untouched. A network whose output does not fit the
+    classes fails here, in one line, before any training.
     """
     start = time.perf_counter()
     probe = copy.deepcopy(net)
@@ -146,19 +235,35 @@ def _warm_up(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, v
     if dsa.enabled:
         x = dsa(x, torch.Generator().manual_seed(0))
     with train.autocast(x.device):  # the kernels of the training's own precision
-        loss = torch.nn.functional.cross_entropy(probe(x), labels[:train.batch])
+        logits = probe(x)
+        if logits.ndim != 2 or logits.shape[1] != num_classes:
+            raise ConfigError(f"the network maps {len(x)} images to outputs of shape {tuple(logits.shape)}; "
+                              f"the data has {num_classes} classes, so [{len(x)}, {num_classes}] is needed")
+        loss = torch.nn.functional.cross_entropy(logits, labels[:train.batch])
     loss.backward()
     predict(probe, val_x[:1024])
     return time.perf_counter() - start
 
 
+@lru_cache(maxsize=2)
+def _load_training(key: str) -> ImageDataset:
+    spec = json.loads(key)
+    if spec["data"]:
+        return taskdata.resolve(spec["data"])
+    return data.load(spec["dataset"], Path(spec["root"]) if spec["root"] else None, "train",
+                     **(spec["dataset_options"] or {}))
+
+
 @lru_cache(maxsize=4)
 def _load(key: str) -> tuple[Split, Proxy]:
     spec = json.loads(key)
-    train = data.load(spec["dataset"], Path(spec["root"]) if spec["root"] else None, "train",
-                      **(spec["dataset_options"] or {}))
-    split = split_validation(train, spec["validation"], spec["seed"])
+    split = split_validation(_load_training(key), spec["validation"], spec["seed"])
     return split, make_proxy(spec["proxy"], split.train, spec["ipc"], derive_seed(spec["seed"], 1))
+
+
+def load_training_data(task: Task) -> ImageDataset:
+    """The whole training split of ``task``'s data (the validation images included)."""
+    return _load_training(task.data_key())
 
 
 def load_task_data(task: Task) -> tuple[Split, Proxy]:
@@ -170,28 +275,79 @@ def load_task_data(task: Task) -> tuple[Split, Proxy]:
 TRIAL_LISTENERS: list[Callable[[dict[str, Any]], None]] = []
 
 
-def evaluate_trial(model: Any, task: dict[str, Any]) -> float:
-    """NNI evaluation function: train ``model.arch`` as ``task`` says, report to NNI.
+def evaluate_trial(model: torch.nn.Module, task: dict[str, Any]) -> float:
+    """NNI evaluation function: train the sampled ``model`` as ``task`` says, score it on
+    the validation split, report to NNI; returns the validation accuracy.
 
-    ``model`` is a frozen :class:`~datadam.apps.nas.space.ConvNetSpace`; the network is
-    rebuilt from its architecture with a seeded initialisation.
+    ``model`` is what NNI built from a sample of the space. A frozen
+    :class:`~datadam.apps.nas.space.ConvNetSpace` gives way to the core ConvNet of its
+    architecture, built with weights seeded from (seed, architecture). Any other
+    ``ModelSpace``'s model is trained itself: NNI builds it again from its sample under a
+    seed derived from (seed, sample), so that every proxy starts the same network from
+    the same weights (outside an NNI trial, where no sample is known, it is trained as given).
     """
     import nni
 
     spec = Task(**task)
     split, proxy = load_task_data(spec)
-    record = train_and_validate(model.arch, proxy, split, spec.train_config(), spec.seed,
+    candidate, key, arch = trial_candidate(model, spec.seed)
+    record = train_and_validate(candidate, proxy, split, spec.train_config(), spec.seed, key=key,
                                 reports=spec.reports, on_report=nni.report_intermediate_result,
                                 device=spec.device)
+    record["arch"] = arch
     nni.report_final_result(record["accuracy"])
     for listener in TRIAL_LISTENERS:
         listener(record)
     return record["accuracy"]
 
 
-def make_evaluator(task: Task):
-    """An NNI ``FunctionalEvaluator`` running :func:`evaluate_trial` with ``task``."""
+def trial_candidate(model: torch.nn.Module, seed: int) -> tuple[Architecture | torch.nn.Module, str,
+                                                                    dict[str, Any] | None]:
+    """``(what to train, its key, its sample)`` for the model NNI hands a trial."""
+    from datadam.apps.nas.space import ConvNetSpace
+
+    if isinstance(model, ConvNetSpace):
+        return model.arch, arch_key(model.arch), dict(model.arch)
+    current = _current_trial()
+    sample = getattr(current, "sample", None) or getattr(model, "sample", None)
+    if not sample:
+        return model, model_key(model), None
+    key = sample_key(sample)
+    if current is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(seed, key_code(key)))
+            seeded = current.executable_model()
+        if type(seeded) is type(model):
+            model = seeded
+    return model, key, dict(sample)
+
+
+def _current_trial() -> Any:
+    """The ExecutableModelSpace NNI is evaluating now, or None outside a trial.
+
+    NNI leaves its last in-process trial's parameter behind after an experiment; that one
+    is done (trained or failed), while the running one is frozen (sent to a subprocess,
+    or mocked) or training (in-process).
+    """
+    import nni
+    from nni.nas.space import ModelStatus
+
+    current = nni.get_current_parameter()
+    if getattr(current, "status", None) in (ModelStatus.Frozen, ModelStatus.Training):
+        return current
+    return None
+
+
+def make_evaluator(task: Task, folder: str | Path | None = None):
+    """An NNI ``FunctionalEvaluator`` running :func:`evaluate_trial` with ``task``.
+
+    ``folder``: where data given to the task in Python is saved for trials that run in
+    other processes (NNI's ``ts`` engine); :class:`~datadam.apps.nas.experiment.Experiment`
+    does that itself, in its working directory.
+    """
     from datadam.apps.nas._nni import import_nni
 
     nni = import_nni()
+    if folder is not None:
+        task = task.persisted(folder)
     return nni.nas.evaluator.FunctionalEvaluator(evaluate_trial, task=task.to_dict())
