@@ -6,9 +6,11 @@ fail; the ts engine's configuration kept to loopback and the output folder."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,16 @@ class TwoChoices(ModelSpace):
 
     def forward(self, x):
         return self.head(self.pool(self.features(x)).flatten(1))
+
+
+@pytest.fixture(autouse=True)
+def nni_home(tmp_path, monkeypatch):
+    """NNI's own NasExperiment lists every run in ~/nni-experiments: a test's go to its tmp_path."""
+    import nni.nas.experiment.experiment as nni_experiment
+    from nni.tools.nnictl.config_utils import Experiments
+
+    home = str(tmp_path / "nni-home")
+    monkeypatch.setattr(nni_experiment, "Experiments", partial(Experiments, home_dir=home))
 
 
 def nni_random_search(task: nas.Task, folder: Path) -> list:
@@ -240,41 +252,63 @@ def test_the_ts_engine_is_configured_for_loopback_and_the_output_folder(tmp_path
 
     def start_manager(self, port, *args, **kwargs):
         seen["NODE_OPTIONS"], seen["port"] = os.environ["NODE_OPTIONS"], port
+        # NNI then names a URL per network interface; only the loopback one answers
+        logging.getLogger("nni.experiment").info("Web portal URLs: http://127.0.0.1:18080 http://10.0.0.7:18080")
 
     monkeypatch.setattr(NasExperiment, "_start_nni_manager", start_manager)
     monkeypatch.delenv("NODE_OPTIONS", raising=False)
     config = nas.experiment_config(tmp_path / "out", engine="ts")
     run = nas.Experiment(TwoChoices(), FunctionalEvaluator(len), Random(), config)
     run.workdir.mkdir(parents=True)
-    run._start_nni_manager(18080, False)
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logging.getLogger("nni.experiment").addHandler(handler)
+    try:
+        run._start_nni_manager(18080, False)
+    finally:
+        logging.getLogger("nni.experiment").removeHandler(handler)
     preload = (tmp_path / "out" / "nni" / "loopback.cjs").resolve()
     assert seen == {"NODE_OPTIONS": f'--require "{preload}"', "port": 18080}
+    assert logged == ["Web portal URL (loopback only): http://127.0.0.1:18080"]
     assert "127.0.0.1" in preload.read_text() and "NODE_OPTIONS" not in os.environ
 
 
 def test_search_with_the_ts_engine_builds_that_config_and_carries_the_data(mnist_idx_root, tmp_path,
                                                                           monkeypatch):
-    built = {}
+    # a dataset the test registers: a trial subprocess would not know it by name
+    mine = data.DatasetSource("mine", lambda root, split, **kw: data.load("mnist", mnist_idx_root, split),
+                              lambda root, **kw: [], "MNIST, registered by this process")
+    monkeypatch.setitem(data._REGISTRY, "mine", mine)
+    started = {}
 
-    def run(self, port=8080, **kwargs):
-        built.update(config=self.config.canonical_copy(), task=self.evaluator.arguments["task"], port=port)
-        raise KeyboardInterrupt  # stop here: nothing starts
+    def start(self, port=8080, *args, **kwargs):
+        started.update(config=self.config.canonical_copy(), task=self.evaluator.arguments["task"], port=port)
+        raise KeyboardInterrupt  # stop here: no NNI manager starts
 
-    monkeypatch.setattr(experiment.Experiment, "run", run)
+    monkeypatch.setattr(NasExperiment, "start", start)
     monkeypatch.setattr(experiment.Experiment, "stop", lambda self: None)
     with pytest.raises(KeyboardInterrupt):
-        nas.search("mnist", "random", tmp_path / "s", strategy="random", trials=2, engine="ts", port=18081,
-                   validation=10, ipc=1, root=mnist_idx_root, space=nas.SearchSpace(depth=(1, 2), width=(4,)))
-    assert built["config"].nni_manager_ip == "127.0.0.1" and built["port"] == 18081
-    assert built["config"].experiment_working_directory == str((tmp_path / "s" / "nni").resolve())
-    # trials read the data this process loaded, not the registry of their own process
-    assert taskdata.is_held(built["task"]["data"])
-    assert len(taskdata.resolve(built["task"]["data"])) == len(data.load("mnist", mnist_idx_root))
+        nas.search("mine", "random", tmp_path / "s", strategy="random", trials=2, engine="ts", port=18081,
+                   validation=10, ipc=1, space=nas.SearchSpace(depth=(1, 2), width=(4,)))
+    workdir = (tmp_path / "s" / "nni").resolve()
+    assert started["config"].nni_manager_ip == "127.0.0.1" and started["port"] == 18081
+    assert started["config"].experiment_working_directory == str(workdir)
+    # trials read the data this process loaded, from the experiment folder
+    path = Path(started["task"]["data"])
+    assert path.parent == workdir and started["task"]["dataset"] == "mine"
+    assert torch.equal(taskdata.load_data(path).images, data.load("mnist", mnist_idx_root).images)
 
 
-def test_an_unknown_dataset_fails_the_experiment_with_its_error(mnist_idx_root, tmp_path):
+def test_an_unknown_dataset_fails_the_experiment_with_its_error(mnist_idx_root, tmp_path, monkeypatch):
     with pytest.raises(UnknownNameError, match="unknown dataset 'nosuch'"):
         nni_random_search(nas.Task("nosuch", train=FAST), tmp_path / "nni")
+    # with trials in subprocesses, before NNI's manager starts
+    monkeypatch.setattr(NasExperiment, "start", lambda self, *a, **k: pytest.fail("NNI started"))
+    config = nas.experiment_config(tmp_path / "ts", engine="ts", trials=2)
+    run = nas.Experiment(TwoChoices(), nas.make_evaluator(nas.Task("nosuch")), Random(), config)
+    with pytest.raises(UnknownNameError, match="unknown dataset 'nosuch'"):
+        run.run(port=18082)
     with pytest.raises(UnknownNameError, match="unknown dataset 'nosuch'"):
         nas.search("nosuch", "random", tmp_path / "s", strategy="random", trials=1)
 

@@ -9,8 +9,10 @@ these differences, for :func:`~datadam.apps.nas.search` and for experiments of y
   manager still adds its line to that file);
 - with the ``ts`` engine, NNI's manager and web portal listen on 127.0.0.1 only (NNI
   itself listens on every interface, and has no setting for it);
-- data given to a :class:`~datadam.apps.nas.evaluator.Task` in Python is saved into the
-  working directory when trials run in subprocesses, which cannot see this process;
+- when trials run in subprocesses, which run nothing of this process's script, data
+  given to a :class:`~datadam.apps.nas.evaluator.Task` in Python, or a dataset registered
+  by the script, is saved into the working directory for them (and a dataset unknown
+  here too fails before NNI starts);
 - a run whose every trial failed raises :class:`TrialsFailedError` with the first failed
   trial's error, where NNI would end with an empty list of models.
 
@@ -27,12 +29,12 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from datadam.apps.nas import taskdata
 from datadam.apps.nas._nni import import_nni
-from datadam.apps.nas.evaluator import evaluate_trial
+from datadam.apps.nas.evaluator import Task, evaluate_trial, load_training_data
 from datadam.errors import DatadamError, UnknownNameError
 
 import_nni()
@@ -115,16 +117,19 @@ class Experiment(NasExperiment):
         return done
 
     def _persist_task_data(self) -> None:
-        """Save data held by this process where trial subprocesses read it."""
+        """Give trial subprocesses data they can read: held data, or a dataset registered
+        by this process only (not by datadam, which every process imports), is saved in
+        the working directory. A dataset unknown here too fails now, in one line."""
         arguments = getattr(self.evaluator, "arguments", None)
         if getattr(self.evaluator, "function", None) is not evaluate_trial or not isinstance(arguments, dict):
             return
-        task = arguments.get("task")
-        if isinstance(task, dict) and taskdata.is_held(task.get("data")):
-            arguments["task"] = dict(task, data=taskdata.persist(task["data"], self.workdir))
+        task = Task(**arguments["task"])
+        if not task.data and not _known_to_every_process(task.dataset):
+            task = replace(task, data=load_training_data(task))
+        arguments["task"] = task.persisted(self.workdir).to_dict()
 
     def _start_nni_manager(self, port: int, *args: Any, **kwargs: Any) -> None:
-        portal = logging.getLogger("nni.experiment.experiment")
+        portal = logging.getLogger("nni.experiment")  # the logger of nni.experiment.experiment
         urls = _LoopbackUrls(port)
         portal.addFilter(urls)
         try:
@@ -145,6 +150,14 @@ class Experiment(NasExperiment):
     def _stop_without_nni_manager(self) -> None:
         self._manifest().update_experiment(self.id, "status", "STOPPED")
         self._manifest().update_experiment(self.id, "endTime", int(time.time() * 1000))
+
+
+def _known_to_every_process(dataset: str) -> bool:
+    """Whether a new Python process knows ``dataset`` by name: datadam registers its own
+    sources on import; a source registered by the user's script is this process's alone."""
+    from datadam.data import get_source
+
+    return getattr(get_source(dataset).load, "__module__", "").startswith("datadam.")
 
 
 def first_trial_error(experiment_dir: Path) -> str | None:

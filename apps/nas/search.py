@@ -13,7 +13,7 @@ import platform
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from datadam.apps.nas.evaluator import (
     TRIAL_LISTENERS,
     Task,
     load_task_data,
-    load_training_data,
     make_evaluator,
 )
 from datadam.apps.nas.proxy import note_validation_overlap
@@ -100,9 +99,9 @@ def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "ev
         ipc: images per class of the ``random`` proxy.
         reports: validation evaluations per trial (the last is the final result).
         engine: ``sequential`` (in-process) or ``ts`` (NNI manager and web portal on
-            ``port``, bound to 127.0.0.1; the trials, in subprocesses, read the training
-            data from a file the search saves in ``out_dir/nni/``, so a dataset
-            registered only in the calling script reaches them too).
+            ``port``, bound to 127.0.0.1; the trials run in subprocesses, and a dataset
+            registered only by the calling script reaches them as a data file in
+            ``out_dir/nni/``).
         on_trial: called in-process with each finished trial's record.
 
     Writes ``out_dir/search.json`` (atomically) and NNI's experiment folder
@@ -128,10 +127,7 @@ def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "ev
     out_dir = Path(out_dir)
     config = experiment_config(out_dir, engine=engine, trials=trials,
                                name=f"datadam-nas-{dataset}-{strategy}")
-    # Trials in subprocesses run nothing of the caller's script: a dataset registered
-    # there would be unknown to them. They read the data this process loaded instead.
-    trial_task = replace(task, data=load_training_data(task)) if engine == "ts" else task
-    experiment = Experiment(model_space, make_evaluator(trial_task),
+    experiment = Experiment(model_space, make_evaluator(task),
                             make_strategy(strategy, seed, population, sample_size), config)
     start = time.perf_counter()
     trials_out = _run(experiment, trials, port, on_trial)
