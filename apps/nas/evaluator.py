@@ -7,7 +7,7 @@ or whatever network another NNI ``ModelSpace`` (a user's own) builds from a samp
 :func:`evaluate_trial` wraps it for NNI: it reports intermediate and final validation
 accuracy with ``nni.report_intermediate_result`` / ``nni.report_final_result``, which
 is what every NNI strategy ranks on. :class:`Task` says what a trial trains on and for
-how long; its default budget is the proxy budget of :mod:`datadam.apps.nas.budgets`.
+how long; its default budget is the proxy budget of ``datadam.apps.nas.budgets``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from datadam.distill.base import derive_seed, resolve_device
 from datadam.errors import ConfigError
 from datadam.evaluate import TrainConfig, predict, train_network
 
-#: The budgets of :mod:`datadam.apps.nas.budgets` as training settings.
+#: The budgets of ``datadam.apps.nas.budgets`` as training settings.
 PROXY_TRAIN = TrainConfig(**PROXY_BUDGET)
 FULL_TRAIN = TrainConfig(**FULL_BUDGET)
 
@@ -50,16 +50,17 @@ class Task:
         proxy: what every candidate trains on: ``random`` (``ipc`` real images per
             class), ``random:K`` (the K-th other draw), ``full`` or a synthetic set's path.
         train: :class:`~datadam.evaluate.TrainConfig` fields of that training. Default:
-            the proxy budget :data:`~datadam.apps.nas.budgets.PROXY_BUDGET`
-            (:data:`~datadam.apps.nas.budgets.FULL_BUDGET` for ``full``). Given, it is the
+            the proxy budget ``PROXY_BUDGET``
+            (``FULL_BUDGET`` for ``full``). Given, it is the
             whole budget, fields left out taking ``TrainConfig``'s 1,000-epoch protocol
             defaults: write ``PROXY_BUDGET | {"epochs": 20}`` to change one field.
         data: the training data itself, instead of a registered name: anything
             :func:`datadam.data.as_image_dataset` takes (an ``ImageDataset``, an
             ``(images, labels)`` pair, a ``TensorDataset``...), held by this process, or
-            the path of a data file (:func:`~datadam.apps.nas.taskdata.save_data`). The
-            task keeps a string naming it (:mod:`~datadam.apps.nas.taskdata`).
-        root, dataset_options: where and how ``dataset`` is loaded.
+            the path of a data file (``datadam.apps.nas.save_data``). The
+            task keeps a string naming it (``datadam.apps.nas.taskdata``).
+        root: where ``dataset`` is loaded from (default: its source's).
+        dataset_options: options of its loader (``image_size``...).
         validation: real training images held out to score every candidate.
         ipc: images per class of the ``random`` proxy.
         seed: of the split, the random proxy, every network's weights and minibatches.
@@ -111,7 +112,7 @@ class Task:
 
     def persisted(self, folder: str | Path) -> Task:
         """This task with data held in this process written to a file in ``folder``, so
-        that trials in other processes read it (:func:`~datadam.apps.nas.taskdata.persist`)."""
+        that trials in other processes read it (``datadam.apps.nas.taskdata.persist``)."""
         if not taskdata.is_held(self.data):
             return self
         return replace(self, data=taskdata.persist(self.data, folder))
@@ -342,7 +343,7 @@ def make_evaluator(task: Task, folder: str | Path | None = None):
     """An NNI ``FunctionalEvaluator`` running :func:`evaluate_trial` with ``task``.
 
     ``folder``: where data given to the task in Python is saved for trials that run in
-    other processes (NNI's ``ts`` engine); :class:`~datadam.apps.nas.experiment.Experiment`
+    other processes (NNI's ``ts`` engine); ``datadam.apps.nas.Experiment``
     does that itself, in its working directory.
     """
     from datadam.apps.nas._nni import import_nni

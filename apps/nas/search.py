@@ -3,7 +3,7 @@
 By default trials run one after another in this process (``NasExperimentConfig
 ("sequential", "simplified")``): no NNI manager, no web portal, no port. ``engine="ts"``
 starts NNI's manager and web portal (trials in subprocesses); the
-:class:`~datadam.apps.nas.experiment.Experiment` then binds the portal to loopback, and
+``datadam.apps.nas.Experiment`` then binds the portal to loopback, and
 either way NNI's experiment directory is inside the output folder.
 """
 
@@ -107,7 +107,7 @@ def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "ev
     Writes ``out_dir/search.json`` (atomically) and NNI's experiment folder
     ``out_dir/nni/``; returns the :class:`SearchResult`. A trial that fails stops the
     search with its error (in-process), or, with ``ts``, the search raises
-    :class:`~datadam.apps.nas.experiment.TrialsFailedError` with the first failed
+    ``datadam.apps.nas.TrialsFailedError`` with the first failed
     trial's last line of stderr when no trial succeeded.
     """
     space = space or SearchSpace()
