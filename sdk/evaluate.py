@@ -544,7 +544,7 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
     if jobs > 1 and (dev.type != "cpu" or together):
         raise ConfigError("jobs > 1 trains networks in CPU processes: on a GPU, train them together")
     aug = train.augmentation or synthetic.metadata.get("config", {}).get("augmentation") \
-        or preset_for(test.name)
+        or preset_for(test)
     options = model_options or {}
     trained_together: dict[str, bool] = {}
     settings = {

@@ -308,7 +308,13 @@ def test_diverging_run_stops_and_keeps_last_good_state(tiny, tmp_path, monkeypat
 
 
 def test_exploding_images_are_caught(tiny):
+    # a finite rate the config accepts, large enough to push the pixels past float32's range
     with pytest.raises(DivergenceError, match="non-finite"):
+        distill(tiny, "datadam", ipc=1, **fast_distill(lr_img=1e38))
+
+
+def test_an_infinite_rate_is_refused_before_the_run(tiny):
+    with pytest.raises(ConfigError, match="lr_img must be a finite number"):
         distill(tiny, "datadam", ipc=1, **fast_distill(lr_img=float("inf")))
 
 

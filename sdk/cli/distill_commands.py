@@ -102,7 +102,7 @@ def distill_command(
 
     get_method(cfg.method)
     train = load_data(dataset, root, "train", **dataset_options(image_size))
-    resolved = cfg.resolve(train.name, train.image_size)
+    resolved = cfg.resolve(train)
     _check_distill_outputs(outputs, checkpoint, resolved, train, force=force, resume=resume)
     syn = _run_distill(train, resolved, out, checkpoint, device=device, progress=progress,
                        checkpoint_every=checkpoint_every, resume=resume, snapshot_every=snapshot_every,

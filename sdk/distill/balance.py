@@ -82,7 +82,7 @@ def term_balance(syn: SyntheticSet, real: ImageDataset, networks: int = 5, seed:
         raise ConfigError(f"the real data ({real.name}, {tuple(real.images.shape[1:])}) is not the "
                           f"data of this synthetic set ({syn.image_shape})")
     cfg = DistillConfig.from_saved(saved).replace(method="datadam", sam_weight=saved.get("sam_weight") or 1.0)
-    cfg = cfg.resolve(real.name, real.image_size)
+    cfg = cfg.resolve(real)
     dev = resolve_device(device)
     method = DataDAM(cfg, dev)
     k = real.num_classes
