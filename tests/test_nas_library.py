@@ -20,7 +20,8 @@ from torch import nn
 from datadam import data
 from datadam.apps import nas
 from datadam.apps.nas import evaluator, experiment, taskdata
-from datadam.apps.nas.proxy import split_validation
+from datadam.apps.nas.proxy import split_validation, validation_overlap
+from datadam.apps.nas.search import search  # nas.search is the module once test_nas.py imported it
 from datadam.errors import DatadamError, UnknownNameError
 from datadam.evaluate import TrainConfig
 
@@ -228,6 +229,20 @@ def test_data_given_in_python_reaches_trials_in_other_processes(tmp_path):
     assert proc.stdout.split() == ["8", "8", str(float(proxy.images.sum()))]
 
 
+def test_tensors_of_your_own_are_condensed_and_searched_without_a_registered_name(mnist_idx_root, tmp_path):
+    mnist = data.load("mnist", mnist_idx_root)
+    x, y = mnist.images, mnist.labels  # uint8 [50, 1, 28, 28], int64 [50]: plain tensors from here on
+    syn = nas.distill_proxy(data=(x, y), ipc=1, iterations=1, validation=10, progress=False, batch_real=4)
+    assert syn.metadata["nas_split"]["dataset"] == "tensors"
+    proxy_file = syn.save(tmp_path / "proxy.safetensors")
+    task = nas.Task(data=(x, y), proxy=str(proxy_file), validation=10, train=FAST)
+    split, proxy = evaluator.load_task_data(task)
+    assert proxy.kind == "synthetic" and len(proxy) == 10
+    assert validation_overlap(proxy, split) is None  # condensed without the validation images
+    models = nni_random_search(task, tmp_path / "nni")
+    assert len(models) == 3 and all(0 <= m.metrics.final <= 1 for m in models)
+
+
 def test_the_experiment_saves_held_data_for_subprocess_trials(tmp_path, monkeypatch):
     started = []
     monkeypatch.setattr(NasExperiment, "start", lambda self, *a, **k: started.append(self))
@@ -289,7 +304,7 @@ def test_search_with_the_ts_engine_builds_that_config_and_carries_the_data(mnist
     monkeypatch.setattr(NasExperiment, "start", start)
     monkeypatch.setattr(experiment.Experiment, "stop", lambda self: None)
     with pytest.raises(KeyboardInterrupt):
-        nas.search("mine", "random", tmp_path / "s", strategy="random", trials=2, engine="ts", port=18081,
+        search("mine", "random", tmp_path / "s", strategy="random", trials=2, engine="ts", port=18081,
                    validation=10, ipc=1, space=nas.SearchSpace(depth=(1, 2), width=(4,)))
     workdir = (tmp_path / "s" / "nni").resolve()
     assert started["config"].nni_manager_ip == "127.0.0.1" and started["port"] == 18081
@@ -310,7 +325,7 @@ def test_an_unknown_dataset_fails_the_experiment_with_its_error(mnist_idx_root, 
     with pytest.raises(UnknownNameError, match="unknown dataset 'nosuch'"):
         run.run(port=18082)
     with pytest.raises(UnknownNameError, match="unknown dataset 'nosuch'"):
-        nas.search("nosuch", "random", tmp_path / "s", strategy="random", trials=1)
+        search("nosuch", "random", tmp_path / "s", strategy="random", trials=1)
 
 
 def test_when_every_trial_fails_the_experiment_raises_instead_of_returning_nothing(mnist_idx_root, tmp_path):

@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 
-from datadam import data
 from datadam.apps.nas.architecture import SearchSpace, distill_family
+from datadam.data import as_image_dataset
+from datadam.data import load as load_dataset
 from datadam.data.base import ImageDataset
 from datadam.distill import distill
 from datadam.distill.base import derive_seed
@@ -156,7 +157,8 @@ def note_validation_overlap(proxy: Proxy, split: Split) -> None:
 PROXY_NETWORKS = ("convnet", "space")
 
 
-def distill_proxy(dataset: str, *, ipc: int = 10, iterations: int = 1000, space: SearchSpace | None = None,
+def distill_proxy(dataset: str | None = None, *, data: Any = None, ipc: int = 10, iterations: int = 1000,
+                  space: SearchSpace | None = None,
                   networks: str = "convnet", validation: int = 5000, seed: int = 0,
                   root: str | Path | None = None, dataset_options: dict[str, Any] | None = None,
                   device: str = "cpu", progress: bool | None = None, checkpoint: str | Path | None = None,
@@ -171,11 +173,19 @@ def distill_proxy(dataset: str, *, ipc: int = 10, iterations: int = 1000, space:
     iteration's random network from ``space``
     (:func:`~datadam.apps.nas.architecture.distill_family`). ``options`` go to
     :func:`datadam.distill`. The metadata's ``nas_split`` records the split.
+    ``data`` instead of ``dataset``: the training data itself, as a
+    :class:`~datadam.apps.nas.evaluator.Task` takes it (anything
+    :func:`datadam.data.as_image_dataset` takes).
     """
     if networks not in PROXY_NETWORKS:
         raise ConfigError(f"networks must be {' or '.join(PROXY_NETWORKS)}, not {networks!r}")
     space = space or SearchSpace()
-    train = data.load(dataset, Path(root) if root else None, "train", **(dataset_options or {}))
+    if data is not None:
+        train = as_image_dataset(data)
+    elif dataset:
+        train = load_dataset(dataset, Path(root) if root else None, "train", **(dataset_options or {}))
+    else:
+        raise ConfigError("distill_proxy needs a dataset: a registered name, or data=...")
     space.check_image_size(train.image_size)
     split = split_validation(train, validation, seed)
     family = distill_family(space) if networks == "space" else {}
