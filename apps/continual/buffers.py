@@ -85,7 +85,7 @@ class DistilledBuffer(ExemplarsBuffer):
 
     Before an experience trains, :meth:`pre_adapt` refuses (a one-line ``ConfigError``) a
     memory it cannot fill: more images per class than the experience has of a class, or
-    a precomputed set with too few. :class:`~datadam.apps.continual.DistilledReplayPlugin`
+    a precomputed set with too few. :class:`~datadam.apps.continual.protocols.DistilledReplayPlugin`
     calls it; Avalanche's own ``ReplayPlugin`` does not, so there the refusal comes when
     the experience has trained.
 

@@ -62,7 +62,7 @@ class RetrainOnMemoryPlugin(SupervisedPlugin):
 
 class DistilledReplayPlugin(ReplayPlugin):
     """Avalanche's ``ReplayPlugin`` for a storage policy with Avalanche's ``pre_adapt`` /
-    ``post_adapt`` hooks (a :class:`~datadam.apps.continual.DistilledBuffer`, or any
+    ``post_adapt`` hooks (a :class:`~datadam.apps.continual.buffers.DistilledBuffer`, or any
     ``ExemplarsBuffer``).
 
     - Before each experience trains, the policy's ``pre_adapt`` looks at it: a
@@ -72,8 +72,11 @@ class DistilledReplayPlugin(ReplayPlugin):
 
     Args:
         storage_policy: the memory; its ``max_size`` is the plugin's ``mem_size``.
-        batch_size, batch_size_mem, task_balanced_dataloader: as ``ReplayPlugin``'s: new
-            and replayed images per minibatch (None: the strategy's ``train_mb_size``).
+        batch_size: new images per minibatch, as ``ReplayPlugin``'s (None: the
+            strategy's ``train_mb_size``).
+        batch_size_mem: replayed images per minibatch, likewise.
+        task_balanced_dataloader: balance the replayed images over tasks, as
+            ``ReplayPlugin``'s.
     """
 
     def __init__(self, storage_policy: ExemplarsBuffer, batch_size: int | None = None,
