@@ -27,6 +27,7 @@ from datadam.cli.options import (
     TrainPrecision,
     checkpoint_path,
     dataset_options,
+    load_data,
     parse_list,
     positive,
 )
@@ -112,9 +113,9 @@ def distill_command(
     space = _space(depths, widths, norms, activations, poolings)
     checkpoint = checkpoint_path(out)
     _check_proxy_outputs(out, checkpoint, force=force, resume=resume)
-    syn = distill_proxy(dataset, ipc=ipc, iterations=iterations, space=space, networks=networks,
-                        validation=validation, seed=seed, root=root,
-                        dataset_options=dataset_options(image_size), device=device, progress=progress,
+    train = load_data(dataset, root, "train", **dataset_options(image_size))
+    syn = distill_proxy(data=train, ipc=ipc, iterations=iterations, space=space, networks=networks,
+                        validation=validation, seed=seed, device=device, progress=progress,
                         checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every)
     syn.save(out)
     checkpoint.unlink(missing_ok=True)
