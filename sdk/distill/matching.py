@@ -19,10 +19,12 @@ from datadam import models
 from datadam.augment import DSA
 from datadam.data.base import ImageDataset
 from datadam.distill.base import IterationState, Method, derive_seed, register_method
+from datadam.distill.chunked import chunked_class_means, needs_chunks
 from datadam.distill.config import DistillConfig, model_names
 from datadam.distill.distributed import Shard, current_shard
 from datadam.distill.multiformation import decode, encode
 from datadam.errors import ConfigError, DistillationInterrupted, DivergenceError
+from datadam.memory import check_distillation_memory
 from datadam.models.convnet import Features, Reduce, accumulation_dtype, reduce_sum_and_count
 from datadam.progress import LossColumn, progress_bar
 from datadam.synthetic import load_tensors, save_tensors
@@ -142,6 +144,23 @@ def matching_targets(features: Features, groups: int, power: float,
         targets = [class_means(spatial_attention(a, power), groups, reduce)
                    for a in features.activations[:-1]]
     return targets + [class_means(features.embedding, groups, reduce)]
+
+
+def real_matching_targets(net: nn.Module, real: torch.Tensor, classes: int, norm_groups: int,
+                          power: float, attention: bool = True,
+                          reduce: Reduce | None = None) -> list[torch.Tensor]:
+    """:func:`matching_targets` of the real images ``[classes * n, C, H, W]`` (grouped by
+    class) through ``net``, without autograd.
+
+    A batch larger than one chunk (:func:`~datadam.distill.chunked.chunk_images`) of a
+    ConvNet goes through in chunks, in memory that does not grow with it, to the same
+    targets up to rounding; one chunk, or another model, in a single forward.
+    """
+    if needs_chunks(net, real, reduce):
+        attention_map = (lambda a: spatial_attention(a, power)) if attention else None
+        return chunked_class_means(net, real, classes, norm_groups, attention_map, reduce)
+    return matching_targets(net.forward_features(real, groups=norm_groups, reduce=reduce),
+                            classes, power, attention, reduce)
 
 
 def loss_terms(real: list[torch.Tensor], syn: list[torch.Tensor], sam_weight: float,
@@ -267,6 +286,9 @@ class MatchingMethod(Method):
         self.shard = shard = current_shard()
         batches = self.batches(dataset)
         self._check_networks(dataset)
+        # refused now, with figures, rather than killed by the kernel hours in
+        check_distillation_memory(cfg, dataset, self.device, self.memory_format, batches.per_class,
+                                  shard.world)
         # the loss's two terms, recorded apart when there are two (DM's is its only one)
         self.records_terms = self.attention and cfg.sam_weight != 0
         syn = self._initial_images(batches).requires_grad_(True)
@@ -349,8 +371,8 @@ class MatchingMethod(Method):
         # less than drawing another real batch does, and is about twice as fast.
         with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                              enabled=cfg.real_precision == "bf16"):
-            real_targets = matching_targets(net.forward_features(real, groups=norm_groups, reduce=reduce),
-                                            classes, cfg.attention_power, self.attention, reduce)
+            real_targets = real_matching_targets(net, real, classes, norm_groups, cfg.attention_power,
+                                                 self.attention, reduce)
         syn_targets = matching_targets(net.forward_features(syn, groups=norm_groups), classes,
                                        cfg.attention_power, self.attention)
         return loss_terms(real_targets, syn_targets, cfg.sam_weight if self.attention else 0.0,
@@ -513,4 +535,4 @@ class DM(MatchingMethod):
 
 
 __all__ = ["DM", "DataDAM", "MatchingMethod", "class_means", "loss_terms", "matching_loss",
-           "matching_targets", "spatial_attention"]
+           "matching_targets", "real_matching_targets", "spatial_attention"]
