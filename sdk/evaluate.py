@@ -31,6 +31,7 @@ from datadam.distill.base import derive_seed, recorded_settings, resolve_device
 from datadam.distill.config import default_model, describe_recipe
 from datadam.errors import ConfigError
 from datadam.files import EVALUATION, describe_json, is_evaluation, not_a
+from datadam.memory import check_training_memory
 from datadam.progress import progress_bar
 from datadam.synthetic import SyntheticSet
 from datadam.training import (
@@ -559,13 +560,14 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
                      "python": platform.python_version()},
     }
     kept = _networks_to_keep(done, settings) if done is not None else {}
-    if together:
-        for name in names:  # before any training: a late refusal would waste the earlier models'
-            probe = model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
-                                          synthetic.image_shape[1:], **options.get(name, {}))
-            if not can_train_together(probe):
-                raise ConfigError(f"{name} has BatchNorm or dropout: its networks cannot be trained "
-                                  "together; train them one at a time")
+    for name in names:  # before any training: a late refusal would waste the earlier models'
+        probe = model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
+                                      synthetic.image_shape[1:], **options.get(name, {}))
+        if together and not can_train_together(probe):
+            raise ConfigError(f"{name} has BatchNorm or dropout: its networks cannot be trained "
+                              "together; train them one at a time")
+        check_training_memory(probe, tuple(synthetic.image_shape), min(train.batch, len(synthetic)), dev,
+                              networks=runs if together else jobs)
     images, labels = synthetic.images.float().to(dev), synthetic.labels.to(dev)
     test_x = test.normalized(mean=synthetic.mean, std=synthetic.std).to(dev)
     evaluation = _Evaluation(images, labels, test_x, test.labels, synthetic, train, aug, options, settings,
@@ -777,6 +779,7 @@ def evaluate_full_data(train_data: ImageDataset, test: ImageDataset, model: str 
     train.check_device(dev)
     net = model_registry.create(model, train_data.channels, train_data.num_classes, train_data.image_size,
                                 seed=seed, **(model_options or {})).to(dev)
+    check_training_memory(net, tuple(train_data.images.shape[1:]), min(train.batch, len(train_data)), dev)
     images = train_data.normalized().to(dev)
     flops = training_flops(net, tuple(images.shape[1:]), train_data.num_classes,
                            len(images) * train.epochs)

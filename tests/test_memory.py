@@ -91,3 +91,17 @@ def test_training_estimate_scales_with_the_batch_and_leaves_the_network_alone(mo
     monkeypatch.setattr(memory, "available_bytes", lambda device: graph // 2)
     with pytest.raises(ConfigError, match="this training needs about .* lower the batch size"):
         memory.check_training_memory(net, (1, 28, 28), 64, CPU)
+
+
+def test_an_evaluation_beyond_the_available_memory_is_refused_before_training(tiny, monkeypatch):
+    from datadam import distill, memory
+    from datadam.errors import ConfigError
+    from datadam.evaluate import TrainConfig, evaluate
+
+    syn = distill(tiny, "random", ipc=1, progress=False)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1 << 20)
+    trained = []
+    monkeypatch.setattr("datadam.evaluate.train_network", lambda *a, **k: trained.append(1))
+    with pytest.raises(ConfigError, match="available"):
+        evaluate(syn, tiny, ["convnet3"], runs=1, train=TrainConfig(epochs=1), progress=False)
+    assert trained == []
