@@ -270,8 +270,7 @@ class MatchingMethod(Method):
 
     @property
     def memory_format(self) -> torch.memory_format:
-        # oneDNN convolutions on the CPU run about 1.5x faster in NHWC (measured on the
-        # 2-core CI machine: 0.99 s vs 1.5 s for the 640-image real forward of ConvNet-3).
+        # oneDNN's CPU convolutions are faster in NHWC (channels-last) than in NCHW.
         return torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
 
     def batches(self, dataset: ImageDataset) -> SiameseBatches:
