@@ -40,7 +40,7 @@ test: setup browser
 	$(BIN)/ruff check sdk apps tests docs/examples docs/hooks
 	$(BIN)/mkdocs build --strict --site-dir $(SITE) 2>&1 \
 		| awk '/^INFO / { info = 1; next } info && /^[[:space:]]/ { next } { info = 0; print }'
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q -rs -n 2 --dist loadfile tests
 
 # The documentation site; --strict turns a broken link or a stale API name into a failure.
 docs: setup
@@ -51,14 +51,22 @@ serve-docs: setup
 
 # Debian's chromium for the test that renders `datadam report` in a real browser. It is
 # installed only where that is possible without asking (root, apt-get); elsewhere the
-# test skips and says why.
+# test skips and says why (pytest -rs lists it). Where it should install and does not,
+# the target fails: CI must not go green with the browser test quietly skipped.
 browser:
 	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
 		true; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing chromium (apt-get) for the report test"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-			|| echo "chromium could not be installed: the browser test will skip"; \
+		if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); then \
+			echo "chromium could not be installed although this is root with apt-get: failing" \
+				"(the browser test would skip)" >&2; \
+			exit 1; \
+		fi; \
+		if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+			echo "apt-get installed chromium but no chromium command is on PATH: failing" >&2; \
+			exit 1; \
+		fi; \
 	else \
 		echo "no chromium and no root apt-get: the browser test will skip"; \
 	fi
