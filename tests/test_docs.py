@@ -33,7 +33,9 @@ def run_example(name: str, *args) -> subprocess.CompletedProcess:
 
 def test_every_example_is_tested_and_shown():
     # own_tensors.py runs in test_library_use.py
-    tested = {"quickstart.py", "pictures.py", "continual_memory.py", "own_tensors.py"}
+    # each runs in a test: here, in test_library_use, test_continual_library and test_nas_library
+    tested = {"quickstart.py", "pictures.py", "continual_memory.py", "own_tensors.py",
+              "continual_avalanche.py", "nas_own_space.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
     page = (REPO / "docs" / "examples.md").read_text()
     assert all(f'--8<-- "{name}"' in page for name in tested)
@@ -343,3 +345,17 @@ def test_rest_habits_of_docstrings_become_markdown():
     assert "`load`" in text and "[`SyntheticSet`][datadam.synthetic.SyntheticSet]" in text
     assert "```python\n>>> import datadam\n>>> datadam.data.available()\n```" in text
     assert "Layout:\n\n```text\nROOT/train/<class>/\n  a.png\n```\n\nAfter." in text
+
+
+def test_a_memory_page_shows_what_its_json_says():
+    hook = _hook()
+    report = {"what": "peak memory of two runs", "commands": {"8": "datadam distill a", "900": "datadam distill b"},
+              "machine": {"cpu": "Test CPU", "cores": 2},
+              "peak_rss_mb": {"8": 1234, "900": 5678},
+              "estimate": {"8": {"described": "about 0.1 GB"}, "900": {"described": "about 4.2 GB"}},
+              "seconds_per_iteration": {"8": 0.5, "900": 12.25}}
+    assert hook.kind_of(report) == "memory"
+    text, images = hook.RENDER["memory"]("mem", report)
+    assert images == {}
+    assert "| 8 | 1,234 | about 0.1 GB | 0.50 |" in text and "| 900 | 5,678 | about 4.2 GB | 12.25 |" in text
+    assert "datadam distill b" in text and "Test CPU, 2 cores" in text

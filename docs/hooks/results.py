@@ -40,6 +40,7 @@ PAGES = {
     "convergence": ("Accuracy against iterations", "results/convergence.md"),
     "cross_architecture": ("Cross-architecture evaluation", "results/cross-architecture.md"),
     "comparison": ("Paired comparisons", "results/comparisons.md"),
+    "memory": ("Distillation memory", "results/memory.md"),
 }
 
 
@@ -85,6 +86,8 @@ def kind_of(report: dict[str, Any]) -> str:
         return "evaluate"
     if {"a", "b", "models"} <= set(report):
         return "comparison"
+    if "peak_rss_mb" in report:
+        return "memory"
     raise ValueError("unknown benchmark JSON shape (keys: " + ", ".join(sorted(report)) + ")")
 
 
@@ -324,6 +327,24 @@ def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     return "\n".join(lines), {}
 
 
+def render_memory(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
+    machine = report.get("machine", {})
+    commands = report.get("commands") or {}
+    lines = [f"## {stem}", "", report.get("what", ""), "", "Commands:", "", "```bash",
+             *(commands.values() if isinstance(commands, dict) else commands), "```", "",
+             f"Machine: {machine.get('cpu', 'not recorded')}, {machine.get('cores', '?')} cores.", "",
+             "| batch_real | peak resident memory (MB) | estimate before the run | seconds per iteration |",
+             "|---|---|---|---|"]
+    for size, peak in report["peak_rss_mb"].items():
+        estimate = (report.get("estimate") or {}).get(size, {}).get("described", "-")
+        seconds = (report.get("seconds_per_iteration") or {}).get(size)
+        lines.append(f"| {size} | {peak:,} | {estimate} | {'-' if seconds is None else f'{seconds:.2f}'} |")
+    for key in ("before", "seconds_per_iteration_note", "estimate_note"):
+        if report.get(key):
+            lines += ["", str(report[key])]
+    return "\n".join(lines), {}
+
+
 def render_eval_speed(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     modes, base = report["modes"], report["modes"][0]
     first = all("first_epoch_seconds" in r for r in report["rows"])
@@ -514,7 +535,8 @@ def render_targets(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     return "\n".join(lines), {}
 
 
-RENDER = {"targets": render_targets, "distillation": render_distillation, "speed": render_speed,
+RENDER = {"memory": render_memory,
+          "targets": render_targets, "distillation": render_distillation, "speed": render_speed,
           "continual": render_continual, "nas": render_nas, "evaluate": render_evaluate,
           "eval_speed": render_eval_speed,
           "convergence": render_convergence, "cross_architecture": render_cross_architecture,
