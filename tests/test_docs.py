@@ -349,7 +349,8 @@ def test_rest_habits_of_docstrings_become_markdown():
 
 def test_a_memory_page_shows_what_its_json_says():
     hook = _hook()
-    report = {"what": "peak memory of two runs", "commands": {"8": "datadam distill a", "900": "datadam distill b"},
+    report = {"what": "peak memory of two runs",
+              "commands": {"8": "datadam distill a", "900": "datadam distill b"},
               "machine": {"cpu": "Test CPU", "cores": 2},
               "peak_rss_mb": {"8": 1234, "900": 5678},
               "estimate": {"8": {"described": "about 0.1 GB"}, "900": {"described": "about 4.2 GB"}},
