@@ -270,3 +270,16 @@ def test_distilled_buffer_beats_no_replay_on_real_mnist():
     # without replay the second experience wipes out the first (about half right at best)
     assert final["none"] < 0.6
     assert final["datadam"] > final["none"] + 0.15, final
+
+
+def test_the_same_seed_gives_the_same_continual_result():
+    config = ContinualConfig(buffers=("random",), ipc=2, orders=1, protocol="replay", epochs=2,
+                             experiences=2, model_options={"net_width": 16})
+
+    def final():
+        torch.manual_seed(torch.seed())  # whatever the global generator held before
+        result = compare_buffers(blobs(), blobs(6, seed=1, split="test"), config, device="cpu",
+                                 progress=False)
+        return [step["accuracy"] for step in result["runs"][0]["steps"]]
+
+    assert final() == final()

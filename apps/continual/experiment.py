@@ -162,6 +162,9 @@ def _run_stream(train: ImageDataset, test: ImageDataset, name: str, order_index:
                 cache_dir: str | Path | None, advance: Any) -> dict[str, Any]:
     bench = class_incremental(train, test, experiences=config.experiences, class_order=order)
     run_seed = derive_seed(config.seed, order_index)
+    # Avalanche draws the random memory and the minibatch order from torch's global
+    # generator: seeding it per run makes each run a function of its seed.
+    torch.manual_seed(run_seed)
     net = model_registry.create(config.model, train.channels, train.num_classes, train.image_size,
                                 seed=run_seed, **config.model_options).to(device)
     memory = None if name == NO_REPLAY else make_buffer(
