@@ -283,3 +283,12 @@ def test_the_same_seed_gives_the_same_continual_result():
         return [step["accuracy"] for step in result["runs"][0]["steps"]]
 
     assert final() == final()
+
+
+def test_compare_buffers_takes_plain_tensors():
+    config = ContinualConfig(buffers=("random",), ipc=2, orders=1, protocol="replay", epochs=1,
+                             experiences=2, model_options={"net_width": 16})
+    train, test = blobs(), blobs(6, seed=1, split="test")
+    result = compare_buffers((train.images, train.labels), (test.images, test.labels), config,
+                             device="cpu", progress=False)
+    assert [s["classes_seen"] for s in result["runs"][0]["steps"]] == [2, 4]

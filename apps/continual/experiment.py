@@ -34,6 +34,7 @@ from datadam.apps.continual.benchmarks import (
 from datadam.apps.continual.buffers import available_buffers, make_buffer
 from datadam.apps.continual.protocols import PROTOCOLS, LearnerConfig, make_strategy
 from datadam.augment import DSA, preset_for
+from datadam.data import as_image_dataset
 from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed, resolve_device
 from datadam.errors import ConfigError, UnknownNameError
@@ -108,15 +109,17 @@ class ContinualConfig:
                               **self.model_options)  # a bad name or option fails before any run
 
 
-def compare_buffers(train: ImageDataset, test: ImageDataset, config: ContinualConfig | None = None, *,
+def compare_buffers(train: Any, test: Any, config: ContinualConfig | None = None, *,
                     device: str = "auto", progress: bool | None = None,
                     results: str | Path | None = None, cache_dir: str | Path | None = None
                     ) -> dict[str, Any]:
     """Run every buffer on every class order and summarise.
 
     Args:
-        train: the training split.
-        test: the test split of the same dataset.
+        train: the training split: an :class:`~datadam.data.base.ImageDataset`, or anything
+            :func:`datadam.data.as_image_dataset` takes (``(images, labels)`` tensors, a
+            ``TensorDataset``, a torchvision-style dataset).
+        test: the test split of the same dataset, likewise.
         config: the settings (:class:`ContinualConfig`).
         results: a JSON file to write after every run; if it exists with the same
             settings, the runs it holds are kept and only the missing ones run (resume).
@@ -130,6 +133,7 @@ def compare_buffers(train: ImageDataset, test: ImageDataset, config: ContinualCo
         mean and std over orders of the final accuracy and of every step.
     """
     config = config or ContinualConfig()
+    train, test = as_image_dataset(train), as_image_dataset(test, split="test")
     train = balanced_subset(train, config.train_per_class, seed=config.seed)
     test = balanced_subset(test, config.test_per_class, seed=config.seed + 1)
     config = replace(config, experiences=config.experiences or default_experiences(train))
