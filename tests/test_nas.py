@@ -266,3 +266,11 @@ def test_full_data_cache_rejects_foreign_files(tmp_path):
     bad.write_text('{"entries": {}}')
     with pytest.raises(DataFormatError, match="not a datadam full-data cache"):
         FullDataCache(bad)
+
+
+def test_search_takes_the_training_data_itself(mnist_idx_root, tmp_path):
+    train = data.load("mnist", mnist_idx_root)
+    result = search((train.images, train.labels), "random", tmp_path / "s", strategy="random", trials=2,
+                    space=TINY, train=FAST, validation=10, ipc=1, reports=1)
+    assert len(result.trials) == 2 and 0.0 <= result.best["accuracy"] <= 1.0
+    assert json.loads((tmp_path / "s" / "search.json").read_text())["best"]["key"] == result.best["key"]

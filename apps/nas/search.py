@@ -80,7 +80,7 @@ def _listening(callback: Callable[[dict[str, Any]], None] | None):
             TRIAL_LISTENERS.remove(callback)
 
 
-def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "evolution",
+def search(dataset: Any, proxy: str, out_dir: str | Path, *, strategy: str = "evolution",
            trials: int | None = 30, space: SearchSpace | None = None, train: dict[str, Any] | None = None,
            validation: int = 5000, ipc: int = 10, reports: int = 4, seed: int = 0,
            root: str | Path | None = None, dataset_options: dict[str, Any] | None = None,
@@ -91,6 +91,8 @@ def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "ev
     training on ``proxy`` (a synthetic set's path, ``random`` or ``full``).
 
     Args:
+        dataset: a registered dataset's name, or the training data itself (anything
+            :func:`datadam.data.as_image_dataset` takes).
         trials: trials to run (``None`` with ``grid``: the whole space).
         train: :class:`~datadam.evaluate.TrainConfig` fields of every trial's training
             that differ from ``PROXY_TRAIN`` of :mod:`datadam.apps.nas.evaluator` (or
@@ -132,7 +134,7 @@ def search(dataset: str, proxy: str, out_dir: str | Path, *, strategy: str = "ev
     start = time.perf_counter()
     trials_out = _run(experiment, trials, port, on_trial)
     settings = {
-        "dataset": dataset, "proxy": proxy_data.details | {"name": proxy_data.name, "kind": proxy_data.kind},
+        "dataset": task.dataset, "proxy": proxy_data.details | {"name": proxy_data.name, "kind": proxy_data.kind},
         "split": split.details, "strategy": strategy, "trials": trials, "engine": engine,
         "space": space.to_dict(), "space_size": space_size(model_space), "task": task.to_dict(),
         "population": population if strategy == "evolution" else None,
@@ -162,7 +164,7 @@ def _checked(strategy: str, engine: str, trials: int | None, space: SearchSpace)
     return trials
 
 
-def _task(dataset: str, proxy: str | Path, train: dict[str, Any] | None, root: str | Path | None,
+def _task(dataset: Any, proxy: str | Path, train: dict[str, Any] | None, root: str | Path | None,
           dataset_options: dict[str, Any] | None, validation: int, ipc: int, seed: int, reports: int,
           device: str) -> Task:
     """The task of every trial, its budget the proxy's (or the full data's) with ``train``'s changes."""
@@ -170,9 +172,10 @@ def _task(dataset: str, proxy: str | Path, train: dict[str, Any] | None, root: s
 
     train = asdict(FULL_TRAIN if proxy == "full" else PROXY_TRAIN) | (train or {})
     TrainConfig(**train)  # a bad value fails here, in one line, not inside every trial
-    return Task(dataset=dataset, proxy=str(proxy), train=train, root=str(root) if root else None,
-                dataset_options=dataset_options or None, validation=validation, ipc=ipc, seed=seed,
-                reports=reports, device=device)
+    named = isinstance(dataset, str)  # a registry name, or the data itself
+    return Task(dataset=dataset if named else "", data=None if named else dataset, proxy=str(proxy),
+                train=train, root=str(root) if root else None, dataset_options=dataset_options or None,
+                validation=validation, ipc=ipc, seed=seed, reports=reports, device=device)
 
 
 def _run(experiment: Any, trials: int, port: int,
