@@ -82,9 +82,7 @@ def distill_command(
 ) -> None:
     """Condense DATASET into IPC synthetic images per class and save them to OUT.
 
-    OUT is checked before any work: an existing file is replaced only when it is a set of the very same settings and data (else --force). A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it and gives the same result as an uninterrupted run; --keep-checkpoint keeps it, so that --resume --iterations M extends a finished run.
-
-    Under torchrun (torchrun --nproc-per-node N -m datadam distill ...) each process forwards a slice of every iteration's real images and the per-class sums are all-reduced; rank 0 writes OUT.
+    OUT is checked first and replaced only by a set of the same settings and data (else --force). Ctrl-C keeps a checkpoint (OUT.ckpt.safetensors) that --resume goes on from; --keep-checkpoint lets --resume --iterations M extend a finished run. Several processes: torchrun --nproc-per-node N -m datadam distill ...
     """
     checkpoint = checkpoint_path(out)
     outputs: list[Output | None] = [Output(out, "--out", "synthetic set", (".safetensors",))]
