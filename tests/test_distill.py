@@ -84,7 +84,8 @@ def test_bn_statistics_all_normalises_the_classes_together_and_class_apart(norm)
             expected = loss_terms(matching_targets(net.forward_features(real, groups=groups), 3, 4.0),
                                   matching_targets(net.forward_features(syn, groups=groups), 3, 4.0),
                                   1.0, 0.01, 100.0)
-        cfg = DistillConfig(task_balance=0.01, model="convnet3", augmentation="none", bn_statistics=stats)
+        cfg = DistillConfig(task_balance=0.01, model="convnet3", augmentation="none", bn_statistics=stats,
+                            attention_power=4.0)
         got[stats] = DataDAM(cfg, torch.device("cpu")).loss_terms(net, real, syn, 3)
         for name in expected:
             torch.testing.assert_close(got[stats][name], expected[name], rtol=1e-4, atol=1e-5)
@@ -251,7 +252,7 @@ def test_resume_refuses_other_settings_or_missing_checkpoint(tiny, tmp_path):
         distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast_distill())
     distill(tiny, "datadam", ipc=1, checkpoint=ckpt, checkpoint_every=1, **fast_distill())
     with pytest.raises(ConfigError, match="settings differ.*attention_power"):
-        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast_distill(attention_power=1.0))
+        distill(tiny, "datadam", ipc=1, checkpoint=ckpt, resume=True, **fast_distill(attention_power=4.0))
 
 
 def test_resume_from_a_checkpoint_older_than_a_setting(tiny, tmp_path):
@@ -310,7 +311,7 @@ def test_diverging_run_stops_and_keeps_last_good_state(tiny, tmp_path, monkeypat
 def test_exploding_images_are_caught(tiny):
     # a finite rate the config accepts, large enough to push the pixels past float32's range
     with pytest.raises(DivergenceError, match="non-finite"):
-        distill(tiny, "datadam", ipc=1, **fast_distill(lr_img=1e38))
+        distill(tiny, "datadam", ipc=1, **fast_distill(lr_img=1e38, attention_power=4.0))
 
 
 def test_an_infinite_rate_is_refused_before_the_run(tiny):
@@ -337,7 +338,12 @@ def test_bad_options():
 def test_a_recipe_is_described_by_what_departs_from_the_published_method():
     published = DistillConfig().to_dict()
     assert describe_recipe("datadam", 10, published, iterations=1500, seeds=0) == \
-        "datadam p = 4, IPC 10, 1,500 iterations, seed 0"
+        "datadam p = 1, IPC 10, 1,500 iterations, seed 0"
+    # the default power was 4 before it became the official code's 1: a file without the key was made with 4
+    assert DistillConfig().attention_power == 1.0
+    older = {k: v for k, v in published.items() if k != "attention_power"}
+    assert describe_recipe("datadam", 10, older, iterations=1500) == "datadam p = 4, IPC 10, 1,500 iterations"
+    assert DistillConfig.from_saved(older).attention_power == 4.0
     assert describe_recipe("dm", 10, published, iterations=1500, seeds=[0, 1]) == \
         "dm, IPC 10, 1,500 iterations, seeds 0, 1"
     ablation = DistillConfig(ipc=1, factor=2, init="noise", sam_weight=0.0, task_balance=0.05, net_steps=1,

@@ -102,7 +102,7 @@ def with_fixed_options(settings: Mapping[str, Any], fixed: Mapping[str, Any]) ->
 
 # Settings whose default changed, with the value that a file written before the change
 # (whose saved settings lack the key) was made with.
-EARLIER_DEFAULTS: dict[str, Any] = {"bn_statistics": "class"}
+EARLIER_DEFAULTS: dict[str, Any] = {"bn_statistics": "class", "attention_power": 4.0}
 
 
 def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +198,7 @@ class DistillConfig:
     batch_real: int = 64
     lr_img: float | None = None
     momentum: float = 0.5
-    attention_power: float = 4.0
+    attention_power: float = 1.0
     task_balance: float | None = None
     sam_weight: float = 1.0
     loss_scale: float = 100.0
