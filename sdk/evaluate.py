@@ -27,8 +27,9 @@ from datadam import models as model_registry
 from datadam.augment import DSA, preset_for
 from datadam.data.base import ImageDataset
 from datadam.data.convert import as_image_dataset
-from datadam.distill.base import derive_seed, recorded_settings, resolve_device
+from datadam.distill.base import derive_seed, resolve_device
 from datadam.distill.config import default_model, describe_recipe
+from datadam.distill.methods import recorded_settings
 from datadam.errors import ConfigError
 from datadam.files import EVALUATION, describe_json, is_evaluation, not_a
 from datadam.memory import check_training_memory

@@ -16,9 +16,16 @@ safetensors and JSON are parsed as data, a ``.pt`` file is read with
 from __future__ import annotations
 
 import json
+import os
 import struct
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+#: The ``format`` entry of the safetensors files datadam writes (sets and checkpoints).
+FORMAT = "datadam.synthetic/1"
 
 SYNTHETIC_SET = "a synthetic set"
 CHECKPOINT = "the checkpoint of a distillation in progress"
@@ -125,8 +132,6 @@ def _torch_kind(path: Path) -> str:
 def _safetensors_kind(path: Path) -> str:
     from safetensors import SafetensorError, safe_open
 
-    from datadam.synthetic import FORMAT
-
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
@@ -157,3 +162,34 @@ def _json_kind(path: Path) -> str:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+# -- writing ---------------------------------------------------------------------------
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    The file gets the permissions a plain ``open(path, "w")`` would (0666 less the umask),
+    not mkstemp's private 0600, so results stay readable by the people they are shared with.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, payload: Any) -> Path:
+    """Write ``payload`` as indented JSON, atomically (the old file stays until the new one is whole)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    return Path(path)

@@ -233,7 +233,7 @@ def _distillation_probe(name: str, options: dict, config, shape: tuple[int, ...]
 def _measure(net: nn.Module, config, shape: tuple[int, ...], groups: int, attention: bool,
              device: torch.device, memory_format: torch.memory_format) -> _Probe:
     from datadam.distill.chunked import largest_activation
-    from datadam.distill.matching import matching_targets
+    from datadam.distill.loss import matching_targets
 
     def images(n: int) -> torch.Tensor:
         return torch.zeros(n, *shape, device=device).contiguous(memory_format=memory_format)

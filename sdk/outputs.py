@@ -27,9 +27,7 @@ from typing import Any
 
 from datadam.errors import ConfigError
 from datadam.files import identify
-
-#: Picture formats a figure or image grid can be written in, chosen by the file's suffix.
-FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+from datadam.pictures import FIGURE_SUFFIXES
 
 _PROVENANCE_PREFIX = "datadam-provenance:"
 
@@ -171,7 +169,7 @@ def same_synthetic_set(settings: dict[str, Any], dataset: str, images: int,
 def stamp_provenance(path: Path, token: str) -> None:
     """Add ``token`` to the JSON object at ``path`` (written by a library function that
     does not know the command's inputs), atomically."""
-    from datadam.synthetic import write_json
+    from datadam.files import write_json
 
     payload = json.loads(path.read_text(encoding="utf-8"))
     write_json(path, {**payload, "provenance": token})

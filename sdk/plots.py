@@ -24,87 +24,15 @@ import torch
 
 from datadam.data.base import ImageDataset
 from datadam.errors import ConfigError
-from datadam.outputs import FIGURE_SUFFIXES
-from datadam.synthetic import SyntheticSet, atomic_path, denormalize
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig: Any, path: str | Path, provenance: str | None = None) -> Path:
-    """Write ``fig`` atomically in the format of ``path``'s suffix (png, jpg, pdf or svg)
-    and close it. ``provenance`` (:func:`datadam.outputs.provenance`) goes into the file's
-    own metadata, so that the same picture of the same inputs can be replaced later."""
-    fmt = figure_format(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, **_figure_metadata(fmt, provenance))
-    _pyplot().close(fig)
-    return Path(path)
-
-
-def save_picture(image: torch.Tensor, path: str | Path, provenance: str | None = None) -> Path:
-    """Write ``image`` (``[C, H, W]`` in ``[0, 1]``, C = 1 or 3) pixel for pixel, atomically,
-    in the format of ``path``'s suffix, with ``provenance`` as in :func:`save_figure`. PNG
-    and JPEG keep the image's own pixels and channels (grey stays grey); PDF and SVG embed it."""
-    fmt = figure_format(path)
-    pixels = image.clamp(0, 1).mul(255).add(0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    if pixels.shape[2] == 1:
-        pixels = pixels[:, :, 0]
-    with atomic_path(path) as tmp:
-        if fmt in ("png", "jpeg"):
-            _save_raster(pixels, tmp, fmt, provenance)
-        else:
-            _pyplot()  # the Agg backend, before matplotlib.image draws the vector page
-            from matplotlib.image import imsave
-
-            imsave(tmp, pixels, format=fmt, cmap="gray", **_figure_metadata(fmt, provenance))
-    return Path(path)
-
-
-def _save_raster(pixels: Any, path: Path, fmt: str, provenance: str | None) -> None:
-    from PIL import Image, PngImagePlugin
-
-    picture = Image.fromarray(pixels)
-    if fmt == "png":
-        info = PngImagePlugin.PngInfo()
-        if provenance:
-            info.add_text("Description", provenance)
-        picture.save(path, format="PNG", pnginfo=info)
-    else:
-        picture.save(path, format="JPEG", quality=95, **({"comment": provenance} if provenance else {}))
-
-
-def figure_format(path: str | Path) -> str:
-    """The matplotlib format of a picture file, from its suffix; :class:`ConfigError` for
-    any other suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in FIGURE_SUFFIXES:
-        raise ConfigError(f"{path}: a picture is written as {', '.join(FIGURE_SUFFIXES)}, "
-                          f"not {suffix or 'a file without suffix'}")
-    return "jpeg" if suffix in (".jpg", ".jpeg") else suffix[1:]
-
-
-def _figure_metadata(fmt: str, provenance: str | None) -> dict[str, Any]:
-    """``savefig`` keywords that store ``provenance`` where each format keeps a note."""
-    if provenance is None:
-        return {}
-    if fmt == "jpeg":  # matplotlib has no JPEG metadata; Pillow writes a comment segment
-        return {"pil_kwargs": {"comment": provenance}}
-    key = {"png": "Description", "pdf": "Subject", "svg": "Description"}[fmt]
-    return {"metadata": {key: provenance}}
+from datadam.pictures import pyplot, save_figure
+from datadam.synthetic import SyntheticSet, denormalize
 
 
 def figure_png(fig: Any) -> bytes:
     """``fig`` as PNG bytes (the figure is closed)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()
 
 
@@ -128,7 +56,7 @@ def loss_figure(history: list[float], title: str = "",
     moving average of each of its ``terms`` (``SyntheticSet.loss_terms``) if given."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     values, steps, smooth, window = _moving_average(history)
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     ax.plot(np.arange(1, len(values) + 1), values, color="0.75" if window > 1 else "C0",
@@ -154,7 +82,7 @@ def convergence_figure(iterations: list[int], accuracy_mean: list[float],
                        title: str = "") -> Any:
     """Test accuracy (%, mean with a ± std bar) at some distillation iterations, and
     the matching loss per iteration (moving average, log scale) on a second axis."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.8), dpi=120)
     ax.errorbar(iterations, accuracy_mean, yerr=accuracy_std, marker="o", capsize=3, color="C0")
     ax.set_xlabel("distillation iteration")
@@ -180,7 +108,7 @@ def comparison_figure(comparison: dict[str, dict[str, Any]], label_a: str = "A",
     difference and its interval."""
     from datadam.evaluate import comparison_text
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(comparison), figsize=(4.2 * len(comparison) + 0.4, 4.0),
                              dpi=120, squeeze=False)
     for ax, (name, c) in zip(axes[0], comparison.items()):
@@ -262,7 +190,7 @@ def attention_figure(syn: SyntheticSet, real: ImageDataset, label: int, n_images
     from datadam import models
     from datadam.distill.config import draw_network
 
-    plt = _pyplot()
+    plt = pyplot()
     if real.classes != syn.classes or real.images.shape[1:] != syn.images.shape[1:]:
         raise ConfigError(f"the real data ({real.name}, {tuple(real.images.shape[1:])}) is not the "
                           f"data of this synthetic set ({tuple(syn.images.shape[1:])})")
@@ -327,7 +255,7 @@ def evolution_figure(syn: SyntheticSet, label: int, max_images: int = 10, max_st
     images), one row per image (at most ``max_images``)."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     iterations = syn.snapshot_iterations
     if syn.snapshots is None or not iterations:
         raise ConfigError("this synthetic set has no snapshots: distill with --snapshot-every N "

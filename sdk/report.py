@@ -24,8 +24,8 @@ from datadam import __version__
 from datadam.distill.config import saved_settings
 from datadam.errors import ConfigError, DatadamError, DatadamWarning
 from datadam.evaluate import read_report
-from datadam.files import EVALUATION, describe_json, is_evaluation, not_a
-from datadam.synthetic import SyntheticSet, SyntheticSetFormatError, atomic_path
+from datadam.files import EVALUATION, atomic_path, describe_json, is_evaluation, not_a
+from datadam.synthetic import SyntheticSet, SyntheticSetFormatError
 from datadam.training import describe_departures
 
 _CSS = """

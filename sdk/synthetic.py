@@ -14,8 +14,6 @@ import json
 import os
 import statistics
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,42 +24,19 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset, TensorDataset
 
 from datadam.errors import ConfigError, DatadamError
-from datadam.files import DATADAM_FILE, OFFICIAL, SYNTHETIC_SET, describe_torch, not_a
-
-FORMAT = "datadam.synthetic/1"
+from datadam.files import (
+    DATADAM_FILE,
+    FORMAT,
+    OFFICIAL,
+    SYNTHETIC_SET,
+    atomic_path,
+    describe_torch,
+    not_a,
+)
 
 
 class SyntheticSetFormatError(DatadamError, ValueError):
     """A file is not a readable datadam synthetic set (or official ``.pt`` result)."""
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
-
-    The file gets the permissions a plain ``open(path, "w")`` would (0666 less the umask),
-    not mkstemp's private 0600, so results stay readable by the people they are shared with.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: str | Path, payload: Any) -> Path:
-    """Write ``payload`` as indented JSON, atomically (the old file stays until the new one is whole)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    return Path(path)
 
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, Any]) -> None:
@@ -372,10 +347,10 @@ class SyntheticSet(Dataset):
 
     def save_grid(self, path: str | Path, pad: int = 2, provenance: str | None = None) -> Path:
         """A picture with one row per class, de-normalised and clipped to ``[0, 1]``, in the
-        format of ``path``'s suffix (png, jpg, pdf, svg; see :func:`datadam.plots.save_picture`)."""
+        format of ``path``'s suffix (png, jpg, pdf, svg; see :func:`datadam.pictures.save_picture`)."""
         from torchvision.utils import make_grid
 
-        from datadam.plots import save_picture
+        from datadam.pictures import save_picture
 
         order = torch.argsort(self.labels, stable=True)
         counts = torch.bincount(self.labels, minlength=len(self.classes))

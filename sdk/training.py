@@ -36,7 +36,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from datadam.augment import DSA
 from datadam.errors import ConfigError
-from datadam.synthetic import atomic_path
+from datadam.files import atomic_path
 
 
 @dataclass(frozen=True)

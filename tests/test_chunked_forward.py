@@ -10,7 +10,7 @@ from test_distributed import TwoRanks
 
 import datadam
 from datadam import models
-from datadam.distill import chunked, matching
+from datadam.distill import chunked, loss
 from datadam.distill.matching import matching_targets, real_matching_targets
 
 CLASSES, PER_CLASS, SIZE = 3, 7, 16  # 21 real images: no chunk of 4 divides them
@@ -138,7 +138,7 @@ def test_a_distillation_in_chunks_learns_the_same_images(tiny, monkeypatch):
     whole = datadam.distill(tiny, ipc=1, **options)
     monkeypatch.setattr(chunked, "REAL_CHUNK_ELEMENTS", 7 * 8 * 28 * 28)  # 7 of the 40 images
     calls = []
-    monkeypatch.setattr(matching, "chunked_class_means", _counting(chunked.chunked_class_means, calls))
+    monkeypatch.setattr(loss, "chunked_class_means", _counting(chunked.chunked_class_means, calls))
     in_chunks = datadam.distill(tiny, ipc=1, **options)
     assert calls, "the chunked forward was not used"
     torch.testing.assert_close(in_chunks.images, whole.images, rtol=1e-4, atol=1e-4)

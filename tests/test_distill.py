@@ -155,7 +155,7 @@ def test_coresets_pick_real_distinct_images(tiny):
 
 
 def test_a_coreset_records_its_feature_network(tiny):
-    from datadam.distill.base import settings_used
+    from datadam.distill.methods import settings_used
     asked = {"model_options": {"net_norm": "batchnorm"},
              "model_choices": {"net_norm": ["layernorm", "batchnorm"]}}
     for method in ("herding", "kcenter"):

@@ -51,7 +51,7 @@ def test_evaluate_reports_every_run_and_settings(mnist_idx_root):
 def test_a_coreset_file_from_before_it_recorded_its_feature_network_merges(mnist_idx_root):
     import copy
 
-    from datadam.distill.base import recorded_settings
+    from datadam.distill.methods import recorded_settings
 
     train = data.load("mnist", mnist_idx_root)
     test = data.load("mnist", mnist_idx_root, split="test")

@@ -165,7 +165,7 @@ def test_the_channels_last_sum_is_the_same_over_chunk_boundaries():
     """The CPU path sums ``|f|^p`` over channels in chunks of rows (one row per image and
     location: 8 x 2 x 2 = 32 here); chunks of 1, 3, 5 and 32 rows, the odd ones leaving a
     short last chunk, give the sums of the definition."""
-    from datadam.distill.matching import _channel_power_sum
+    from datadam.distill.loss import _channel_power_sum
 
     images = REAL["blocks"][0] + SYN["blocks"][0]
     x = _tensor(images).contiguous(memory_format=torch.channels_last)

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from datadam.errors import DatadamError
-from datadam.synthetic import SyntheticSet, SyntheticSetFormatError, atomic_path
+from datadam.files import atomic_path
+from datadam.synthetic import SyntheticSet, SyntheticSetFormatError
 
 CLASSES = ["a", "b", "c"]
 

@@ -38,8 +38,8 @@ from datadam.data import as_image_dataset
 from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed, resolve_device
 from datadam.errors import ConfigError, UnknownNameError
+from datadam.files import write_json
 from datadam.progress import progress_bar
-from datadam.synthetic import write_json
 
 NO_REPLAY = "none"  # fine-tuning without memory, the replay protocol's lower bound
 

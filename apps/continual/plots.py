@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from datadam.plots import save_figure
+from datadam.pictures import save_figure
 
 
 def plot_accuracy(result: dict[str, Any], path: str | Path, title: str | None = None,

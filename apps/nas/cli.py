@@ -297,7 +297,7 @@ def study_command(
     result.save(out / "study.json")
     stamp_provenance(out / "study.json", token)
     table = markdown_table(result)
-    from datadam.synthetic import atomic_path
+    from datadam.files import atomic_path
 
     with atomic_path(out / "study.md") as tmp:
         tmp.write_text(table)

@@ -30,7 +30,7 @@ from datadam.apps.nas.evaluator import (
 )
 from datadam.apps.nas.proxy import note_validation_overlap
 from datadam.errors import ConfigError, UnknownNameError
-from datadam.synthetic import write_json
+from datadam.files import write_json
 from datadam.training import TrainConfig
 
 STRATEGIES = ("random", "evolution", "grid")
@@ -134,7 +134,8 @@ def search(dataset: Any, proxy: str, out_dir: str | Path, *, strategy: str = "ev
     start = time.perf_counter()
     trials_out = _run(experiment, trials, port, on_trial)
     settings = {
-        "dataset": task.dataset, "proxy": proxy_data.details | {"name": proxy_data.name, "kind": proxy_data.kind},
+        "dataset": task.dataset,
+        "proxy": proxy_data.details | {"name": proxy_data.name, "kind": proxy_data.kind},
         "split": split.details, "strategy": strategy, "trials": trials, "engine": engine,
         "space": space.to_dict(), "space_size": space_size(model_space), "task": task.to_dict(),
         "population": population if strategy == "evolution" else None,

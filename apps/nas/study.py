@@ -34,7 +34,7 @@ from datadam.apps.nas.proxy import (
 from datadam.distill.base import derive_seed
 from datadam.errors import ConfigError, DataFormatError
 from datadam.evaluate import TrainConfig
-from datadam.synthetic import atomic_path, write_json
+from datadam.files import atomic_path, write_json
 
 CACHE_FORMAT = "datadam.nas.full-data-cache/1"
 

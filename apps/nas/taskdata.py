@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from datadam.data.base import ImageDataset
 from datadam.errors import DatadamError, DataFormatError
-from datadam.synthetic import atomic_path
+from datadam.files import atomic_path
 
 #: The ``format`` of a data file's safetensors metadata.
 FORMAT = "datadam.nas.data/1"

@@ -219,8 +219,8 @@ def show_command(
 def _print_facts(syn, path: Path, console) -> None:
     from rich.table import Table
 
-    from datadam.distill.base import settings_used
     from datadam.distill.config import saved_settings
+    from datadam.distill.methods import settings_used
 
     meta = syn.metadata
     table = Table(show_header=False, title=str(path))

@@ -93,7 +93,8 @@ def evaluate_command(
 
     from datadam.distill.config import default_model
     from datadam.evaluate import TrainConfig, evaluate, evaluate_full_data
-    from datadam.synthetic import SyntheticSet, write_json
+    from datadam.files import write_json
+    from datadam.synthetic import SyntheticSet
     from datadam.training import TrainingCheckpoint, describe_departures
 
     if json_out is not None:
@@ -246,7 +247,7 @@ def merge_evaluations_command(
     from rich.console import Console
 
     from datadam.evaluate import EvaluationResult, merge_results, read_report
-    from datadam.synthetic import write_json
+    from datadam.files import write_json
 
     token = provenance("merge", parts=[_digest(path) for path in parts], replicates=replicates)
     if json_out is not None:
@@ -306,7 +307,7 @@ def compare_evaluations_command(
     from rich.table import Table
 
     from datadam.evaluate import EvaluationResult, compare_results, comparison_text
-    from datadam.synthetic import write_json
+    from datadam.files import write_json
 
     token = provenance("compare", a=_digest(first), b=_digest(second), metric=metric, confidence=confidence)
     check_outputs([Output(json_out, "--json", "comparison", (".json",), lambda p: holds_provenance(p, token))

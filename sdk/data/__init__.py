@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from datadam.data import folder, mhist, mnist
-from datadam.data.base import ImageDataset, channel_stats, default_root
+from datadam.data.base import ImageDataset, default_root
+from datadam.data.checks import channel_stats
 from datadam.data.convert import as_image_dataset
 from datadam.errors import ConfigError, UnknownNameError
 

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from datadam.data.checks import checked_fields, class_names, read_items
+
 
 @dataclass(eq=False)
 class ImageDataset(Dataset):
@@ -116,10 +118,9 @@ class ImageDataset(Dataset):
                 different lengths; one line naming what is wrong.
             ConfigError: ``classes``, ``mean`` or ``std`` that do not fit the data.
         """
-        from datadam.data.convert import checked
-
-        return checked(images, labels, classes, mean, std, split=split, name=name or "tensors",
-                       source="tensors given in Python", orientation_sensitive=orientation_sensitive)
+        return cls(**checked_fields(images, labels, classes, mean, std), split=split,
+                   name=name or "tensors", source="tensors given in Python",
+                   orientation_sensitive=orientation_sensitive)
 
     @classmethod
     def from_dataset(cls, dataset: Any, classes: Sequence[str] | None = None, name: str | None = None,
@@ -136,13 +137,11 @@ class ImageDataset(Dataset):
         ``classes`` is not given. ``name`` defaults to ``"dataset"``; the other arguments
         are those of :meth:`from_tensors`.
         """
-        from datadam.data.convert import checked, class_names, read_items
-
         images, labels = read_items(dataset, batch_size, num_workers)
-        return checked(images, labels, classes or class_names(dataset, labels), mean, std,
-                       split=split, name=name or "dataset",
-                       source=f"the {type(dataset).__name__} object given in Python",
-                       orientation_sensitive=orientation_sensitive)
+        return cls(**checked_fields(images, labels, classes or class_names(dataset, labels), mean, std),
+                   split=split, name=name or "dataset",
+                   source=f"the {type(dataset).__name__} object given in Python",
+                   orientation_sensitive=orientation_sensitive)
 
     def describe(self) -> str:
         """One line saying what was loaded from where, e.g. ``loaded mnist train: 60,000
@@ -196,23 +195,3 @@ class ImageDataset(Dataset):
 def default_root() -> Path:
     """``$DATADAM_DATA`` if set, else ``./data``."""
     return Path(os.environ.get("DATADAM_DATA", "data"))
-
-
-def channel_stats(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of ``images [N, C, H, W]`` on the ``[0, 1]`` scale.
-
-    Accumulated in float64 over chunks, so 60k MNIST images need no float copy.
-    """
-    c = images.shape[1]
-    total = torch.zeros(c, dtype=torch.float64)
-    total_sq = torch.zeros(c, dtype=torch.float64)
-    for start in range(0, images.shape[0], chunk):
-        x = images[start:start + chunk].to(torch.float64)
-        if images.dtype == torch.uint8:
-            x = x / 255.0
-        total += x.sum(dim=(0, 2, 3))
-        total_sq += (x * x).sum(dim=(0, 2, 3))
-    n = images.shape[0] * images.shape[2] * images.shape[3]
-    mean = total / n
-    std = (total_sq / n - mean * mean).clamp_min(0).sqrt()
-    return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())

@@ -19,7 +19,8 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as TF
 
-from datadam.data.base import ImageDataset, channel_stats
+from datadam.data.base import ImageDataset
+from datadam.data.checks import channel_stats
 from datadam.errors import ConfigError, DataFormatError, DataNotFoundError
 
 SPLITS = ("train", "test")

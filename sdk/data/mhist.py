@@ -22,7 +22,8 @@ import torch
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as TF
 
-from datadam.data.base import ImageDataset, channel_stats
+from datadam.data.base import ImageDataset
+from datadam.data.checks import channel_stats
 from datadam.errors import DataFormatError, DataNotFoundError
 
 CLASSES = ["HP", "SSA"]

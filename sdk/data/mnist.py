@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datadam.data.base import ImageDataset, channel_stats, default_root
+from datadam.data.base import ImageDataset, default_root
+from datadam.data.checks import channel_stats
 from datadam.errors import DataFormatError, DataNotFoundError
 
 CLASSES = [

@@ -24,9 +24,6 @@ if TYPE_CHECKING:  # what the names are, for type checkers and the API reference
         IterationCallback,
         IterationState,
         Method,
-        available_methods,
-        distill,
-        get_method,
         register_method,
         resolve_device,
     )
@@ -40,11 +37,12 @@ if TYPE_CHECKING:  # what the names are, for type checkers and the API reference
         matching_targets,
         spatial_attention,
     )
+    from datadam.distill.methods import available_methods, distill, get_method
 
 _EXPORTS = {
     "IterationCallback": "base", "IterationState": "base", "Method": "base",
-    "available_methods": "base", "distill": "base", "get_method": "base",
     "register_method": "base", "resolve_device": "base",
+    "available_methods": "methods", "distill": "methods", "get_method": "methods",
     "DistillConfig": "config", "default_model": "config", "describe_recipe": "config",
     "CoresetMethod": "coreset", "Herding": "coreset", "KCenter": "coreset", "RandomCoreset": "coreset",
     "DM": "matching", "DataDAM": "matching", "MatchingMethod": "matching",
@@ -63,7 +61,7 @@ class _CallablePackage(types.ModuleType):
     """This package, callable as :func:`distill`."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from datadam.distill.base import distill
+        from datadam.distill.methods import distill
 
         return distill(*args, **kwargs)
 

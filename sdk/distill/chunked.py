@@ -83,7 +83,7 @@ def chunked_class_means(net: ConvNet, real: torch.Tensor, classes: int, norm_gro
                         step: int | None = None) -> list[torch.Tensor]:
     """Per-class means of ``net``'s features of ``real``, forwarded ``step`` images at a time.
 
-    What :func:`~datadam.distill.matching.matching_targets` returns for
+    What :func:`~datadam.distill.loss.matching_targets` returns for
     ``net.forward_features(real, groups=norm_groups, reduce=reduce)``, up to rounding:
     ``attention_map`` of every block but the last (``[B, ...] -> [B, M_l]``, per image)
     as class means ``[classes, M_l]`` (none without it), then the mean embedding

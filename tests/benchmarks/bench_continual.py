@@ -19,7 +19,7 @@ from machine import describe  # tests/benchmarks/machine.py (the script's own fo
 
 import datadam
 from datadam.apps.continual import ContinualConfig, compare_buffers, plot_accuracy
-from datadam.synthetic import atomic_path
+from datadam.files import atomic_path
 
 
 def table(result: dict) -> str:

@@ -32,8 +32,9 @@ from machine import describe
 import datadam
 from datadam.distill.multiformation import describe_ipc
 from datadam.evaluate import EvaluationResult, TrainConfig
+from datadam.files import atomic_path
 from datadam.plots import convergence_figure, save_figure
-from datadam.synthetic import SyntheticSet, atomic_path
+from datadam.synthetic import SyntheticSet
 
 MODEL = "convnet3"
 

@@ -25,7 +25,8 @@ from machine import describe
 
 import datadam
 from datadam.evaluate import TrainConfig
-from datadam.synthetic import SyntheticSet, atomic_path
+from datadam.files import atomic_path
+from datadam.synthetic import SyntheticSet
 
 MODELS = "convnet3,alexnet,vgg11,resnet18"
 

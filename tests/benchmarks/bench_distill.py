@@ -29,7 +29,8 @@ from machine import describe
 import datadam
 from datadam.errors import DistillationInterrupted
 from datadam.evaluate import TrainConfig
-from datadam.synthetic import SyntheticSet, atomic_path
+from datadam.files import atomic_path
+from datadam.synthetic import SyntheticSet
 from datadam.training import describe_departures
 
 # name -> (method, options): the baselines, DataDAM, and its ablations.

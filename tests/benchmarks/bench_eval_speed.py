@@ -62,7 +62,7 @@ def main() -> None:
 
     import datadam
     from datadam.augment import DSA
-    from datadam.synthetic import atomic_path
+    from datadam.files import atomic_path
     from datadam.training import TrainConfig, train_network
 
     def seconds_per_epoch(syn, config: TrainConfig, epochs: int) -> float:

@@ -32,7 +32,8 @@ from machine import describe  # tests/benchmarks/machine.py (the script's own fo
 
 import datadam
 from datadam.evaluate import TrainConfig, evaluate
-from datadam.synthetic import SyntheticSet, atomic_path
+from datadam.files import atomic_path
+from datadam.synthetic import SyntheticSet
 
 
 def main() -> None:

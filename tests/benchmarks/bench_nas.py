@@ -29,7 +29,8 @@ from datadam.apps.nas.architecture import SearchSpace
 from datadam.apps.nas.evaluator import FULL_TRAIN, PROXY_TRAIN
 from datadam.apps.nas.proxy import PROXY_NETWORKS, distill_proxy
 from datadam.apps.nas.study import markdown_table, plot_scatter, study
-from datadam.synthetic import SyntheticSet, atomic_path
+from datadam.files import atomic_path
+from datadam.synthetic import SyntheticSet
 
 
 def report(result, command: str, distill_commands: dict[str, str], machine_line: str, threads: int,

@@ -117,7 +117,7 @@ def main() -> None:
         row = json.loads(out.stdout.strip().splitlines()[-1])
         print(row, flush=True)
         rows.append(row)
-    from datadam.synthetic import atomic_path
+    from datadam.files import atomic_path
 
     result = {"command": "python " + " ".join(sys.argv), "machine": describe(), "rows": rows}
     with atomic_path(args.out + ".json") as tmp:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from datadam.evaluate import EvaluationResult, evaluate
-from datadam.synthetic import write_json
+from datadam.files import write_json
 
 
 def evaluate_keeping(path: Path, *args: Any, **kwargs: Any) -> EvaluationResult:
