@@ -129,12 +129,30 @@ def _torch_kind(path: Path) -> str:
     return describe_torch(content)
 
 
+def _safetensors_header(path: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file's header (no tensor is read)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
+
+
+def datadam_metadata(path: str | Path) -> dict[str, Any] | None:
+    """The ``datadam`` metadata of a set or checkpoint file, read from its header alone
+    (no tensor is loaded); ``None`` for any file that is not a readable one of ours."""
+    try:
+        header = _safetensors_header(Path(path))
+        meta = json.loads(header["datadam"]) if header.get("format") == FORMAT else None
+    except Exception:  # noqa: BLE001 - any failure to read it means "not one of ours"
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def _safetensors_kind(path: Path) -> str:
-    from safetensors import SafetensorError, safe_open
+    from safetensors import SafetensorError
 
     try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
+        header = _safetensors_header(path)
     except (SafetensorError, OSError, ValueError) as e:
         return f"a damaged safetensors file ({_first_line(e)})"
     if header.get("format") != FORMAT:

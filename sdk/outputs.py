@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from datadam.errors import ConfigError
-from datadam.files import identify
+from datadam.files import datadam_metadata, identify
 from datadam.pictures import FIGURE_SUFFIXES
 
 _PROVENANCE_PREFIX = "datadam-provenance:"
@@ -136,18 +136,6 @@ def _check_writable(folder: Path, name: str) -> None:
         raise OutputError(f"{name}: cannot write in {existing} ({e.strerror or e})") from None
 
 
-def _safetensors_metadata(path: Path) -> dict[str, Any] | None:
-    """The datadam metadata in a safetensors file's header, or ``None`` (no tensor read)."""
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-        return json.loads(header["datadam"])
-    except Exception:  # noqa: BLE001 - any failure to read it means "not one of ours"
-        return None
-
-
 def same_synthetic_set(settings: dict[str, Any], dataset: str, images: int,
                        ignore: tuple[str, ...] = ()) -> Callable[[Path], bool]:
     """A ``same`` test: the file is a synthetic set of ``settings`` (a config's dict), made
@@ -156,7 +144,7 @@ def same_synthetic_set(settings: dict[str, Any], dataset: str, images: int,
     wanted = json.loads(json.dumps({k: v for k, v in settings.items() if k not in ignore}))
 
     def same(path: Path) -> bool:
-        meta = _safetensors_metadata(path)
+        meta = datadam_metadata(path)
         if not meta or meta.get("kind", "synthetic") != "synthetic":
             return False
         saved = {k: v for k, v in (meta.get("config") or {}).items() if k not in ignore}
@@ -164,6 +152,14 @@ def same_synthetic_set(settings: dict[str, Any], dataset: str, images: int,
                 and meta.get("dataset_images") == images)
 
     return same
+
+
+def check_checkpoint(checkpoint: Path, resume: bool, force: bool) -> None:
+    """Refuse to start a run over the checkpoint an earlier run left at ``checkpoint``: it
+    holds that run's progress (``resume`` goes on from it, ``force`` starts over)."""
+    if checkpoint.exists() and not resume and not force:
+        raise OutputError(f"{checkpoint} holds {identify(checkpoint)} of an earlier run: add "
+                          "--resume to go on from it, --force to start over, or choose another --out")
 
 
 def stamp_provenance(path: Path, token: str) -> None:

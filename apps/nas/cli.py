@@ -32,7 +32,14 @@ from datadam.cli.options import (
     positive,
 )
 from datadam.errors import ConfigError
-from datadam.outputs import Output, check_outputs, command_provenance, holds_provenance, stamp_provenance
+from datadam.outputs import (
+    Output,
+    check_checkpoint,
+    check_outputs,
+    command_provenance,
+    holds_provenance,
+    stamp_provenance,
+)
 
 app = typer.Typer(help="Neural architecture search with NNI, a condensed set as the proxy.",
                   no_args_is_help=True)
@@ -131,9 +138,7 @@ def _check_proxy_outputs(out: Path, checkpoint: Path, force: bool, resume: bool)
     without --force (a proxy's settings are known only once its data is split, so an
     existing OUT is always refused)."""
     check_outputs([Output(out, "--out", "proxy", (".safetensors",))], force=force)
-    if checkpoint.exists() and not resume and not force:
-        raise ConfigError(f"{checkpoint} holds the checkpoint of an earlier run: add --resume to go "
-                          "on from it, --force to start over, or choose another --out")
+    check_checkpoint(checkpoint, resume, force)
 
 
 def _check_results_folder(ctx: typer.Context, out: Path, name: str, force: bool) -> str:

@@ -30,10 +30,11 @@ from datadam.cli.options import (
     positive,
 )
 from datadam.distill.config import METHODS, DistillConfig
-from datadam.errors import ConfigError, DatadamError
+from datadam.errors import ConfigError
+from datadam.files import datadam_metadata
 from datadam.outputs import (
     Output,
-    OutputError,
+    check_checkpoint,
     check_outputs,
     holds_provenance,
     provenance,
@@ -85,9 +86,9 @@ def distill_command(
     OUT is checked first and replaced only by a set of the same settings and data (else --force). Ctrl-C keeps a checkpoint (OUT.ckpt.safetensors) that --resume goes on from; --keep-checkpoint lets --resume --iterations M extend a finished run. Several processes: torchrun --nproc-per-node N -m datadam distill ...
     """
     checkpoint = checkpoint_path(out)
-    outputs: list[Output | None] = [Output(out, "--out", "synthetic set", (".safetensors",))]
     # the paths themselves, before the data is read (a log folder may hold earlier runs)
-    check_outputs([*outputs, Output(tensorboard, "--tensorboard", "TensorBoard log", folder=True)
+    check_outputs([Output(out, "--out", "synthetic set", (".safetensors",)),
+                   Output(tensorboard, "--tensorboard", "TensorBoard log", folder=True)
                    if tensorboard else None], force=True)
     options = {**_DEFAULTS.model_options, **parse_options(model_option or [])}
     cfg = DistillConfig(
@@ -101,7 +102,7 @@ def distill_command(
     get_method(cfg.method)
     train = load_data(dataset, root, "train", **dataset_options(image_size))
     resolved = cfg.resolve(train)
-    _check_distill_outputs(outputs, checkpoint, resolved, train, force=force, resume=resume)
+    _check_distill_outputs(out, checkpoint, resolved, train, force=force, resume=resume)
     syn = _run_distill(train, resolved, out, checkpoint, device=device, progress=progress,
                        checkpoint_every=checkpoint_every, resume=resume, snapshot_every=snapshot_every,
                        tensorboard=tensorboard, tensorboard_every=tensorboard_every)
@@ -116,21 +117,14 @@ def distill_command(
                f"{meta['iterations_done']} iterations in {meta['wall_time_s']:.1f} s{final}")
 
 
-def _check_distill_outputs(outputs: list[Output | None], checkpoint: Path, cfg: DistillConfig, train,
-                           force: bool, resume: bool) -> None:
+def _check_distill_outputs(out: Path, checkpoint: Path, cfg: DistillConfig, train, force: bool,
+                           resume: bool) -> None:
     """OUT may be replaced by a set of the same settings and data (with --resume, of any
     iterations: the run is extended); a checkpoint left by another run is never started over
     without --force, for it holds that run's progress."""
-    settings = cfg.to_dict()
-    same = same_synthetic_set(settings, train.name, len(train), ignore=("iterations",) if resume else ())
-    out = outputs[0]
-    outputs[0] = Output(out.path, out.option, out.what, out.suffixes, same)
-    check_outputs(outputs, force=force)
-    if checkpoint.exists() and not resume and not force:
-        from datadam.files import identify
-
-        raise OutputError(f"{checkpoint} holds {identify(checkpoint)} of an earlier run: add "
-                          "--resume to go on from it, --force to start over, or choose another --out")
+    same = same_synthetic_set(cfg.to_dict(), train.name, len(train), ignore=("iterations",) if resume else ())
+    check_outputs([Output(out, "--out", "synthetic set", (".safetensors",), same)], force=force)
+    check_checkpoint(checkpoint, resume, force)
 
 
 def _run_distill(train, cfg: DistillConfig, out: Path, checkpoint: Path, *, device: str,
@@ -294,10 +288,7 @@ def convert_command(
     from datadam.synthetic import SyntheticSet
 
     def same(path: Path) -> bool:  # the same file imported again
-        try:
-            meta = SyntheticSet.load(path).metadata
-        except DatadamError:
-            return False
+        meta = datadam_metadata(path) or {}
         return meta.get("source_file") == str(official) and meta.get("dataset") == dataset
 
     check_outputs([Output(out, "--out", "synthetic set", (".safetensors",), same)], force=force)

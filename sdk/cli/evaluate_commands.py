@@ -107,9 +107,10 @@ def evaluate_command(
                             compile=compile)
     names = [default_model(tuple(syn.image_shape[1:]))] if models == "auto" else parse_list(models)
     net_options = parse_options(model_option or [])
+    model_options = {name: net_options for name in names} if net_options else {}
     if json_out is not None and not resume:
         wanted = {"models": names, "runs": runs, "seed": seed, "train": asdict(train_cfg),
-                  "model_options": {name: net_options for name in names} if net_options else {}}
+                  "model_options": model_options}
         check_outputs([Output(json_out, "--json", "evaluation", (".json",),
                               lambda path: _same_evaluation(path, syn.sha256(), wanted))], force=force)
     test, name, options = _test_split(syn, dataset, root)
@@ -132,7 +133,7 @@ def evaluate_command(
                           progress=progress, together=together, done=done,
                           on_network=save_partial if json_out else None,
                           network_checkpoint=network_checkpoint(json_out) if json_out else None,
-                          model_options={name: net_options for name in names} if net_options else None,
+                          model_options=model_options,
                           jobs=jobs)
     except KeyboardInterrupt:
         every, saved = TrainingCheckpoint.every, []
@@ -218,7 +219,7 @@ def _earlier_evaluation(json_out: Path | None, resume: bool):
     try:
         earlier = read_report(json_out)
     except ConfigError:
-        return None  # not an evaluation of ours: --json overwrites it, as any output
+        return None  # not an evaluation: check_outputs refuses to replace it without --force
     unfinished = earlier.get("in_progress") if isinstance(earlier, dict) else None
     if unfinished:
         raise ConfigError(f"{json_out} holds an unfinished evaluation ({unfinished.get('networks')} of "

@@ -90,23 +90,13 @@ def dataset_options(image_size: int | None, channels: int | None = None) -> dict
 
 
 def load_data(name: str, root: Path | None, split: str, **options):
-    """:func:`datadam.data.load`, and one line on stderr saying what was loaded from where."""
+    """:func:`datadam.data.load`, and one line on stderr saying what was loaded from where
+    (:meth:`~datadam.data.ImageDataset.describe`)."""
     from datadam import data
 
     dataset = data.load(name, root, split, **options)
-    typer.echo(loaded_line(dataset, split), err=True)
+    typer.echo(dataset.describe(), err=True)
     return dataset
-
-
-def loaded_line(dataset, split: str) -> str:
-    """``loaded mnist train: 60,000 images of 1x28x28, 10 classes, from ...``."""
-    describe = getattr(dataset, "describe", None)
-    if callable(describe):
-        return describe()
-    shape = "x".join(map(str, dataset.images.shape[1:]))
-    source = getattr(dataset, "source", None)
-    return (f"loaded {dataset.name} {split}: {len(dataset):,} images of {shape}, "
-            f"{dataset.num_classes} classes" + (f", from {source}" if source else ""))
 
 
 def parse_list(value: str) -> list[str]:
