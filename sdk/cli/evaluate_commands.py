@@ -92,10 +92,10 @@ def evaluate_command(
     from rich.console import Console
 
     from datadam.distill.config import default_model
-    from datadam.evaluate import TrainConfig, evaluate, evaluate_full_data
+    from datadam.evaluate import TrainConfig, evaluate
     from datadam.files import write_json
     from datadam.synthetic import SyntheticSet
-    from datadam.training import TrainingCheckpoint, describe_departures
+    from datadam.training import describe_departures
 
     if json_out is not None:
         check_outputs([Output(json_out, "--json", "evaluation", (".json",))], force=True)
@@ -136,18 +136,7 @@ def evaluate_command(
                           model_options=model_options,
                           jobs=jobs)
     except KeyboardInterrupt:
-        every, saved = TrainingCheckpoint.every, []
-        if json_out and json_out.exists():
-            saved.append(f"the finished networks are in {json_out}")
-        in_training = network_saves(json_out) if json_out else []
-        if len(in_training) == 1:
-            saved.append(f"the network in training is saved as of its last {every} epochs ({in_training[0].name})")
-        elif in_training:
-            saved.append(f"the {len(in_training)} networks in training are saved as of their last {every} epochs "
-                         f"({', '.join(p.name for p in in_training)})")
-        where = (" and ".join(saved) + "; the same command with --resume goes on" if saved
-                 else f"nothing was saved (--json keeps every finished network and every {every} epochs)")
-        raise Interrupted(f"evaluation interrupted: {where}") from None
+        raise _interrupted(json_out) from None
     console = Console()
     at = "" if at_iteration is None else f" at iteration {at_iteration}"
     if at_iteration is None and "in_progress" in syn.metadata:
@@ -157,24 +146,49 @@ def evaluate_command(
                                       f"on {name} test ({len(test)} images){trained}")
     report = report_of(result)
     if full_data:
-        train = load_data(name, root, "train", **options)
-        first = next(iter(result.summary))
-        full = evaluate_full_data(train, test, first, seed=seed, device=device,
-                                  progress=progress, model_options=net_options,
-                                  train=TrainConfig(epochs=full_epochs, schedule="cosine",
-                                                    augmentation="none", precision=precision,
-                                                    compile=compile))
-        report["full_data"] = full
-        syn_s = result.summary[first]
-        console.print(
-            f"full data ({len(train)} images, {full_epochs} epochs): {100 * full['accuracy']:.2f}% in "
-            f"{full['train_seconds']:.1f} s, {full['train_flops'] / 1e12:.2f} TFLOP | synthetic "
-            f"({len(syn)} images): {100 * syn_s['accuracy_mean']:.2f}% in "
-            f"{syn_s['train_seconds_mean']:.1f} s, {syn_s['train_flops'] / 1e12:.2f} TFLOP "
-            f"({full['train_flops'] / max(syn_s['train_flops'], 1):.1f}x fewer FLOPs)")
+        report["full_data"] = _full_data_bound(
+            syn, result, test, load_data(name, root, "train", **options), console, seed=seed, device=device,
+            progress=progress, model_options=net_options,
+            train=TrainConfig(epochs=full_epochs, schedule="cosine", augmentation="none",
+                              precision=precision, compile=compile))
     if json_out:
         write_json(json_out, report)
         typer.echo(f"wrote {json_out}")
+
+
+def _interrupted(json_out: Path | None) -> Interrupted:
+    """What an evaluation stopped by Ctrl-C kept, and how to go on."""
+    from datadam.training import TrainingCheckpoint
+
+    every, saved = TrainingCheckpoint.every, []
+    if json_out and json_out.exists():
+        saved.append(f"the finished networks are in {json_out}")
+    in_training = network_saves(json_out) if json_out else []
+    if len(in_training) == 1:
+        saved.append(f"the network in training is saved as of its last {every} epochs ({in_training[0].name})")
+    elif in_training:
+        saved.append(f"the {len(in_training)} networks in training are saved as of their last {every} epochs "
+                     f"({', '.join(p.name for p in in_training)})")
+    where = (" and ".join(saved) + "; the same command with --resume goes on" if saved
+             else f"nothing was saved (--json keeps every finished network and every {every} epochs)")
+    return Interrupted(f"evaluation interrupted: {where}")
+
+
+def _full_data_bound(syn, result, test, train_data, console, **options) -> dict:
+    """The full-data upper bound (:func:`datadam.evaluate.evaluate_full_data`) of the first
+    model, printed beside the synthetic set's accuracy, time and FLOPs."""
+    from datadam.evaluate import evaluate_full_data
+
+    first = next(iter(result.summary))
+    full = evaluate_full_data(train_data, test, first, **options)
+    syn_s = result.summary[first]
+    console.print(
+        f"full data ({len(train_data)} images, {options['train'].epochs} epochs): {100 * full['accuracy']:.2f}% in "
+        f"{full['train_seconds']:.1f} s, {full['train_flops'] / 1e12:.2f} TFLOP | synthetic "
+        f"({len(syn)} images): {100 * syn_s['accuracy_mean']:.2f}% in "
+        f"{syn_s['train_seconds_mean']:.1f} s, {syn_s['train_flops'] / 1e12:.2f} TFLOP "
+        f"({full['train_flops'] / max(syn_s['train_flops'], 1):.1f}x fewer FLOPs)")
+    return full
 
 
 def network_checkpoint(json_out: Path) -> Path:
