@@ -7,7 +7,7 @@ Condense a labelled image dataset into a few synthetic images per class::
     net = datadam.models.create("convnet3", channel=1, num_classes=10, im_size=(28, 28))
 """
 
-__version__ = "0.1.0"
+from datadam._version import __version__  # noqa: E402,F401
 
 from typing import TYPE_CHECKING  # noqa: E402
 
