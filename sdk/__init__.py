@@ -7,10 +7,9 @@ Condense a labelled image dataset into a few synthetic images per class::
     net = datadam.models.create("convnet3", channel=1, num_classes=10, im_size=(28, 28))
 """
 
-from datadam._version import __version__  # noqa: E402,F401
+from typing import TYPE_CHECKING
 
-from typing import TYPE_CHECKING  # noqa: E402
-
+from datadam._version import __version__  # noqa: F401
 from datadam.errors import DatadamError  # noqa: E402
 from datadam.lazy import lazy_exports  # noqa: E402
 
