@@ -82,15 +82,25 @@ def _hook():
     return module
 
 
-def test_every_committed_result_has_a_page_and_unknown_ones_fail():
+def test_every_committed_result_renders_on_its_areas_page():
+    """Every committed file renders (what it measured is the file's business, not this
+    test's): each top-level JSON by its name or its table row, each evaluation by a row."""
     hook = _hook()
-    kinds = {hook.kind_of(json.loads(p.read_text()))
-             for p in (REPO / "docs" / "results").glob("*.json")}
-    assert kinds <= set(hook.PAGES)
-    with pytest.raises(ValueError, match="unknown benchmark JSON"):
-        hook.kind_of({"accuracy": 0.9})
-    with pytest.raises(ValueError, match="unknown benchmark JSON"):  # `datadam evaluate --json`'s shape
-        hook.kind_of({"runs": {}, "summary": {}, "settings": {"models": ["convnet3"]}})
+    results = REPO / "docs" / "results"
+    pages = {uri: text for uri, (text, _) in hook.results_pages(results).items()}
+    assert set(pages) == {uri for _, uri, _ in hook.PAGES.values()}
+    site = "\n".join(pages.values())
+    power = sorted(results.glob(hook.POWER_COMPARISONS))
+    for path in sorted(results.glob("*.json")):
+        if path not in power:
+            assert Path(path).stem in site, path.name
+    power_rows = [line for line in pages["results/distillation.md"].split("## Attention power")[1]
+                  .split("\n## ")[0].splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(power_rows) == sum(len(json.loads(p.read_text())["models"]) for p in power)
+    for path in sorted((results / "evaluations").glob("*.json")):
+        merged = path.stem.rpartition("_seed")[0]
+        if not (merged and (path.parent / f"{merged}.json").exists()):  # a part shows through its merge
+            assert f"| `{path.stem}` |" in pages["results/distillation.md"], path.name
 
 
 def _evaluation(method: str, accuracies: list[float], *, ipc: int = 10, iterations: int = 100,
@@ -152,7 +162,7 @@ def test_a_distillation_page_shows_what_its_json_says(tmp_path):
     report = json.loads(path.read_text())
     text, images = hook.render_distillation(path.stem, report)
     lines = text.splitlines()
-    assert lines[0] == "## made_bench" and "python tests/benchmarks/bench_distill.py --made-up" in text
+    assert lines[0] == "### made_bench" and "python tests/benchmarks/bench_distill.py --made-up" in text
     assert "Machine: a made-up machine" in lines
     # the bench's evaluation settings and every cell, from this file
     assert ("Evaluation: 3 fresh convnet3 networks x 40 epochs on each synthetic set, tested on 1234 "
@@ -224,22 +234,92 @@ def _made_comparison(tmp_path: Path) -> tuple[Path, dict]:
     return path, report
 
 
-def test_a_comparison_page_shows_what_its_json_says(tmp_path):
+def test_the_comparisons_table_has_a_row_per_comparison_and_their_commands(tmp_path, monkeypatch):
     hook = _hook()
-    path, _ = _made_comparison(tmp_path)
-    report = json.loads(path.read_text())
+    monkeypatch.setattr(hook, "RESULTS", tmp_path)
+    path, report = _made_comparison(tmp_path)
     assert hook.kind_of(report) == "comparison"
-    text, images = hook.render_comparison(path.stem, report)
+    (tmp_path / "made_a.png").write_bytes(b"png")  # a picture of set A, named after the comparison
+    text, images = hook.render_section("comparison", [(path.name, report), ("made_a_vs_b.json", report)])
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| comparison |"))
+    rows = [line for line in lines if line.startswith(("| made_comparison |", "| made_a_vs_b |"))]
+    assert len(rows) == 2 and all(row.count("|") == header.count("|") for row in rows)
     c = report["models"]["convnet3"]
-    row = next(line for line in text.splitlines() if line.startswith("| convnet3 |"))
     difference, ahead = _comparison_row([0.9100, 0.9200, 0.9150, 0.9050], [0.9180, 0.9230, 0.9140, 0.9160])
-    assert row.startswith(f"| convnet3 | 4 | 91.25 | 91.78 | {difference} | ")
     lo, hi = (100 * v for v in c["interval"])
-    assert f"| [{lo:+.2f}, {hi:+.2f}] | {c['p_value']:.2g} | {ahead} |" in row and ahead == "3 of 4"
+    assert rows[0] == (f"| made_comparison | `a` | `b` | 91.25 | 91.78 | {difference} | "
+                       f"[{lo:+.2f}, {hi:+.2f}] | {c['p_value']:.2g} | 4 | {ahead} networks |")
     assert ("datadam compare-evaluations made/a.json made/b.json --json docs/results/made_comparison.json"
-            in text)
-    assert "- A = a.json: made-up dm set" in text and "- B = b.json: made-up datadam set" in text
-    assert list(images) == ["made_comparison.png"] and images["made_comparison.png"].startswith(b"\x89PNG")
+            in lines)
+    assert "Machine: not recorded." in lines  # made/a.json and made/b.json are not there
+    assert "![made: a](made_a.png)" in lines and "![made: b](made_b.png)" not in lines
+    assert list(images) == ["comparisons.png"] and images["comparisons.png"].startswith(b"\x89PNG")
+
+
+def test_the_attention_power_table_reads_every_power_comparison(tmp_path):
+    hook = _hook()
+    _, report = _made_comparison(tmp_path)
+    items = [("mnist_ipc10_power_p4_vs_p1.json", report),
+             ("mnist_ipc1_power_p4_vs_p1.json", {**report, "budget": {"ipc": 1}, "machine": "a made-up CPU",
+                                                 "commands": ["datadam compare-evaluations x y"]})]
+    text, images = hook.render_section("power", items)
+    lines = text.splitlines()
+    rows = [line for line in lines if line.startswith("| ") and line[2].isdigit()]
+    assert [row.split(" | ")[0] for row in rows] == ["| 1", "| 10"]  # sorted by IPC
+    assert all(row.count("|") == 10 for row in rows)
+    assert "| IPC | model | A: p = 4 % | B: p = 1 % | B - A | interval | p | pairs | B ahead |" in lines
+    assert "datadam compare-evaluations x y" in lines
+    assert "Machine: a made-up CPU (some files record none)." in lines
+    assert ("datadam compare-evaluations made/a.json made/b.json --json "
+            "docs/results/mnist_ipc10_power_p4_vs_p1.json") in lines
+    assert images == {}
+
+
+def test_the_evaluations_table_has_a_row_per_file_and_model(tmp_path):
+    hook = _hook()
+    merged = _evaluation("datadam", [0.9, 0.91, 0.92])
+    merged["runs"]["alexnet"] = merged["runs"]["convnet3"]
+    merged["summary"]["alexnet"] = merged["summary"]["convnet3"]
+    merged.update(machine="a made-up CPU", commands=["datadam evaluate s.safetensors --runs 1",
+                                                    "datadam merge-evaluations a b --json m.json"])
+    items = [("evaluations/m.json", merged), ("evaluations/m_seed0.json", _evaluation("datadam", [0.9, 0.9])),
+             ("evaluations/one.json", _evaluation("dm", [0.8, 0.82]))]
+    text, _ = hook.render_section("evaluation", items)
+    lines = text.splitlines()
+    rows = [line for line in lines if line.startswith("| `")]
+    recipe = "datadam p = 4, IPC 10, 100 iterations, seed 0"
+    assert [row.split(" | ")[:3] for row in rows] == [
+        ["| `m`", recipe, "convnet3"], ["| `m`", recipe, "alexnet"],
+        ["| `one`", "dm, IPC 10, 100 iterations, seed 0", "convnet3"]]
+    assert all(row.count("|") == 7 for row in rows)
+    assert rows[0].endswith("| 3 x 300 epochs | 91.00 ± 1.00 | a made-up CPU |")
+    assert rows[2].endswith("| not recorded |")
+    assert lines.index("# evaluations/m.json") + 1 == lines.index("datadam evaluate s.safetensors --runs 1")
+    assert "# evaluations/one.json" in lines and "# (commands not recorded)" in lines
+
+
+def test_a_malformed_result_fails_naming_its_file(tmp_path):
+    hook = _hook()
+    results = tmp_path / "results"
+    (results / "evaluations").mkdir(parents=True)
+    cases = [("odd.json", json.dumps({"accuracy": 0.9}),
+              r"docs/results/odd\.json: unknown benchmark JSON shape"),
+             ("broken.json", "{not json", r"docs/results/broken\.json: not a readable JSON file"),
+             ("list.json", "[1, 2]", r"docs/results/list\.json: unknown benchmark JSON shape \(a JSON list"),
+             ("bench.json", json.dumps({"entries": {"dm/ipc1": {"method": "dm"}}}),
+              r"docs/results/bench\.json: not a distillation result the pages can show \(no 'variant'\)"),
+             ("evaluations/e.json", json.dumps({"summary": {}}),
+              r"docs/results/evaluations/e\.json: not an evaluation \(it has no runs, summary and settings"),
+             ("evaluations/f.json", json.dumps({"runs": {}, "summary": {}, "settings": []}),
+              r"docs/results/evaluations/f\.json: not a evaluation result the pages can show")]
+    for name, content, message in cases:
+        (results / name).write_text(content)
+        with pytest.raises(hook.ResultError, match=message):
+            hook.results_pages(results)
+        (results / name).unlink()
+    with pytest.raises(ValueError, match="unknown benchmark JSON"):  # `datadam evaluate --json`'s shape
+        hook.kind_of({"runs": {}, "summary": {}, "settings": {"models": ["convnet3"]}})
 
 
 class _SiteConfig(dict):
@@ -251,25 +331,30 @@ class _SiteConfig(dict):
         self.plugins = type("Plugins", (), {"_current_plugin": None})()
 
 
-def test_the_site_has_a_page_per_kind_made_from_the_json_files_found(tmp_path):
+def test_the_site_has_a_page_per_area_made_from_the_json_files_found(tmp_path, monkeypatch):
     from mkdocs.structure.files import Files
 
     hook = _hook()
     docs = tmp_path / "docs"
     (docs / "results").mkdir(parents=True)
+    monkeypatch.setattr(hook, "RESULTS", docs / "results")
     _made_bench(docs / "results")
     _made_comparison(docs / "results")
     files = hook.on_files(Files([]), _SiteConfig(docs, tmp_path / "site"))
     pages = {f.src_uri: f.content_bytes for f in files}
     distillation = pages["results/distillation.md"].decode()
-    assert distillation.startswith("# MNIST distillation\n") and "## made_bench" in distillation
+    assert distillation.startswith("# Distillation accuracy\n") and "### made_bench" in distillation
     assert "| dm (dm) | defaults | 72.02 ± 1.01 | 90.20 ± 0.10 |" in distillation
-    assert "## made_comparison" in pages["results/comparisons.md"].decode()
+    assert "| made_comparison | `a` | `b` |" in distillation
+    sections = distillation.split("\n## ")
+    assert [section.split("\n")[0] for section in sections[1:]] == [
+        heading for _, page, heading in hook.SECTIONS if page == "distillation"]
     assert pages["results/img/made_bench.png"].startswith(b"\x89PNG")
-    assert pages["results/img/made_comparison.png"].startswith(b"\x89PNG")
-    for kind, (_, uri) in hook.PAGES.items():  # every other kind has its page, saying there is nothing yet
-        if kind not in ("distillation", "comparison"):
-            assert "No results of this kind are committed yet." in pages[uri].decode(), uri
+    assert pages["results/img/comparisons.png"].startswith(b"\x89PNG")
+    for page in ("speed", "continual", "nas"):  # nothing of theirs: every section says so
+        text = pages[hook.PAGES[page][1]].decode()
+        assert text.count("No results of this kind are committed yet.") == sum(
+            p == page for _, p, _ in hook.SECTIONS), page
     assert "## `datadam distill`" in pages["cli.md"].decode()
     # a JSON of no known shape fails the build, naming the file
     (docs / "results" / "odd.json").write_text(json.dumps({"accuracy": 0.9}))

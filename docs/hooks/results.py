@@ -2,46 +2,75 @@
 
 - ``cli.md``: every command and option of ``datadam`` (application commands included),
   from the Typer app itself, so the reference cannot disagree with ``--help``;
-- the results pages, from the committed benchmark JSON under ``docs/results/``;
+- the results pages, one per area, from the committed JSON under ``docs/results/``;
 - the source tree the API reference reads (see :func:`_api_source_tree`).
 
-Every ``docs/results/*.json`` is recognised by its shape and rendered, tables and a
-plot, into one page per kind: ``results/distillation.md`` (``bench_distill.py``),
-``results/speed.md`` (``bench_speed.py``), ``results/continual.md``
-(``bench_continual.py``), ``results/nas.md`` (``bench_nas.py``) and
-``results/evaluate.md`` (``bench_evaluate.py``), ``results/eval-speed.md``
-(``bench_eval_speed.py``), ``results/convergence.md``
-(``bench_convergence.py``), ``results/cross-architecture.md``
-(``bench_cross_arch.py``), ``results/comparisons.md`` (``datadam compare-evaluations
---json``) and ``results/targets.md`` (``targets.json``: the benchmark's targets, each
-judged from the committed evaluations it names). A JSON file of no
-known shape fails the build, so a new benchmark cannot silently go unpublished.
+Every ``docs/results/*.json`` is recognised by its shape (:func:`kind_of`) and every
+``docs/results/evaluations/*.json`` is an evaluation (``datadam evaluate --json`` or
+``datadam merge-evaluations --json``, with the ``commands`` and ``machine`` that
+``tests/benchmarks/record_commands.py`` wrote into it). Each kind is a section of one
+area's page (:data:`SECTIONS`): distillation accuracy, speed, continual learning and
+NAS. A file of no known shape, or one that lacks what its kind needs, fails the build
+with the file's name, so a result can neither go unpublished nor break a page silently.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import re
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mkdocs.structure.files import File, Files
 
 PAGES = {
-    "targets": ("Targets", "results/targets.md"),
-    "distillation": ("MNIST distillation", "results/distillation.md"),
-    "speed": ("Distillation speed", "results/speed.md"),
-    "continual": ("Continual learning", "results/continual.md"),
-    "nas": ("Architecture search proxies", "results/nas.md"),
-    "evaluate": ("Evaluation: networks together or side by side", "results/evaluate.md"),
-    "eval_speed": ("Evaluation: training speed (bf16, torch.compile)", "results/eval-speed.md"),
-    "convergence": ("Accuracy against iterations", "results/convergence.md"),
-    "cross_architecture": ("Cross-architecture evaluation", "results/cross-architecture.md"),
-    "comparison": ("Paired comparisons", "results/comparisons.md"),
-    "memory": ("Distillation memory", "results/memory.md"),
+    "distillation": ("Distillation accuracy", "results/distillation.md",
+                     "How accurate the distilled sets are: the benchmark's targets, paired "
+                     "comparisons, every merged evaluation, and the distillation benches."),
+    "speed": ("Speed: distillation and evaluation cost", "results/speed.md",
+              "What a distillation iteration and an evaluation network cost, in seconds, "
+              "FLOPs and memory."),
+    "continual": ("Continual learning", "results/continual.md",
+                  "Replay memories on split MNIST (`tests/benchmarks/bench_continual.py`)."),
+    "nas": ("Architecture search", "results/nas.md",
+            "Distilled and random proxies ranking architectures against full-data training "
+            "(`tests/benchmarks/bench_nas.py`)."),
 }
+
+# (kind, page, section heading), in the order of the pages' sections.
+SECTIONS = [
+    ("targets", "distillation", "Targets"),
+    ("power", "distillation", "Attention power"),
+    ("comparison", "distillation", "Paired comparisons"),
+    ("evaluation", "distillation", "Evaluations"),
+    ("distillation", "distillation", "Distillation benches"),
+    ("convergence", "distillation", "Accuracy against iterations"),
+    ("cross_architecture", "distillation", "Cross-architecture evaluation"),
+    ("speed", "speed", "Distillation: seconds and FLOPs per iteration"),
+    ("memory", "speed", "Distillation: memory"),
+    ("eval_speed", "speed", "Evaluation: training speed (bf16, torch.compile)"),
+    ("evaluate", "speed", "Evaluation: networks together or side by side"),
+    ("continual", "continual", "Replay memories"),
+    ("nas", "nas", "Proxy rank studies"),
+]
+
+# `datadam compare-evaluations --json` files of attention power p = 4 against p = 1, one per IPC:
+# the distillation page draws them as one table of their own.
+POWER_COMPARISONS = "mnist_ipc*_power_p4_vs_p1.json"
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+Item = tuple[str, dict[str, Any]]  # (the file's name under docs/results/, its content)
+Rendered = tuple[str, dict[str, bytes]]  # (markdown, {image name: PNG bytes})
+
+
+class ResultError(ValueError):
+    """A committed result file the pages cannot show; the message names the file."""
 
 
 def _api_source_tree(root: Path) -> None:
@@ -66,6 +95,10 @@ def _api_source_tree(root: Path) -> None:
 
 
 def kind_of(report: dict[str, Any]) -> str:
+    """The kind of a ``docs/results/*.json`` file, by its shape; :class:`ValueError` for
+    a shape no section shows."""
+    if not isinstance(report, dict):
+        raise ValueError(f"unknown benchmark JSON shape (a JSON {type(report).__name__}, not an object)")
     if "targets" in report:
         return "targets"
     if "entries" in report:
@@ -108,29 +141,97 @@ def cli_reference() -> str:
             "`datadam --install-completion` (bash, zsh, fish, PowerShell).\n")
 
 
+# -- finding and rendering the results -----------------------------------------------------
+
+def _read(path: Path, name: str) -> dict[str, Any]:
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultError(f"{name}: not a readable JSON file ({e})") from None
+    if not isinstance(report, dict):
+        raise ResultError(f"{name}: unknown benchmark JSON shape "
+                          f"(a JSON {type(report).__name__}, not an object)")
+    return report
+
+
+def results_by_kind(results: Path) -> dict[str, list[Item]]:
+    """Every result file under ``results`` by kind (:data:`SECTIONS`), in name order;
+    :class:`ResultError` naming the first file that is no result of a known kind."""
+    by_kind: dict[str, list[Item]] = defaultdict(list)
+    for path in sorted(results.glob("*.json")):
+        name = f"docs/results/{path.name}"
+        report = _read(path, name)
+        try:
+            kind = kind_of(report)
+        except ValueError as e:
+            raise ResultError(f"{name}: {e}") from None
+        if kind == "comparison" and fnmatch.fnmatch(path.name, POWER_COMPARISONS):
+            kind = "power"
+        by_kind[kind].append((path.name, report))
+    for path in sorted((results / "evaluations").glob("*.json")):
+        name = f"docs/results/evaluations/{path.name}"
+        report = _read(path, name)
+        if not {"runs", "summary", "settings"} <= set(report):
+            raise ResultError(f"{name}: not an evaluation (it has no runs, summary and settings; "
+                              "keys: " + ", ".join(sorted(report)) + ")")
+        by_kind["evaluation"].append((f"evaluations/{path.name}", report))
+    return by_kind
+
+
+def render_section(kind: str, items: list[Item]) -> Rendered:
+    """One section's markdown and images: a table over every file of a collective kind
+    (:data:`COLLECTIVE`), else each file's own part; :class:`ResultError` naming the file
+    that lacks what its kind needs."""
+    if kind in COLLECTIVE:
+        rows_of, table = COLLECTIVE[kind]
+        rows = [(name, report, _checked(name, kind, rows_of, name, report)) for name, report in items]
+        return table(rows)
+    texts, images = [], {}
+    for name, report in items:
+        text, pngs = _checked(name, kind, RENDER[kind], Path(name).stem, report)
+        texts.append(text)
+        images.update(pngs)
+    return "\n\n".join(texts), images
+
+
+def _checked(name: str, kind: str, render: Callable, *args: Any) -> Any:
+    try:
+        return render(*args)
+    except ResultError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, StopIteration) as e:
+        what = f"no {e.args[0]!r}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise ResultError(f"docs/results/{name}: not a {kind} result the pages can show ({what})") from None
+
+
+def results_pages(results: Path) -> dict[str, Rendered]:
+    """Each page of :data:`PAGES` (by its URI): markdown and images."""
+    by_kind = results_by_kind(results)
+    pages: dict[str, Rendered] = {}
+    for page, (title, uri, intro) in PAGES.items():
+        lines, images = [f"# {title}", "", intro, "",
+                         "Generated when the site is built from the JSON files under `docs/results/` "
+                         "([the index](README.md) says which file is which).", ""], {}
+        for kind, section_page, heading in SECTIONS:
+            if section_page != page:
+                continue
+            lines += [f"## {heading}", ""]
+            if not by_kind.get(kind):
+                lines += ["No results of this kind are committed yet.", ""]
+                continue
+            text, pngs = render_section(kind, by_kind[kind])
+            lines += [text, ""]
+            images.update(pngs)
+        pages[uri] = ("\n".join(lines), images)
+    return pages
+
+
 def on_files(files: Files, config, **kwargs) -> Files:
     files.append(File.generated(config, "cli.md", content=cli_reference()))
-    results = Path(config["docs_dir"]) / "results"
-    by_kind: dict[str, list[tuple[str, dict]]] = defaultdict(list)
-    for path in sorted(results.glob("*.json")):
-        report = json.loads(path.read_text())
-        try:
-            by_kind[kind_of(report)].append((path.stem, report))
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-    for kind, (title, uri) in PAGES.items():
-        source = ("`docs/results/targets.json` and the committed evaluations it names" if kind == "targets"
-                  else "the JSON files the benchmark scripts in `tests/benchmarks/` committed under "
-                       "`docs/results/`")
-        lines = [f"# {title}", "", f"Generated when the site is built from {source}.", ""]
-        if not by_kind.get(kind):
-            lines.append("No results of this kind are committed yet.")
-        for stem, report in by_kind.get(kind, []):
-            text, images = RENDER[kind](stem, report)
-            lines += [text, ""]
-            for name, png in images.items():
-                files.append(File.generated(config, f"results/img/{name}", content=png))
-        files.append(File.generated(config, uri, content="\n".join(lines)))
+    for uri, (text, images) in results_pages(Path(config["docs_dir"]) / "results").items():
+        for name, png in images.items():
+            files.append(File.generated(config, f"results/img/{name}", content=png))
+        files.append(File.generated(config, uri, content=text))
     return files
 
 
@@ -209,7 +310,7 @@ def render_distillation(stem: str, report: dict) -> tuple[str, dict[str, bytes]]
     cell = {(e["variant"], e["ipc"]): e for e in entries}
     model = next(iter(next(iter(entries))["evaluation"]["summary"]))
     settings = next(iter(entries))["evaluation"]["settings"]
-    lines = [f"## {stem}", "", *_commands(report),
+    lines = [f"### {stem}", "", *_commands(report),
              f"Evaluation: {settings['runs']} fresh {model} networks x {_trained(settings['train'])} "
              f"on each synthetic set, tested on {settings['test_images']} "
              f"{settings['test_dataset']} test images; mean ± std of the final accuracy (%).", "",
@@ -245,7 +346,7 @@ def render_speed(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     from datadam.plots import figure_png
 
     rows = report["rows"]
-    lines = [f"## {stem}", "", *_commands(report),
+    lines = [f"### {stem}", "", *_commands(report),
              "Limit: GFLOP/s of a plain no-grad forward of the same network on the same real images, "
              "in the row's real precision.",
              "", "| data | model | IPC | batch_real | real precision | s / iteration | GFLOP / iteration "
@@ -281,7 +382,7 @@ def render_continual(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     from datadam.apps.continual.plots import plot_accuracy
 
     settings = report["settings"]
-    lines = [f"## {stem}", "", *_commands(report),
+    lines = [f"### {stem}", "", *_commands(report),
              f"{settings['dataset']}, {settings['ipc']} images per class, {settings['protocol']} "
              f"protocol, {settings['experiences']} experiences, {len(settings.get('class_orders', []))} "
              f"class order(s); learner {settings['model']} trained {settings['learner']['epochs']} "
@@ -299,20 +400,21 @@ def render_continual(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
 
 
 def render_nas(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
-    from datadam.apps.nas.study import StudyResult, markdown_table, plot_scatter
+    from datadam.apps.nas.rank_study import StudyResult
+    from datadam.apps.nas.study_report import markdown_table, plot_scatter
 
     result = StudyResult(report["architectures"], report["proxies"], report.get("settings", {}))
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(plot_scatter(result, Path(tmp) / "scatter.png")).read_bytes()
     name = f"{stem}_scatter.png"
-    lines = [f"## {stem}", "", *_commands(report), markdown_table(result), "",
+    lines = [f"### {stem}", "", *_commands(report), markdown_table(result), "",
              f"![Proxy against full-data accuracy](img/{name})"]
     return "\n".join(lines), {name: png}
 
 
 def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     train = report["train"]
-    lines = [f"## {stem}", "", *_commands(report),
+    lines = [f"### {stem}", "", *_commands(report),
              f"{report['synthetic']} ({report['ipc']} per class) on device {report['device']}: "
              f"{report['runs']} x {report['model']}, {train['epochs']} epochs.", "",
              "| path | seconds (all runs) | accuracy % |", "|---|---|---|"]
@@ -330,7 +432,7 @@ def render_evaluate(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
 def render_memory(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     machine = report.get("machine", {})
     commands = report.get("commands") or {}
-    lines = [f"## {stem}", "", report.get("what", ""), "", "Commands:", "", "```bash",
+    lines = [f"### {stem}", "", report.get("what", ""), "", "Commands:", "", "```bash",
              *(commands.values() if isinstance(commands, dict) else commands), "```", "",
              f"Machine: {machine.get('cpu', 'not recorded')}, {machine.get('cores', '?')} cores.", "",
              "| batch_real | peak resident memory (MB) | estimate before the run | seconds per iteration |",
@@ -350,7 +452,7 @@ def render_eval_speed(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     first = all("first_epoch_seconds" in r for r in report["rows"])
     compiled = ("; the first epoch, timed apart, holds a compiled mode's compilation where one was needed "
                 "(cold cache; a later IPC reuses the graph an earlier one compiled for any batch size).")
-    lines = [f"## {stem}", "", *_commands(report), *([report["note"], ""] if report.get("note") else []),
+    lines = [f"### {stem}", "", *_commands(report), *([report["note"], ""] if report.get("note") else []),
              *([f"Made by {report['made_by']}.", ""] if report.get("made_by") else []),
              f"{report['model']}, training {report['train']}: median seconds per epoch over alternating "
              f"blocks of the modes, from the same seed; the speed-up is over {base}"
@@ -364,7 +466,7 @@ def render_eval_speed(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
                          f"x{r['speedup'][mode]:.2f} | {r['seconds_per_1000_epochs'][mode]:.0f} s |"
                          + (f" {r['first_epoch_seconds'][mode]:.1f} s |" if first else ""))
     lines += ["", "What a mode does to accuracy is measured network by network on the "
-              "[paired comparisons](comparisons.md) page (one set, two modes)."]
+              "[paired comparisons](distillation.md#paired-comparisons) (one set, two modes)."]
     return "\n".join(lines), {}
 
 
@@ -379,7 +481,7 @@ def render_convergence(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
 
     s = report["settings"]
     points = [report["points"][k] for k in sorted(report["points"], key=int)]
-    lines = [f"## {stem}", "", *_commands(report),
+    lines = [f"### {stem}", "", *_commands(report),
              f"Set: {s['method']}, {_set_ipc(s)}, {s['dataset']}, {s['iterations_done']} iterations, "
              f"made with `{s['distill_command']}`. Iteration 0 is the initialisation.", "",
              f"Evaluation: {s['runs']} fresh {s['model']} networks x {s['epochs']} epochs at each "
@@ -407,7 +509,7 @@ def render_cross_architecture(stem: str, report: dict) -> tuple[str, dict[str, b
 
     s = report["settings"]
     models, sets = s["models"], report["sets"]
-    lines = [f"## {stem}", "", *_commands(report),
+    lines = [f"### {stem}", "", *_commands(report),
              f"Evaluation: {s['runs']} fresh networks of each model x {s['epochs']} epochs on each set, "
              "the protocol's SGD and DSA; mean ± std of the final test accuracy (%).", "",
              "| set | method | IPC | iterations | " + " | ".join(models) + " |",
@@ -423,38 +525,181 @@ def render_cross_architecture(stem: str, report: dict) -> tuple[str, dict[str, b
     return "\n".join(lines), pngs
 
 
-def render_comparison(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
-    from datadam.evaluate import comparison_text
-    from datadam.plots import comparison_figure, figure_png
+# -- the sections that are one table over many files ----------------------------------------
 
-    models = report["models"]
-    first = next(iter(models.values()))
+def _compare_command(name: str, report: dict) -> str:
+    first = next(iter(report["models"].values()))
     options = "".join(f" --{flag} {first[key]}" for flag, key, default in
                       (("metric", "metric", "accuracy"), ("confidence", "confidence", 0.95))
-                      if first[key] != default)
-    by = ("network by network" if first["unit"] == "network" else
-          "distillation by distillation: each sample is the mean difference of one distillation's networks")
-    command = (f"datadam compare-evaluations {report['a']} {report['b']}{options} "
-               f"--json docs/results/{stem}.json")
-    lines = [f"## {stem}", "", "Command:", "", "```bash", command, "```", "",
-             f"- A = {report['a_set']}", f"- B = {report['b_set']}",
-             *([f"- one set under two protocols, A vs B: {', '.join(first['protocol_differences'])}"]
-               if first.get("protocol_differences") else []), "",
-             f"{first['metric'].replace('_', ' ')} (%), {by}; B - A in points, mean ± std, the "
-             f"{100 * first['confidence']:g} % interval of the mean (Student's t), the paired t-test's p "
-             f"and on how many {first['unit']}s B was ahead.", "",
-             "| model | pairs | A | B | B - A | interval | p | B ahead |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, c in models.items():
+                      if first.get(key, default) != default)
+    return f"datadam compare-evaluations {report['a']} {report['b']}{options} --json docs/results/{name}"
+
+
+def _machine_of(reference: str) -> str | None:
+    """The machine an evaluation file named by a comparison (``docs/results/...``) records."""
+    path = RESULTS / reference.removeprefix("docs/results/")
+    try:
+        return json.loads(path.read_text()).get("machine")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def comparison_rows(name: str, report: dict) -> list[dict[str, Any]]:
+    """One row per model of a ``datadam compare-evaluations --json`` file: the cells of
+    the table (B - A in points, the interval, p, pairs, how often B was ahead)."""
+    from datadam.evaluate import comparison_text
+
+    rows = []
+    for model, c in report["models"].items():
         text = comparison_text(c, missing="–")
-        lines.append(f"| {name} | {text['pairs']} | {100 * c['a_mean']:.2f} | {100 * c['b_mean']:.2f} | "
-                     f"{text['difference']} | {text['interval']} | {text['p']} | {text['ahead']} |")
-    name = f"{stem}.png"
-    lines += ["", f"![{stem}: every pair, A to B](img/{name})"]
-    return "\n".join(lines), {name: figure_png(comparison_figure(models, *report["labels"]))}
+        rows.append({"model": model, "a": f"{100 * c['a_mean']:.2f}", "b": f"{100 * c['b_mean']:.2f}",
+                     "difference": text["difference"], "interval": text["interval"], "p": text["p"],
+                     "pairs": text["pairs"], "ahead": text["ahead"], "unit": c["unit"],
+                     "mean": 100 * c["difference_mean"],
+                     "bounds": None if c["interval"] is None else [100 * v for v in c["interval"]]})
+    return rows
 
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+def _commands_block(commands: list[str]) -> list[str]:
+    return ["```bash", *commands, "```", ""]
+
+
+def _machines_line(machines: set[str | None]) -> list[str]:
+    known = sorted(m for m in machines if m)
+    if not known:
+        return ["Machine: not recorded.", ""]
+    return [("Machines: " if len(known) > 1 else "Machine: ") + "; ".join(known)
+            + (" (some files record none)" if None in machines else "") + ".", ""]
+
+
+def comparisons_table(rows: list[tuple[str, dict, list[dict]]]) -> Rendered:
+    """Every paired comparison in one table, their commands, a forest plot of B - A, and
+    the pictures of compared sets committed beside them (``P_A.png`` and ``P_B.png`` for
+    ``P_A_vs_B.json``)."""
+    lines = ["`datadam compare-evaluations A B`: accuracy (%) of A and B, B - A in points "
+             "(mean ± std), the 95 % interval of the mean difference (Student's t), the paired "
+             "t-test's p, and on how many pairs B was ahead: network by network, or distillation "
+             "by distillation for replicates. The sets are described in the "
+             "[evaluations](#evaluations) table.", "",
+             "| comparison | A | B | A % | B % | B - A | interval | p | pairs | B ahead |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    forest, pictures, commands, machines = [], [], [], set()
+    for name, report, cells in rows:
+        stem = Path(name).stem
+        for cell in cells:
+            label = stem if len(cells) == 1 else f"{stem} ({cell['model']})"
+            lines.append(f"| {label} | `{Path(report['a']).stem}` | `{Path(report['b']).stem}` | "
+                         f"{cell['a']} | {cell['b']} | {cell['difference']} | {cell['interval']} | "
+                         f"{cell['p']} | {cell['pairs']} | {cell['ahead']} {cell['unit']}s |")
+            forest.append((label, cell["mean"], cell["bounds"]))
+        commands.append(_compare_command(name, report))
+        machines |= {_machine_of(report["a"]), _machine_of(report["b"])}
+        head, _, tail = stem.rpartition("_vs_")
+        prefix, _, first = head.rpartition("_")
+        for side in (first, tail):
+            if (RESULTS / f"{prefix}_{side}.png").is_file():
+                pictures.append(f"![{prefix}: {side}]({prefix}_{side}.png)")
+    lines += ["", "Commands:", "", *_commands_block(commands), *_machines_line(machines)]
+    name = "comparisons.png"
+    lines += [f"![B - A of every comparison, with its interval](img/{name})", ""]
+    if pictures:
+        lines += ["The compared sets, where their pictures are committed (`datadam show SET --out PNG`):", "",
+                  *pictures, ""]
+    return "\n".join(lines), {name: _forest_png(forest)}
+
+
+def _forest_png(forest: list[tuple[str, float, list[float] | None]]) -> bytes:
+    """B - A of every comparison as a dot with its interval, one line each, zero marked."""
+    from datadam.plots import figure_png
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(forest) + 1.2), dpi=120)
+    for y, (_, mean, bounds) in enumerate(forest):
+        low, high = bounds or (mean, mean)
+        color = "C2" if low > 0 else "C3" if high < 0 else "0.4"
+        ax.plot([low, high], [y, y], color=color, lw=2)
+        ax.plot([mean], [y], "o", color=color, ms=4)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(forest)), [label for label, _, _ in forest], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("B - A (accuracy points), 95 % interval")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def power_rows(name: str, report: dict) -> list[dict[str, Any]]:
+    """:func:`comparison_rows` of one attention-power comparison, with its IPC (from the
+    file's ``budget``, else its name ``mnist_ipcN_...``)."""
+    ipc = (report.get("budget") or {}).get("ipc")
+    if ipc is None:
+        match = re.match(r"mnist_ipc(\d+)_", name)
+        ipc = int(match.group(1)) if match else "?"
+    return [{**row, "ipc": ipc} for row in comparison_rows(name, report)]
+
+
+def _by_ipc(row: tuple[str, dict, list[dict]]) -> int:
+    ipc = row[2][0]["ipc"] if row[2] else None
+    return ipc if isinstance(ipc, int) else 1 << 30
+
+
+def power_table(rows: list[tuple[str, dict, list[dict]]]) -> Rendered:
+    """The attention-power comparisons (:data:`POWER_COMPARISONS`), one row per IPC."""
+    lines = [f"DataDAM with attention power p = 4 (A) against p = 1 (B), from every "
+             f"`docs/results/{POWER_COMPARISONS}` (`datadam compare-evaluations`): accuracy (%), "
+             "B - A in points, its 95 % interval, p and the pairs compared.", "",
+             "| IPC | model | A: p = 4 % | B: p = 1 % | B - A | interval | p | pairs | B ahead |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    commands, machines = [], set()
+    for name, report, cells in sorted(rows, key=_by_ipc):
+        for cell in cells:
+            lines.append(f"| {cell['ipc']} | {cell['model']} | {cell['a']} | {cell['b']} | "
+                         f"{cell['difference']} | {cell['interval']} | {cell['p']} | "
+                         f"{cell['pairs']} | {cell['ahead']} {cell['unit']}s |")
+        commands += report.get("commands") or [_compare_command(name, report)]
+        machines.add(report.get("machine"))
+    lines += ["", "Commands:", "", *_commands_block(commands), *_machines_line(machines)]
+    return "\n".join(lines), {}
+
+
+def evaluation_rows(name: str, report: dict) -> dict[str, Any]:
+    """What the evaluations table shows of one evaluation file: the set, the networks,
+    accuracy per model, commands and machine."""
+    from datadam.evaluate import EvaluationResult
+
+    result = EvaluationResult.from_dict(report, source=name)
+    models = {model: _pm(summary, "accuracy") for model, summary in result.summary.items()}
+    return {"set": result.describe_set(), "models": models,
+            "networks": {model: _budget(result, model) for model in models},
+            "commands": report.get("commands") or [], "machine": report.get("machine")}
+
+
+def evaluations_table(rows: list[tuple[str, dict, dict]]) -> Rendered:
+    """Every evaluation file in one table, then the commands that made each; a part
+    ``X_seedN.json`` of a committed ``X.json`` is shown through that file."""
+    lines = ["Every evaluation under `docs/results/evaluations/`: networks trained apart and "
+             "merged (`datadam merge-evaluations`, with `--replicates` for a recipe distilled "
+             "with several seeds) or one `datadam evaluate` run; mean ± std of the final test "
+             "accuracy (%). The comparisons and targets above read these files.", "",
+             "| file | set | model | networks | accuracy % | machine |", "|---|---|---|---|---|---|"]
+    commands = []
+    names = {name for name, _, _ in rows}
+    for name, _, row in rows:
+        if re.sub(r"_seed\d+\.json$", ".json", name) in names - {name}:
+            continue  # one network of a merged file that the table shows
+        for model, accuracy in row["models"].items():
+            lines.append(f"| `{Path(name).stem}` | {row['set']} | {model} | {row['networks'][model]} | "
+                         f"{accuracy} | {row['machine'] or 'not recorded'} |")
+        commands += [f"# {name}", *(row["commands"] or ["# (commands not recorded)"])]
+    lines += ["", "Commands, file by file:", "", *_commands_block(commands)]
+    return "\n".join(lines), {}
+
+
+COLLECTIVE: dict[str, tuple[Callable, Callable]] = {
+    "comparison": (comparison_rows, comparisons_table),
+    "power": (power_rows, power_table),
+    "evaluation": (evaluation_rows, evaluations_table),
+}
 
 
 def _evaluation_at(reference: str):
@@ -521,10 +766,10 @@ def render_targets(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
         met = any(verdicts) if threshold is not None else all(verdicts)
         status = "**met**" if met else "**not met**"
         summary.append(f"| {target['claim']} | {status} |")
-        sections += [f"### {target['claim']}", "",
+        sections += [f"#### {target['claim']}", "",
                      "| evidence | recipe | networks | accuracy (%) | verdict |", "|---|---|---|---|---|",
                      *rows, ""]
-    lines = [f"## {report['title']}", "", report["description"], "",
+    lines = [f"### {report['title']}", "", report["description"], "",
              "A target of a threshold is met when one of its rows reaches it; a target of "
              "one set or recipe (B) above another (A) is met when B is above A on every row: "
              "the 95 % interval of B - A (`datadam compare-evaluations`: network by network "
@@ -535,12 +780,11 @@ def render_targets(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     return "\n".join(lines), {}
 
 
-RENDER = {"memory": render_memory,
-          "targets": render_targets, "distillation": render_distillation, "speed": render_speed,
-          "continual": render_continual, "nas": render_nas, "evaluate": render_evaluate,
-          "eval_speed": render_eval_speed,
-          "convergence": render_convergence, "cross_architecture": render_cross_architecture,
-          "comparison": render_comparison}
+RENDER: dict[str, Callable[[str, dict], Rendered]] = {
+    "memory": render_memory, "targets": render_targets, "distillation": render_distillation,
+    "speed": render_speed, "continual": render_continual, "nas": render_nas, "evaluate": render_evaluate,
+    "eval_speed": render_eval_speed, "convergence": render_convergence,
+    "cross_architecture": render_cross_architecture}
 
 
 # At import, not in on_config: mkdocstrings reads its search paths before any hook runs,
