@@ -179,31 +179,38 @@ def attention_maps(net: torch.nn.Module, images: torch.Tensor, power: float) -> 
     return [spatial_attention(a, power).view(a.shape[0], *a.shape[2:]) for a in activations]
 
 
-def attention_figure(syn: SyntheticSet, real: ImageDataset, label: int, n_images: int = 6,
-                     seed: int = 0) -> Any:
-    """Real and synthetic images of class ``label`` and their attention maps in one fresh
-    random network of the run's architecture (as at one distillation iteration).
-
-    Rows: the real images, their maps per block, then the same for the synthetic images;
-    the last column is the class mean of each row, which is what the loss matches.
-    """
+def _attention_network(syn: SyntheticSet, real: ImageDataset,
+                       seed: int = 0) -> tuple[torch.nn.Module, str, float]:
+    """``(network, model name, attention power)``: a fresh random network (training mode,
+    as at one distillation iteration) of the architecture that the set's saved settings
+    draw for ``seed``, and their power p; a set without settings (an imported one) gets
+    :class:`~datadam.distill.DistillConfig`'s defaults for the image size."""
     from datadam import models
-    from datadam.distill.config import draw_network
+    from datadam.distill.config import DistillConfig, default_model
 
-    plt = pyplot()
     if real.classes != syn.classes or real.images.shape[1:] != syn.images.shape[1:]:
         raise ConfigError(f"the real data ({real.name}, {tuple(real.images.shape[1:])}) is not the "
                           f"data of this synthetic set ({tuple(syn.images.shape[1:])})")
-    cfg = syn.metadata.get("config", {})
-    # a set distilled with several architectures shows the one its config draws for this seed
-    default_options = {"net_norm": "batchnorm", "net_pooling": "avgpooling"}
-    model, options = draw_network(cfg.get("model") or "convnet3", cfg.get("model_options") or default_options,
-                                  cfg.get("model_choices") or {}, seed)
-    power = float(cfg.get("attention_power", 4.0))
+    cfg = DistillConfig.from_saved(syn.metadata.get("config") or {})
+    if cfg.model is None:
+        cfg = cfg.replace(model=default_model(real.image_size))
+    model, options = cfg.draw_network(seed)  # one of several architectures, if several
     net = models.create(model, real.channels, real.num_classes, real.image_size, seed=seed, **options)
     if not hasattr(net, "forward_features"):
         raise ConfigError(f"model {model!r} has no attention maps; use a ConvNet")
     net.train()  # BatchNorm on batch statistics, as during distillation
+    return net, model, cfg.attention_power
+
+
+def attention_figure(syn: SyntheticSet, real: ImageDataset, label: int, n_images: int = 6,
+                     seed: int = 0) -> Any:
+    """Real and synthetic images of class ``label`` and their attention maps in one fresh
+    random network of the run's architecture, with its attention power (its saved settings).
+
+    Rows: the real images, their maps per block, then the same for the synthetic images;
+    the last column is the class mean of each row, which is what the loss matches.
+    """
+    net, model, power = _attention_network(syn, real, seed)
     g = torch.Generator().manual_seed(seed)
     real_idx = real.indices_of(label)
     real_idx = real_idx[torch.randperm(len(real_idx), generator=g)[:n_images]]
@@ -214,7 +221,17 @@ def attention_figure(syn: SyntheticSet, real: ImageDataset, label: int, n_images
         maps = attention_maps(net, images, power)
         rows.append((f"{name}\nimages", denormalize(images, syn.mean, syn.std), None))
         rows += [(f"{name}\nblock {b + 1}", m, m.mean(0)) for b, m in enumerate(maps)]
-    cols = max(len(images) for _, images in groups) + 1
+    fig = _tile_rows(rows, max(len(images) for _, images in groups) + 1)
+    fig.suptitle(f"attention (sum over channels of |f|^{power:g}) of class {syn.classes[label]!r}, "
+                 f"{model}, seed {seed}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _tile_rows(rows: list[tuple[str, Any, Any]], cols: int) -> Any:
+    """A figure of ``rows`` of ``(title, tiles, mean)``: the tiles (images ``[C, H, W]`` in
+    [0, 1], or maps ``[H, W]``) in the first columns, the mean map (or nothing) in the last."""
+    plt = pyplot()
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.25 * cols + 0.6, 1.25 * len(rows)),
                              dpi=120, squeeze=False)
     for r, (title, tiles, mean) in enumerate(rows):
@@ -237,9 +254,6 @@ def attention_figure(syn: SyntheticSet, real: ImageDataset, label: int, n_images
                 else:
                     ax.imshow(tile.numpy(), cmap="inferno")
         axes[r, 0].set_ylabel(title, fontsize=8, rotation=0, ha="right", va="center")
-    fig.suptitle(f"attention (sum over channels of |f|^{power:g}) of class {syn.classes[label]!r}, "
-                 f"{model}, seed {seed}", fontsize=9)
-    fig.tight_layout()
     return fig
 
 

@@ -37,10 +37,11 @@ from torch.func import functional_call, stack_module_state, vmap
 from datadam.augment import DSA
 from datadam.errors import ConfigError
 from datadam.files import atomic_path
+from datadam.training_settings import TrainSettings
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(TrainSettings):
     """How an evaluation network is trained.
 
     Defaults are the protocol's: SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch
@@ -53,21 +54,9 @@ class TrainConfig:
     and pooling around each convolution): the same training up to floating-point
     rounding, at the cost of one compilation per process (tens of seconds on a CPU,
     where it needs a C++ compiler).
+
+    Its fields, each with its help and bounds, are :class:`~datadam.training_settings.TrainSettings`'s.
     """
-
-    epochs: int = 1000
-    batch: int = 256
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "step"  # "step" (x0.1 at epochs/2) or "cosine"
-    augmentation: str | None = None  # None: the dataset's DSA preset; "none" to disable
-    precision: str = "fp32"  # "bf16": forward and backward under bfloat16 autocast, weights in fp32
-    compile: bool = False  # torch.compile each network's step
-
-    def __post_init__(self) -> None:
-        if self.precision not in TRAIN_PRECISIONS:
-            raise ConfigError(f"precision must be {' or '.join(TRAIN_PRECISIONS)}, not {self.precision!r}")
 
     def key(self) -> dict[str, Any]:
         """The settings that identify a network trained with this config, for saves and
@@ -102,7 +91,6 @@ class TrainConfig:
             raise ConfigError(f"{torch.cuda.get_device_name(device)} has no bfloat16: use --precision fp32")
 
 
-TRAIN_PRECISIONS = ("fp32", "bf16")
 # Fields added after results were first written, with the value every earlier result had.
 LATER_FIELDS: dict[str, Any] = {"precision": "fp32", "compile": False}
 

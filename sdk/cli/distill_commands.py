@@ -6,12 +6,11 @@ Torch and the library load inside the commands, so that ``datadam --help`` start
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from datadam.cli.options import (
-    METHOD_PANEL,
     RUN_PANEL,
     CheckpointEvery,
     Device,
@@ -20,16 +19,12 @@ from datadam.cli.options import (
     Progress,
     Resume,
     Root,
-    Seed,
-    below_one,
     checkpoint_path,
     dataset_options,
     load_data,
-    parse_choices,
-    parse_options,
-    positive,
+    with_settings,
 )
-from datadam.distill.config import METHODS, DistillConfig
+from datadam.distill.config import DistillConfig
 from datadam.errors import ConfigError
 from datadam.files import datadam_metadata
 from datadam.outputs import (
@@ -41,43 +36,21 @@ from datadam.outputs import (
     same_synthetic_set,
 )
 
-_DEFAULTS = DistillConfig()
-_MODEL_OPTIONS = ", ".join(f"{k}={v}" for k, v in _DEFAULTS.model_options.items())
 
-
+@with_settings(DistillConfig, into="settings")
 def distill_command(
     dataset: Annotated[str, typer.Argument(metavar="DATASET", help="Dataset to condense: mnist, mhist or folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", metavar="PATH", help="Synthetic set to write (.safetensors).")],
-    method: Annotated[str, typer.Option("--method", "-m", metavar="NAME", help=f"Condensation method: {', '.join(METHODS)}.")] = _DEFAULTS.method,
-    ipc: Annotated[int, typer.Option("--ipc", min=1, metavar="N", help="Synthetic images per class.")] = _DEFAULTS.ipc,
-    iterations: Annotated[int, typer.Option("--iterations", "-n", min=0, metavar="N", help="Image updates (official code: 20,000).")] = _DEFAULTS.iterations,
-    seed: Seed = _DEFAULTS.seed,
+    settings: dict[str, Any],  # every option of DistillConfig's settings (with_settings)
     device: Device = "auto",
     force: Force = False,
-    batch_real: Annotated[int, typer.Option("--batch-real", min=1, metavar="N", rich_help_panel=METHOD_PANEL, help="Real images per class per iteration (at most the smallest class).")] = _DEFAULTS.batch_real,
-    lr_img: Annotated[float | None, typer.Option("--lr-img", parser=positive, metavar="LR", rich_help_panel=METHOD_PANEL, show_default="1.0, or 10.0 above IPC 50", help="Image learning rate.")] = None,
-    momentum: Annotated[float, typer.Option("--momentum", parser=below_one, metavar="M", rich_help_panel=METHOD_PANEL, help="Image SGD momentum.")] = _DEFAULTS.momentum,
-    power: Annotated[float, typer.Option("--power", parser=positive, metavar="P", rich_help_panel=METHOD_PANEL, help="Attention power p (the paper: 4, the official code: 1).")] = _DEFAULTS.attention_power,
-    task_balance: Annotated[float | None, typer.Option("--task-balance", min=0.0, metavar="LAMBDA", rich_help_panel=METHOD_PANEL, show_default="0.01, 0.02 above 64 px", help="Lambda of the last-layer term.")] = None,
-    sam_weight: Annotated[float, typer.Option("--sam-weight", min=0.0, metavar="W", rich_help_panel=METHOD_PANEL, help="Weight of the attention term (0 = ablation without SAM).")] = _DEFAULTS.sam_weight,
-    init: Annotated[str, typer.Option("--init", metavar="INIT", rich_help_panel=METHOD_PANEL, help="Initialisation: real or noise.")] = _DEFAULTS.init,
-    augmentation: Annotated[str | None, typer.Option("--augmentation", metavar="NAME", rich_help_panel=METHOD_PANEL, show_default="digits for mnist, natural otherwise", help="DSA preset (digits, natural, none) or families joined by _.")] = None,
-    model: Annotated[str | None, typer.Option("--model", metavar="NAMES", rich_help_panel=METHOD_PANEL, show_default="convnet3, deeper for large images", help="Distillation network, or several joined by commas to draw each sampled network from.")] = None,
-    model_option: Annotated[list[str] | None, typer.Option("--model-option", metavar="OPTION=VALUE", rich_help_panel=METHOD_PANEL, show_default=_MODEL_OPTIONS, help="Constructor option of the distillation network, e.g. net_norm=instancenorm (repeatable).")] = None,
-    model_choice: Annotated[list[str] | None, typer.Option("--model-choice", metavar="OPTION=VALUES", rich_help_panel=METHOD_PANEL, show_default="the same network every time", help="Draw a network option per sampled network, e.g. net_norm=batchnorm,instancenorm (repeatable).")] = None,
-    real_precision: Annotated[str, typer.Option("--real-precision", metavar="PRECISION", rich_help_panel=METHOD_PANEL, help="Precision of the real images' forward: fp32, or bf16 (faster on recent GPUs and on some CPUs, slower on others: measure; the synthetic images and their gradient stay fp32).")] = _DEFAULTS.real_precision,
-    bn_statistics: Annotated[str, typer.Option("--bn-statistics", metavar="WHICH", rich_help_panel=METHOD_PANEL, help="BatchNorm statistics of the sampled networks: all (every class's images at once, as the official code) or class (each class on its own).")] = _DEFAULTS.bn_statistics,
-    factor: Annotated[int, typer.Option("--factor", min=1, metavar="F", rich_help_panel=METHOD_PANEL, help="Multi-formation (IDC): each stored image holds F x F tiles, each a training image (1 = the published method).")] = _DEFAULTS.factor,
-    net_steps: Annotated[int, typer.Option("--net-steps", min=0, metavar="N", rich_help_panel=METHOD_PANEL, help="Handout variant: train the sampled network N steps between image updates (0 = the published method).")] = _DEFAULTS.net_steps,
-    net_lr: Annotated[float, typer.Option("--net-lr", parser=positive, metavar="LR", rich_help_panel=METHOD_PANEL, help="Learning rate of those steps.")] = _DEFAULTS.net_lr,
-    net_keep: Annotated[int, typer.Option("--net-keep", min=1, metavar="N", rich_help_panel=METHOD_PANEL, help="Keep a sampled network for N iterations.")] = _DEFAULTS.net_keep,
     root: Root = None,
     image_size: ImageSize = None,
     checkpoint_every: CheckpointEvery = 500,
     resume: Resume = False,
     keep_checkpoint: Annotated[bool, typer.Option("--keep-checkpoint", metavar="", rich_help_panel=RUN_PANEL, help="Keep OUT's checkpoint after the run, so that --resume with more --iterations extends it later.")] = False,
     snapshot_every: Annotated[int, typer.Option("--snapshot-every", min=0, metavar="N", rich_help_panel=RUN_PANEL, help="Keep the images at iteration 0 and every N iterations inside OUT, for show --evolution (0 = none).")] = 0,
-    tensorboard: Annotated[Path | None, typer.Option("--tensorboard", metavar="DIR", rich_help_panel=RUN_PANEL, show_default="no logging", help="Write TensorBoard events here (needs datadam[tensorboard]).")] = None,
+    tensorboard: Annotated[Path | None, typer.Option("--tensorboard", metavar="DIR", rich_help_panel=RUN_PANEL, show_default="no logging", help="Write TensorBoard events here (needs the tensorboard extra of datadam).")] = None,
     tensorboard_every: Annotated[int, typer.Option("--tensorboard-every", min=1, metavar="N", rich_help_panel=RUN_PANEL, help="Iterations between two image grids in TensorBoard.")] = 100,
     progress: Progress = None,
 ) -> None:
@@ -90,13 +63,7 @@ def distill_command(
     check_outputs([Output(out, "--out", "synthetic set", (".safetensors",)),
                    Output(tensorboard, "--tensorboard", "TensorBoard log", folder=True)
                    if tensorboard else None], force=True)
-    options = {**_DEFAULTS.model_options, **parse_options(model_option or [])}
-    cfg = DistillConfig(
-        method=method, ipc=ipc, iterations=iterations, batch_real=batch_real, lr_img=lr_img,
-        momentum=momentum, attention_power=power, task_balance=task_balance, sam_weight=sam_weight,
-        model=model, model_options=options, model_choices=parse_choices(model_choice or []), init=init,
-        augmentation=augmentation, net_steps=net_steps, net_lr=net_lr, net_keep=net_keep,
-        real_precision=real_precision, bn_statistics=bn_statistics, factor=factor, seed=seed)
+    cfg = DistillConfig(**settings)
     from datadam.distill import get_method
 
     get_method(cfg.method)
@@ -213,14 +180,13 @@ def show_command(
 def _print_facts(syn, path: Path, console) -> None:
     from rich.table import Table
 
-    from datadam.distill.config import saved_settings
     from datadam.distill.methods import settings_used
 
     meta = syn.metadata
     table = Table(show_header=False, title=str(path))
     table.add_column()
     table.add_column(overflow="fold")  # a digest is one long word: fold it, never cut it
-    cfg = settings_used(meta.get("method"), saved_settings(meta.get("config", {})))
+    cfg = settings_used(meta.get("method"), meta.get("config") or {})
     for key, value in [*syn.facts(),
                        ("snapshots", ", ".join(map(str, meta.get("snapshot_iterations") or [])) or "none"),
                        ("settings", ", ".join(f"{k}={v}" for k, v in cfg.items()

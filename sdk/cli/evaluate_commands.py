@@ -3,10 +3,12 @@ synthetic set with the protocol, and two sets against each other."""
 
 from __future__ import annotations
 
+import functools
 import glob
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,15 +21,14 @@ from datadam.cli.options import (
     Progress,
     Root,
     Seed,
-    TrainCompile,
-    TrainPrecision,
     load_data,
     parse_list,
     parse_options,
-    positive,
+    with_settings,
 )
 from datadam.errors import ConfigError, DatadamError, Interrupted
 from datadam.outputs import FIGURE_SUFFIXES, Output, check_outputs, holds_provenance, provenance
+from datadam.training_settings import TrainSettings
 
 
 def _test_split(syn, dataset: str | None, root: Path | None) -> tuple:
@@ -59,21 +60,18 @@ def print_evaluation(result, console, title: str) -> None:
     console.print(table)
 
 
+@with_settings(TrainSettings, into="train")
 def evaluate_command(
     ctx: typer.Context,
     synthetic: Annotated[Path, typer.Argument(metavar="SET", help="Synthetic set (.safetensors) to evaluate, or the checkpoint of a run in progress (SET.ckpt.safetensors).")],
+    *,
     models: Annotated[str, typer.Option("--models", metavar="NAMES", help="Comma-separated networks, e.g. convnet3,alexnet,vgg11,resnet18 (auto: the ConvNet of the image size, convnet3 for MNIST).")] = "auto",
     runs: Annotated[int, typer.Option("--runs", min=1, metavar="N", help="Fresh networks per model (mean ± std reported).")] = 5,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, metavar="N", help="Training epochs (protocol: 1000).")] = 1000,
+    train: dict[str, Any],  # every option of TrainSettings (with_settings)
     json_out: Annotated[Path | None, typer.Option("--json", metavar="PATH", show_default="not written", help="Write every number and setting to this JSON file, updated after every network.")] = None,
     seed: Seed = 0,
     device: Device = "auto",
     force: Force = False,
-    batch: Annotated[int, typer.Option("--batch", min=1, metavar="N", rich_help_panel=TRAINING_PANEL, help="Training minibatch.")] = 256,
-    lr: Annotated[float, typer.Option("--lr", parser=positive, metavar="LR", rich_help_panel=TRAINING_PANEL, help="SGD learning rate (x0.1 at half the epochs).")] = 0.01,
-    augmentation: Annotated[str | None, typer.Option("--augmentation", metavar="NAME", rich_help_panel=TRAINING_PANEL, show_default="as distilled", help="DSA during training.")] = None,
-    precision: TrainPrecision = "fp32",
-    compile: TrainCompile = False,
     model_option: Annotated[list[str] | None, typer.Option("--model-option", metavar="OPTION=VALUE", rich_help_panel=TRAINING_PANEL, show_default="the registry's network", help="Constructor option of every evaluated network, e.g. first_padding=3 (repeatable).")] = None,
     full_data: Annotated[bool, typer.Option("--full-data", metavar="", rich_help_panel=TRAINING_PANEL, help="Also train on the whole training split (SGD, cosine, 20 epochs) for the upper bound and cost.")] = False,
     full_epochs: Annotated[int, typer.Option("--full-epochs", min=1, metavar="N", rich_help_panel=TRAINING_PANEL, help="Epochs of the full-data run.")] = 20,
@@ -91,69 +89,91 @@ def evaluate_command(
     """
     from rich.console import Console
 
-    from datadam.distill.config import default_model
-    from datadam.evaluate import TrainConfig, evaluate
+    from datadam.evaluate import evaluate
     from datadam.files import write_json
-    from datadam.synthetic import SyntheticSet
-    from datadam.training import describe_departures
+    from datadam.training import TrainConfig
 
-    if json_out is not None:
-        check_outputs([Output(json_out, "--json", "evaluation", (".json",))], force=True)
     done = _earlier_evaluation(json_out, resume)
-    syn = SyntheticSet.load(synthetic)
-    if at_iteration is not None:
-        syn = syn.at_iteration(at_iteration)
-    train_cfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, augmentation=augmentation, precision=precision,
-                            compile=compile)
-    names = [default_model(tuple(syn.image_shape[1:]))] if models == "auto" else parse_list(models)
+    syn = _synthetic_set(synthetic, at_iteration)
+    train_cfg = TrainConfig(**train)
+    names = _model_names(models, syn)
     net_options = parse_options(model_option or [])
     model_options = {name: net_options for name in names} if net_options else {}
     if json_out is not None and not resume:
-        wanted = {"models": names, "runs": runs, "seed": seed, "train": asdict(train_cfg),
-                  "model_options": model_options}
-        check_outputs([Output(json_out, "--json", "evaluation", (".json",),
-                              lambda path: _same_evaluation(path, syn.sha256(), wanted))], force=force)
+        _check_same_evaluation(json_out, syn.sha256(), force, models=names, runs=runs, seed=seed,
+                               train=asdict(train_cfg), model_options=model_options)
     test, name, options = _test_split(syn, dataset, root)
-
-    def report_of(result) -> dict:
-        report = result.to_dict()
-        report["synthetic"] = synthetic.name  # lets `datadam report` pair it with its set
-        # the options as resolved (defaults included): enough to run the same evaluation again
-        report["cli_options"] = {k: str(v) if isinstance(v, Path) else v for k, v in ctx.params.items()}
-        return report
-
-    def save_partial(result) -> None:
-        trained = sum(len(r) for r in result.runs.values())
-        if trained < runs * len(names) or full_data:  # the full-data run comes last
-            write_json(json_out, {**report_of(result), "in_progress": {"networks": trained,
-                                                                       "of": runs * len(names)}})
-
+    report_of = functools.partial(_report, synthetic.name, ctx.params)
     try:
         result = evaluate(syn, test, names, runs=runs, train=train_cfg, seed=seed, device=device,
-                          progress=progress, together=together, done=done,
-                          on_network=save_partial if json_out else None,
-                          network_checkpoint=network_checkpoint(json_out) if json_out else None,
-                          model_options=model_options,
-                          jobs=jobs)
+                          progress=progress, together=together, done=done, model_options=model_options,
+                          on_network=_partial_writer(json_out, report_of, runs * len(names), full_data),
+                          network_checkpoint=network_checkpoint(json_out) if json_out else None, jobs=jobs)
     except KeyboardInterrupt:
         raise _interrupted(json_out) from None
     console = Console()
-    at = "" if at_iteration is None else f" at iteration {at_iteration}"
-    if at_iteration is None and "in_progress" in syn.metadata:
-        at = f" (run in progress: {syn.describe_progress()})"
-    trained = "".join(f", {departure}" for departure in describe_departures(asdict(train_cfg)))
-    print_evaluation(result, console, f"{synthetic.name}{at}: {result.describe_set()}, "
-                                      f"on {name} test ({len(test)} images){trained}")
+    print_evaluation(result, console, _evaluation_title(synthetic, syn, at_iteration, result, name, test))
     report = report_of(result)
     if full_data:
-        report["full_data"] = _full_data_bound(
-            syn, result, test, load_data(name, root, "train", **options), console, seed=seed, device=device,
-            progress=progress, model_options=net_options,
-            train=TrainConfig(epochs=full_epochs, schedule="cosine", augmentation="none",
-                              precision=precision, compile=compile))
+        report["full_data"] = _full_data_bound(syn, result, test, load_data(name, root, "train", **options),
+                                               console, full_epochs, train_cfg, seed=seed, device=device,
+                                               progress=progress, model_options=net_options)
     if json_out:
         write_json(json_out, report)
         typer.echo(f"wrote {json_out}")
+
+
+def _synthetic_set(path: Path, at_iteration: int | None):
+    """The set at ``path``, as it was after ``at_iteration`` iterations if given."""
+    from datadam.synthetic import SyntheticSet
+
+    syn = SyntheticSet.load(path)
+    return syn if at_iteration is None else syn.at_iteration(at_iteration)
+
+
+def _model_names(models: str, syn) -> list[str]:
+    """The networks of --models: ``auto`` is the ConvNet of the set's image size."""
+    from datadam.distill.config import default_model
+
+    return [default_model(tuple(syn.image_shape[1:]))] if models == "auto" else parse_list(models)
+
+
+def _report(set_name: str, params: dict[str, Any], result) -> dict:
+    """The --json record of an evaluation ``result`` of the set ``set_name``."""
+    report = result.to_dict()
+    report["synthetic"] = set_name  # lets `datadam report` pair it with its set
+    # the options as resolved (defaults included): enough to run the same evaluation again
+    report["cli_options"] = {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}
+    return report
+
+
+def _partial_writer(json_out: Path | None, report_of: Callable, networks: int,
+                    full_data: bool) -> Callable | None:
+    """The callback that rewrites --json after every network but the last (which the
+    command writes with the full-data run, if any), marked ``in_progress``."""
+    if json_out is None:
+        return None
+    from datadam.files import write_json
+
+    def write(result) -> None:
+        trained = sum(len(r) for r in result.runs.values())
+        if trained < networks or full_data:  # the full-data run comes last
+            write_json(json_out, {**report_of(result), "in_progress": {"networks": trained, "of": networks}})
+
+    return write
+
+
+def _evaluation_title(path: Path, syn, at_iteration: int | None, result, test_name: str, test) -> str:
+    """The title of the table: the set (and when its images are from), the data, the
+    departures of training from the protocol."""
+    from datadam.training import describe_departures
+
+    at = "" if at_iteration is None else f" at iteration {at_iteration}"
+    if at_iteration is None and "in_progress" in syn.metadata:
+        at = f" (run in progress: {syn.describe_progress()})"
+    trained = "".join(f", {departure}" for departure in describe_departures(result.settings["train"]))
+    return (f"{path.name}{at}: {result.describe_set()}, "
+            f"on {test_name} test ({len(test)} images){trained}")
 
 
 def _interrupted(json_out: Path | None) -> Interrupted:
@@ -174,16 +194,20 @@ def _interrupted(json_out: Path | None) -> Interrupted:
     return Interrupted(f"evaluation interrupted: {where}")
 
 
-def _full_data_bound(syn, result, test, train_data, console, **options) -> dict:
+def _full_data_bound(syn, result, test, train_data, console, epochs: int, protocol, **options) -> dict:
     """The full-data upper bound (:func:`datadam.evaluate.evaluate_full_data`) of the first
-    model, printed beside the synthetic set's accuracy, time and FLOPs."""
+    model, ``epochs`` of cosine SGD without augmentation in ``protocol``'s precision and
+    compilation, printed beside the synthetic set's accuracy, time and FLOPs."""
     from datadam.evaluate import evaluate_full_data
+    from datadam.training import TrainConfig
 
+    train = TrainConfig(epochs=epochs, schedule="cosine", augmentation="none", precision=protocol.precision,
+                        compile=protocol.compile)
     first = next(iter(result.summary))
-    full = evaluate_full_data(train_data, test, first, **options)
+    full = evaluate_full_data(train_data, test, first, train=train, **options)
     syn_s = result.summary[first]
     console.print(
-        f"full data ({len(train_data)} images, {options['train'].epochs} epochs): {100 * full['accuracy']:.2f}% in "
+        f"full data ({len(train_data)} images, {epochs} epochs): {100 * full['accuracy']:.2f}% in "
         f"{full['train_seconds']:.1f} s, {full['train_flops'] / 1e12:.2f} TFLOP | synthetic "
         f"({len(syn)} images): {100 * syn_s['accuracy_mean']:.2f}% in "
         f"{syn_s['train_seconds_mean']:.1f} s, {syn_s['train_flops'] / 1e12:.2f} TFLOP "
@@ -204,24 +228,30 @@ def network_saves(json_out: Path) -> list[Path]:
     return sorted(path for path in [single, *several] if path.exists())
 
 
-def _same_evaluation(path: Path, sha256: str, wanted: dict) -> bool:
-    """Whether ``path`` holds a finished evaluation of the set ``sha256`` with the ``wanted``
-    settings (models, runs, seed, training protocol, network options)."""
+def _check_same_evaluation(json_out: Path, sha256: str, force: bool, **wanted) -> None:
+    """Refuse to replace --json unless it holds a finished evaluation of the set ``sha256``
+    with the ``wanted`` settings (models, runs, seed, training protocol, network options),
+    or with --force."""
     from datadam.evaluate import EvaluationResult
 
-    try:
-        settings = EvaluationResult.load(path).settings
-    except DatadamError:
-        return False
-    return ((settings.get("synthetic") or {}).get("sha256") == sha256
-            and all(settings.get(key) == value for key, value in wanted.items()))
+    def same(path: Path) -> bool:
+        try:
+            settings = EvaluationResult.load(path).settings
+        except DatadamError:
+            return False
+        return ((settings.get("synthetic") or {}).get("sha256") == sha256
+                and all(settings.get(key) == value for key, value in wanted.items()))
+
+    check_outputs([Output(json_out, "--json", "evaluation", (".json",), same)], force=force)
 
 
 def _earlier_evaluation(json_out: Path | None, resume: bool):
-    """The :class:`~datadam.evaluate.EvaluationResult` that --resume goes on from; refuses to
-    overwrite an unfinished one."""
+    """The :class:`~datadam.evaluate.EvaluationResult` that --resume goes on from, after
+    checking the path of --json itself; refuses to overwrite an unfinished one."""
     from datadam.evaluate import EvaluationResult, read_report
 
+    if json_out is not None:  # before any work
+        check_outputs([Output(json_out, "--json", "evaluation", (".json",))], force=True)
     if resume and json_out is None:
         raise ConfigError("--resume goes on from the networks in --json: give the file")
     if json_out is None or not json_out.exists():
@@ -319,9 +349,8 @@ def compare_evaluations_command(
     of its networks) is one sample of the interval and the test.
     """
     from rich.console import Console
-    from rich.table import Table
 
-    from datadam.evaluate import EvaluationResult, compare_results, comparison_text
+    from datadam.evaluate import EvaluationResult, compare_results
     from datadam.files import write_json
 
     token = provenance("compare", a=_digest(first), b=_digest(second), metric=metric, confidence=confidence)
@@ -331,21 +360,8 @@ def compare_evaluations_command(
                           lambda p: holds_provenance(p, token)) if plot else None], force=force)
     a, b = EvaluationResult.load(first), EvaluationResult.load(second)
     comparison = compare_results(a, b, metric=metric, confidence=confidence)
-    unit = next(iter(comparison.values()))["unit"]
-    by = "network by network" if unit == "network" else "distillation by distillation (the mean of its networks)"
     described = [f"{path.name}: {r.describe_set()}" for path, r in ((first, a), (second, b))]
-    protocol = next(iter(comparison.values()))["protocol_differences"]
-    title = f"{metric}, {by}\nA = {described[0]}\nB = {described[1]}"
-    if protocol:
-        title += "\none set under two protocols, A vs B: " + ", ".join(protocol)
-    table = Table("model", "pairs", "A %", "B %", "B - A", f"{100 * confidence:g}% interval", "p", "B ahead",
-                  title=title)
-    for name, c in comparison.items():
-        text = comparison_text(c)
-        table.add_row(name, text["pairs"], f"{100 * c['a_mean']:.2f}", f"{100 * c['b_mean']:.2f}",
-                      text["difference"], text["interval"], text["p"],
-                      text["ahead"] + (f" ({c['ties']} tied)" if c["ties"] else ""))
-    Console().print(table)
+    Console().print(_comparison_table(comparison, metric, confidence, *described))
     unpaired = sum(c["unpaired"] for c in comparison.values())
     if unpaired:
         typer.echo(f"{unpaired} network(s) without a twin in the other evaluation were left out")
@@ -359,6 +375,29 @@ def compare_evaluations_command(
         from datadam.plots import plot_comparison
 
         typer.echo(f"wrote {plot_comparison(comparison, plot, *labels, provenance=token)}")
+
+
+def _comparison_table(comparison: dict, metric: str, confidence: float, set_a: str, set_b: str):
+    """The rich table of :func:`datadam.evaluate.compare_results`, one row per model,
+    titled with what was paired and the two sets (and their protocols if they differ)."""
+    from rich.table import Table
+
+    from datadam.evaluate import comparison_text
+
+    first = next(iter(comparison.values()))
+    by = ("network by network" if first["unit"] == "network"
+          else "distillation by distillation (the mean of its networks)")
+    title = f"{metric}, {by}\nA = {set_a}\nB = {set_b}"
+    if first["protocol_differences"]:
+        title += "\none set under two protocols, A vs B: " + ", ".join(first["protocol_differences"])
+    table = Table("model", "pairs", "A %", "B %", "B - A", f"{100 * confidence:g}% interval", "p", "B ahead",
+                  title=title)
+    for name, c in comparison.items():
+        text = comparison_text(c)
+        table.add_row(name, text["pairs"], f"{100 * c['a_mean']:.2f}", f"{100 * c['b_mean']:.2f}",
+                      text["difference"], text["interval"], text["p"],
+                      text["ahead"] + (f" ({c['ties']} tied)" if c["ties"] else ""))
+    return table
 
 
 def _digest(path: Path) -> str:

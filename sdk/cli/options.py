@@ -1,4 +1,5 @@
-"""Options shared by several commands, so they read the same everywhere.
+"""Options shared by several commands, so they read the same everywhere, and the options
+of a config's settings, built from the config (:func:`with_settings`).
 
 Each is an ``Annotated`` type (Typer's style): a command declares ``root: Root = None``.
 Nothing here imports torch, so ``datadam --help`` starts fast.
@@ -6,19 +7,27 @@ Nothing here imports torch, so ``datadam --help`` starts fast.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, Field, fields
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from datadam.errors import ConfigError
-
-# Help panels, in the order a new user reads them: the options without a panel come first.
-METHOD_PANEL = "Method"
-DATA_PANEL = "Data"
-RUN_PANEL = "Run control"
-TRAINING_PANEL = "Training"
+from datadam.settings import (  # noqa: F401 (the panels are this module's names too)
+    DATA_PANEL,
+    METHOD_PANEL,
+    RUN_PANEL,
+    TRAINING_PANEL,
+    Bounds,
+    setting_of,
+)
+from datadam.training_settings import TrainSettings
 
 Root = Annotated[Path | None, typer.Option(
     "--root", "-r", metavar="DIR", rich_help_panel=DATA_PANEL, show_default="$DATADAM_DATA or ./data",
@@ -37,15 +46,6 @@ Progress = Annotated[bool | None, typer.Option(
     show_default="a bar on a terminal, else a status line on stderr every "
                  "$DATADAM_PROGRESS_INTERVAL seconds (60; 0 = none)",
     help="Progress bars.")]
-TrainPrecision = Annotated[str, typer.Option(
-    "--precision", metavar="PRECISION", rich_help_panel=TRAINING_PANEL,
-    help="Arithmetic of training: fp32 (the protocol) or bf16 (bfloat16 autocast, weights in fp32: "
-         "faster where the CPU or GPU has bfloat16 units; measure first).")]
-TrainCompile = Annotated[bool, typer.Option(
-    "--compile/--no-compile", rich_help_panel=TRAINING_PANEL,
-    help="Compile each network's training step with torch.compile (TorchInductor): the same training "
-         "up to rounding, faster after a compilation of tens of seconds per process (on a CPU it "
-         "needs a C++ compiler).")]
 CheckpointEvery = Annotated[int, typer.Option(
     "--checkpoint-every", min=1, metavar="N", rich_help_panel=RUN_PANEL,
     help="Write a checkpoint every N iterations.")]
@@ -53,30 +53,27 @@ Resume = Annotated[bool, typer.Option("--resume", metavar="", rich_help_panel=RU
                                       help="Continue from OUT's checkpoint.")]
 
 
-def positive(text: str) -> float:
-    """Typer parser of an option that must be a finite number above 0 (a learning rate)."""
-    value = _number(text)
-    if not value > 0:
-        raise typer.BadParameter(f"{text} is not above 0")
-    return value
+def bounded(bounds: Bounds) -> Callable[[str], float]:
+    """Typer parser of a finite number within ``bounds``, for the bounds Typer's ``min``
+    cannot say (an open or an upper end): ``-1 is not above 0``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{text} is not a finite number")
+        if value not in bounds:
+            raise typer.BadParameter(f"{text} is not {bounds.describe()}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
 
 
-def below_one(text: str) -> float:
-    """Typer parser of a number in [0, 1) (a momentum)."""
-    value = _number(text)
-    if not 0 <= value < 1:
-        raise typer.BadParameter(f"{text} is not in [0, 1)")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise typer.BadParameter(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise typer.BadParameter(f"{text} is not a finite number")
-    return value
+#: Typer parser of an option that must be a finite number above 0 (a learning rate).
+positive = bounded(Bounds(0.0, None, low_allowed=False))
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -138,3 +135,75 @@ def parse_options(items: list[str]) -> dict[str, int | float | str]:
         if len(values) != 1:
             raise ConfigError(f"--model-option {key}: one value, not {len(values)}; write {example}")
     return {key: values[0] for key, values in options.items()}
+
+
+def _is_items(kind: Any) -> bool:
+    """Whether a setting of type ``kind`` is a dict, given as repeated ``OPTION=VALUE`` items."""
+    return typing.get_origin(kind) is dict
+
+
+def _setting_option(config_field: Field, kind: Any) -> tuple[inspect.Parameter, Callable[[Any], Any]]:
+    """The option of one setting, and the function from its parsed value to the field's value."""
+    record = setting_of(config_field)
+    default = (config_field.default if config_field.default_factory is MISSING
+               else config_field.default_factory())
+    show_default: str | bool = record.show_default or True
+    convert: Callable[[Any], Any] = lambda value: value  # noqa: E731
+    if _is_items(kind):
+        drawn = typing.get_origin(typing.get_args(kind)[1]) is list  # OPTION=VALUES: one is drawn
+        show_default = record.show_default or ", ".join(f"{k}={v}" for k, v in default.items())
+        fixed = default  # the options an item overrides
+        convert = ((lambda items: parse_choices(items or [])) if drawn
+                   else (lambda items: {**fixed, **parse_options(items or [])}))
+        kind, default = list[str] | None, None
+    bounds = record.bounds
+    numbers = ({} if bounds is None else {"min": bounds.low} if bounds.high is None and bounds.low_allowed
+               else {"parser": bounded(bounds)})
+    option = typer.Option(*(record.flags or ["--" + config_field.name.replace("_", "-")]),
+                          help=record.help, metavar=record.metavar, rich_help_panel=record.panel,
+                          show_default=show_default, **numbers)
+    return inspect.Parameter(config_field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=Annotated[kind, option]), convert
+
+
+def setting_options(config: type) -> dict[str, tuple[inspect.Parameter, Callable[[Any], Any]]]:
+    """Field name to (option, converter) of each setting of ``config`` that has help
+    (:class:`datadam.settings.Setting`), in field order."""
+    kinds = typing.get_type_hints(config)
+    return {f.name: _setting_option(f, kinds[f.name]) for f in fields(config) if setting_of(f).help}
+
+
+def setting_option(config: type, name: str) -> Any:
+    """The ``Annotated`` type of one setting's option, for a command that declares it itself."""
+    return setting_options(config)[name][0].annotation
+
+
+def with_settings(config: type, into: str) -> Callable[[Callable], Callable]:
+    """Decorator of a command: its parameter ``into`` becomes the options of ``config``'s
+    settings (:func:`setting_options`), and receives their values as a dict, field name to
+    value, ready for ``config(**values)`` (repeated ``OPTION=VALUE`` items made a dict).
+
+    The options' help, default, bounds, placeholder, panel and names are the fields' own
+    (:func:`datadam.settings.setting`), so that a new setting needs no edit here.
+    """
+    options = setting_options(config)
+
+    def decorate(command: Callable) -> Callable:
+        signature = inspect.signature(command, eval_str=True)
+        parameters = [option for p in signature.parameters.values()
+                      for option in ([o for o, _ in options.values()] if p.name == into
+                                     else [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)])]
+
+        @functools.wraps(command)
+        def run(**given: Any) -> Any:
+            values = {name: convert(given.pop(name)) for name, (_, convert) in options.items()}
+            return command(**given, **{into: values})
+
+        run.__signature__ = signature.replace(parameters=parameters)  # what Typer reads
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return run
+
+    return decorate
+
+
+TrainPrecision = setting_option(TrainSettings, "precision")

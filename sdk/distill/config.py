@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from datadam.errors import ConfigError
+from datadam.settings import METHOD_PANEL, check_bounds, setting
 
 
 def default_model(image_size: tuple[int, int]) -> str:
@@ -114,34 +115,6 @@ def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
     return {**saved, **{k: v for k, v in EARLIER_DEFAULTS.items() if k not in saved}}
 
 
-# (lowest, highest, lowest allowed itself) of the numeric settings; None: unbounded.
-# A rate of 0 would leave the images as they start; a negative one is refused by
-# torch.optim with a traceback, and a negative power turns small activations into
-# infinities.
-_BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
-    "lr_img": (0.0, None, False), "momentum": (0.0, 1.0, True), "attention_power": (0.0, None, False),
-    "task_balance": (0.0, None, True), "sam_weight": (0.0, None, True), "loss_scale": (0.0, None, False),
-    "net_lr": (0.0, None, False), "net_batch": (1, None, True), "seed": (0, None, True),
-}
-
-
-def check_bounds(config: Any, bounds: Mapping[str, tuple[float | None, float | None, bool]]) -> None:
-    """:class:`ConfigError` naming the first field of ``config`` outside its bounds
-    (``None`` values are "the default" and pass). The highest bound is exclusive."""
-    for name, (low, high, low_allowed) in bounds.items():
-        value = getattr(config, name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{name} must be a finite number, not {value!r}")
-        too_low = low is not None and (value < low or (value == low and not low_allowed))
-        if too_low or (high is not None and value >= high):
-            above = f"{'at least' if low_allowed else 'above'} {low:g}" if low is not None else ""
-            below = f"below {high:g}" if high is not None else ""
-            raise ConfigError(f"{name} must be {' and '.join(w for w in (above, below) if w)}, "
-                              f"not {value:g}")
-
-
 @dataclass(frozen=True)
 class DistillConfig:
     """Settings of one distillation. ``None`` means "the published default
@@ -192,39 +165,69 @@ class DistillConfig:
         seed: fixes the result.
     """
 
-    method: str = "datadam"
-    ipc: int = 10
-    iterations: int = 20_000
-    batch_real: int = 64
-    lr_img: float | None = None
-    momentum: float = 0.5
-    attention_power: float = 1.0
-    task_balance: float | None = None
-    sam_weight: float = 1.0
-    loss_scale: float = 100.0
-    model: str | None = None
-    model_options: dict[str, Any] = field(
-        default_factory=lambda: {"net_norm": "batchnorm", "net_pooling": "avgpooling"})
-    model_choices: dict[str, list[Any]] = field(default_factory=dict)
-    init: str = "real"
-    augmentation: str | None = None
-    net_steps: int = 0
-    net_lr: float = 0.01
-    net_batch: int = 256
-    net_keep: int = 1
-    real_precision: str = "fp32"
-    bn_statistics: str = "all"
-    factor: int = 1
-    seed: int = 0
+    # Each field's metadata (datadam.settings.setting) is its option of `datadam distill`:
+    # help, bounds (checked here and by the option), placeholder, panel. A rate of 0 would
+    # leave the images as they start; a negative one is refused by torch.optim with a
+    # traceback, and a negative power turns small activations into infinities.
+    method: str = setting("datadam", flags=("--method", "-m"), metavar="NAME",
+                          help=f"Condensation method: {', '.join(METHODS)}.")
+    ipc: int = setting(10, low=1, metavar="N", help="Synthetic images per class.")
+    iterations: int = setting(20_000, low=0, flags=("--iterations", "-n"), metavar="N",
+                              help="Image updates (official code: 20,000).")
+    batch_real: int = setting(64, low=1, metavar="N", panel=METHOD_PANEL,
+                              help="Real images per class per iteration (at most the smallest class).")
+    lr_img: float | None = setting(None, low=0.0, low_allowed=False, metavar="LR", panel=METHOD_PANEL,
+                                   show_default="1.0, or 10.0 above IPC 50", help="Image learning rate.")
+    momentum: float = setting(0.5, low=0.0, high=1.0, metavar="M", panel=METHOD_PANEL,
+                              help="Image SGD momentum.")
+    attention_power: float = setting(1.0, low=0.0, low_allowed=False, flags=("--power",), metavar="P",
+                                     panel=METHOD_PANEL,
+                                     help="Attention power p (the paper: 4, the official code: 1).")
+    task_balance: float | None = setting(None, low=0.0, metavar="LAMBDA", panel=METHOD_PANEL,
+                                         show_default="0.01, 0.02 above 64 px",
+                                         help="Lambda of the last-layer term.")
+    sam_weight: float = setting(1.0, low=0.0, metavar="W", panel=METHOD_PANEL,
+                                help="Weight of the attention term (0 = ablation without SAM).")
+    loss_scale: float = setting(100.0, low=0.0, low_allowed=False)
+    model: str | None = setting(None, metavar="NAMES", panel=METHOD_PANEL,
+                                show_default="convnet3, deeper for large images",
+                                help="Distillation network, or several joined by commas to draw each "
+                                     "sampled network from.")
+    model_options: dict[str, Any] = setting(
+        default_factory=lambda: {"net_norm": "batchnorm", "net_pooling": "avgpooling"},
+        flags=("--model-option",), metavar="OPTION=VALUE", panel=METHOD_PANEL,
+        help="Constructor option of the distillation network, e.g. net_norm=instancenorm (repeatable).")
+    model_choices: dict[str, list[Any]] = setting(
+        default_factory=dict, flags=("--model-choice",), metavar="OPTION=VALUES", panel=METHOD_PANEL,
+        show_default="the same network every time",
+        help="Draw a network option per sampled network, e.g. net_norm=batchnorm,instancenorm (repeatable).")
+    init: str = setting("real", metavar="INIT", panel=METHOD_PANEL, help="Initialisation: real or noise.")
+    augmentation: str | None = setting(None, metavar="NAME", panel=METHOD_PANEL,
+                                       show_default="digits for mnist, natural otherwise",
+                                       help="DSA preset (digits, natural, none) or families joined by _.")
+    net_steps: int = setting(0, low=0, metavar="N", panel=METHOD_PANEL,
+                             help="Handout variant: train the sampled network N steps between image "
+                                  "updates (0 = the published method).")
+    net_lr: float = setting(0.01, low=0.0, low_allowed=False, metavar="LR", panel=METHOD_PANEL,
+                            help="Learning rate of those steps.")
+    net_batch: int = setting(256, low=1)
+    net_keep: int = setting(1, low=1, metavar="N", panel=METHOD_PANEL,
+                            help="Keep a sampled network for N iterations.")
+    real_precision: str = setting("fp32", metavar="PRECISION", panel=METHOD_PANEL,
+                                  help="Precision of the real images' forward: fp32, or bf16 (faster on "
+                                       "recent GPUs and on some CPUs, slower on others: measure; the "
+                                       "synthetic images and their gradient stay fp32).")
+    bn_statistics: str = setting("all", metavar="WHICH", panel=METHOD_PANEL,
+                                 help="BatchNorm statistics of the sampled networks: all (every class's "
+                                      "images at once, as the official code) or class (each class on "
+                                      "its own).")
+    factor: int = setting(1, low=1, metavar="F", panel=METHOD_PANEL,
+                          help="Multi-formation (IDC): each stored image holds F x F tiles, each a "
+                               "training image (1 = the published method).")
+    seed: int = setting(0, low=0, metavar="N", help="Seed: the same seed gives the same result.")
 
     def __post_init__(self) -> None:
-        if self.ipc < 1:
-            raise ConfigError("ipc must be at least 1")
-        if self.iterations < 0 or self.batch_real < 1 or self.net_keep < 1 or self.net_steps < 0:
-            raise ConfigError("iterations, net_steps must be >= 0; batch_real, net_keep >= 1")
-        if self.factor < 1:
-            raise ConfigError(f"factor must be at least 1, not {self.factor}")
-        check_bounds(self, _BOUNDS)
+        check_bounds(self)
         if self.init not in ("real", "noise"):
             raise ConfigError(f"init must be 'real' or 'noise', not {self.init!r}")
         if self.real_precision not in REAL_PRECISIONS:
