@@ -18,9 +18,12 @@ from datadam.apps.nas.proxy import (
     split_validation,
     validation_overlap,
 )
-from datadam.apps.nas.search import search
+from datadam.apps.nas.architecture_search import search
+from datadam.apps.nas.full_data_cache import FullDataCache
+from datadam.apps.nas.rank_study import study
+from datadam.apps.nas.ranking import rank_quality
 from datadam.apps.nas.space import ConvNetSpace, space_size
-from datadam.apps.nas.study import FullDataCache, markdown_table, plot_scatter, rank_quality, study
+from datadam.apps.nas.study_report import markdown_table, plot_scatter
 from datadam.errors import ConfigError, DataFormatError, UnknownNameError
 from datadam.synthetic import SyntheticSet
 

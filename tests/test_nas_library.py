@@ -21,7 +21,7 @@ from datadam import data
 from datadam.apps import nas
 from datadam.apps.nas import evaluator, experiment, taskdata
 from datadam.apps.nas.proxy import split_validation, validation_overlap
-from datadam.apps.nas.search import search  # nas.search is the module once test_nas.py imported it
+from datadam.apps.nas.architecture_search import search
 from datadam.errors import DatadamError, UnknownNameError
 from datadam.evaluate import TrainConfig
 

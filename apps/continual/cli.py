@@ -7,6 +7,7 @@ imported here; Avalanche loads when the command runs, so a missing extra is one 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -23,24 +24,28 @@ from datadam.cli.options import (
 from datadam.errors import ConfigError
 from datadam.outputs import Output, check_outputs
 
+_BUFFERS = typer.Option("random,herding,dm,datadam", "--buffers", "-b", metavar="NAMES",
+                        help="Comma-separated memories: random, herding, dm, datadam "
+                             "(and none, no replay, with --protocol replay).")
+_MEMORY = typer.Option(None, "--memory", metavar="N", min=1, show_default="--ipc per class",
+                       help="Memory in images in all, divided evenly over the classes (instead of --ipc).")
+_ORDERS = typer.Option(3, "--orders", metavar="N", min=1,
+                       help="Class orders: the natural one, then seeded permutations (mean and spread "
+                            "are over these).")
+_PROTOCOL = typer.Option("retrain", "--protocol", metavar="NAME",
+                         help="retrain: a model trained from scratch on the memory at each step "
+                              "(the papers' protocol); replay: fine-tuning with replay.")
 
 def continual_command(
     dataset: str = typer.Argument(..., help="Dataset of the stream: mnist, mhist or folder."),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR",
                              help="Output folder: results.json, accuracy.png, distilled memories."),
-    buffers: str = typer.Option("random,herding,dm,datadam", "--buffers", "-b", metavar="NAMES",
-                                help="Comma-separated memories: random, herding, dm, datadam "
-                                     "(and none, no replay, with --protocol replay)."),
+    buffers: str = _BUFFERS,
     ipc: int | None = typer.Option(None, "--ipc", metavar="N", min=1, show_default="10",
                                    help="Memory in images per class."),
-    memory: int | None = typer.Option(None, "--memory", metavar="N", min=1, show_default="--ipc per class",
-                                      help="Memory in images in all, divided evenly over the classes "
-                                           "(instead of --ipc)."),
-    orders: int = typer.Option(3, "--orders", metavar="N", min=1, help="Class orders: the natural one, then seeded "
-                                                   "permutations (mean and spread are over these)."),
-    protocol: str = typer.Option("retrain", "--protocol", metavar="NAME",
-                                 help="retrain: a model trained from scratch on the memory at each step "
-                                      "(the papers' protocol); replay: fine-tuning with replay."),
+    memory: int | None = _MEMORY,
+    orders: int = _ORDERS,
+    protocol: str = _PROTOCOL,
     experiences: int | None = typer.Option(None, "--experiences", metavar="N", min=1, show_default="5 for mnist, 2 for mhist",
                                            help="Experiences of the stream."),
     epochs: int | None = typer.Option(None, "--epochs", metavar="N", min=1,
@@ -66,10 +71,7 @@ def continual_command(
 
     Each memory is run on every class order with Avalanche (Naive strategy, accuracy and forgetting from its EvaluationPlugin). Results go to OUT/results.json after every run; running the same command again resumes. OUT/accuracy.png plots accuracy against classes seen, one line per memory.
     """
-    try:
-        from datadam.apps.continual import ContinualConfig, compare_buffers, plot_accuracy
-    except ImportError as e:
-        raise ConfigError(f"datadam continual needs Avalanche: pip install 'datadam[continual]' ({e})") from None
+    ContinualConfig, compare_buffers, plot_accuracy = _with_avalanche()
     # a folder of results: the same command again resumes from its results.json
     check_outputs([Output(out, "--out", "results folder", folder=True)], force=True)
     train = load_data(dataset, root, "train", **dataset_options(image_size))
@@ -83,10 +85,18 @@ def continual_command(
     result = compare_buffers(train, test, config, device=device, progress=progress,
                              results=out / "results.json", cache_dir=out / "memories")
     plot_accuracy(result, out / "accuracy.png")
-    from rich.console import Console
-
-    _print_summary(result, Console())
+    _print_summary(result)
     typer.echo(f"wrote {out / 'results.json'} and {out / 'accuracy.png'}")
+
+
+def _with_avalanche() -> tuple[Any, Any, Any]:
+    """``ContinualConfig``, ``compare_buffers`` and ``plot_accuracy``, loading Avalanche;
+    a one-line error naming the extra when it is missing."""
+    try:
+        from datadam.apps.continual import ContinualConfig, compare_buffers, plot_accuracy
+    except ImportError as e:
+        raise ConfigError(f"datadam continual needs Avalanche: pip install 'datadam[continual]' ({e})") from None
+    return ContinualConfig, compare_buffers, plot_accuracy
 
 
 def _per_class(ipc: int | None, memory: int | None, num_classes: int) -> int:
@@ -102,7 +112,8 @@ def _per_class(ipc: int | None, memory: int | None, num_classes: int) -> int:
     return 10 if ipc is None else ipc
 
 
-def _print_summary(result: dict, console) -> None:
+def _print_summary(result: dict[str, Any]) -> None:
+    from rich.console import Console
     from rich.table import Table
 
     settings = result["settings"]
@@ -113,4 +124,4 @@ def _print_summary(result: dict, console) -> None:
     for name, s in result["summary"].items():
         table.add_row(name, f"{100 * s['final_accuracy_mean']:.2f} ± {100 * s['final_accuracy_std']:.2f}",
                       f"{100 * s['final_forgetting_mean']:.2f}", f"{s['seconds_mean']:.0f}")
-    console.print(table)
+    Console().print(table)

@@ -14,7 +14,6 @@ augmentation seed, so buffers are compared on paired runs.
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -23,8 +22,8 @@ from typing import Any
 
 import torch
 
-from datadam import __version__
 from datadam import models as model_registry
+from datadam import records
 from datadam.apps.continual.benchmarks import (
     balanced_subset,
     class_incremental,
@@ -33,6 +32,7 @@ from datadam.apps.continual.benchmarks import (
 )
 from datadam.apps.continual.buffers import available_buffers, make_buffer
 from datadam.apps.continual.protocols import PROTOCOLS, LearnerConfig, make_strategy
+from datadam.apps.continual.record_kinds import RESULTS
 from datadam.augment import DSA, preset_for
 from datadam.data import as_image_dataset
 from datadam.data.base import ImageDataset
@@ -154,8 +154,8 @@ def compare_buffers(train: Any, test: Any, config: ContinualConfig | None = None
             runs.append(_run_stream(train, test, name, order_index, orders[order_index], config, dev,
                                     cache_dir, advance=lambda: bar.advance(task)))
             if path:
-                write_json(path, {"settings": settings, "runs": runs, "summary": summarise(runs)})
-    out = {"settings": settings, "runs": runs, "summary": summarise(runs)}
+                write_json(path, _results(settings, runs))
+    out = _results(settings, runs)
     if path:
         write_json(path, out)
     return out
@@ -243,9 +243,13 @@ def _settings(config: ContinualConfig, train: ImageDataset, test: ImageDataset,
         "train_images": len(train), "test_images": len(test),
         "class_orders": orders,
         "augmentation": preset_for(train),
-        "versions": {"datadam": __version__, "torch": torch.__version__,
-                     "python": platform.python_version()},
+        "versions": records.software_versions(),
     }
+
+
+def _results(settings: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``continual_results`` record of ``runs`` (what ``results.json`` holds)."""
+    return records.stamp(RESULTS, {"settings": settings, "runs": runs, "summary": summarise(runs)})
 
 
 def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
@@ -258,7 +262,12 @@ def _resume(path: Path | None, settings: dict[str, Any]) -> list[dict[str, Any]]
         return []
     try:
         old = json.loads(path.read_text())
+        if not isinstance(old, dict):
+            raise TypeError("not a JSON object")
+        old = records.migrate(RESULTS, old)
         old_settings, runs = old["settings"], list(old["runs"])
+    except records.RecordVersionError:
+        raise  # written by a newer datadam: its own message says so
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"{path} is not a continual-learning result file ({e})") from None
     # the new settings go through JSON once so that tuples compare equal to the file's lists

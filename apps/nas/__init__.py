@@ -79,9 +79,11 @@ _EXPORTS = {
     "PROXY_BUDGET": "budgets", "FULL_BUDGET": "budgets",
     "save_data": "taskdata", "load_data": "taskdata",
     "Experiment": "experiment", "experiment_config": "experiment", "TrialsFailedError": "experiment",
-    "search": "search", "SearchResult": "search", "make_strategy": "search", "STRATEGIES": "search",
-    "study": "study", "StudyResult": "study", "rank_quality": "study", "FullDataCache": "study",
-    "sample_architectures": "study", "markdown_table": "study", "plot_scatter": "study",
+    "search": "architecture_search", "SearchResult": "architecture_search",
+    "make_strategy": "architecture_search", "STRATEGIES": "architecture_search",
+    "study": "rank_study", "StudyResult": "rank_study", "sample_architectures": "rank_study",
+    "rank_quality": "ranking", "FullDataCache": "full_data_cache",
+    "markdown_table": "study_report", "plot_scatter": "study_report",
 }
 
 __all__ = sorted(_EXPORTS)

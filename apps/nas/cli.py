@@ -9,6 +9,8 @@ share a level with the ``study`` command, so the search is ``datadam nas search 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,21 @@ _VALIDATION = typer.Option(5000, "--validation", metavar="N", min=1,
                            help="Real training images held out to score every network.")
 _IPC = typer.Option(None, "--ipc", metavar="N", min=1, help="Images per class of the random proxy.",
                     show_default="as many as the synthetic proxy, else 10")
+
+# Options of the search alone
+_SEARCH_PROXY = typer.Option(..., "--proxy", metavar="PROXY",
+                             help="What every candidate trains on: a synthetic set (.safetensors), "
+                                  "'random' or 'random:K' (real images, --ipc per class; K picks another "
+                                  "draw) or 'full'.")
+_ENGINE = typer.Option("sequential", "--engine", metavar="ENGINE",
+                       help="sequential (trials in this process) or ts (NNI manager and web portal "
+                            "on 127.0.0.1:PORT, trials in subprocesses).")
+_SEARCH_EPOCHS = typer.Option(None, "--epochs", metavar="N", min=1, help="Training epochs of every candidate.",
+                              show_default=f"{PROXY_BUDGET['epochs']} on a small proxy, "
+                                           f"{FULL_BUDGET['epochs']} on the full data")
+_SEARCH_BATCH = typer.Option(None, "--batch", metavar="N", min=1, help="Training minibatch of every candidate.",
+                             show_default=f"{PROXY_BUDGET['batch']} on a small proxy, "
+                                          f"{FULL_BUDGET['batch']} on the full data")
 
 
 def _space(depths: str, widths: str, norms: str, activations: str, poolings: str):
@@ -155,10 +172,7 @@ def _check_results_folder(ctx: typer.Context, out: Path, name: str, force: bool)
 def search_command(
     ctx: typer.Context,
     dataset: str = _DATASET,
-    proxy: str = typer.Option(..., "--proxy", metavar="PROXY",
-                              help="What every candidate trains on: a synthetic set (.safetensors), "
-                                   "'random' or 'random:K' (real images, --ipc per class; K picks another "
-                                   "draw) or 'full'."),
+    proxy: str = _SEARCH_PROXY,
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output folder (search.json and NNI's files)."),
     strategy: str = typer.Option("evolution", "--strategy", "-s", metavar="NAME",
                                  help="NNI strategy: random, evolution (regularized evolution) or grid."),
@@ -167,17 +181,11 @@ def search_command(
                                       show_default="30"),
     population: int = typer.Option(10, "--population", metavar="N", min=2, help="Evolution: population size."),
     sample_size: int = typer.Option(3, "--sample-size", metavar="N", min=1, help="Evolution: tournament size."),
-    engine: str = typer.Option("sequential", "--engine", metavar="ENGINE",
-                               help="sequential (trials in this process) or ts (NNI manager and web portal "
-                                    "on 127.0.0.1:PORT, trials in subprocesses)."),
+    engine: str = _ENGINE,
     port: int = typer.Option(8080, "--port", metavar="PORT", min=1, max=65535,
                              help="Port of NNI's web portal (--engine ts)."),
-    epochs: int | None = typer.Option(None, "--epochs", metavar="N", min=1, help="Training epochs of every candidate.",
-                                      show_default=f"{PROXY_BUDGET['epochs']} on a small proxy, "
-                                                   f"{FULL_BUDGET['epochs']} on the full data"),
-    batch: int | None = typer.Option(None, "--batch", metavar="N", min=1, help="Training minibatch of every candidate.",
-                                     show_default=f"{PROXY_BUDGET['batch']} on a small proxy, "
-                                                  f"{FULL_BUDGET['batch']} on the full data"),
+    epochs: int | None = _SEARCH_EPOCHS,
+    batch: int | None = _SEARCH_BATCH,
     lr: float = _LR,
     precision: TrainPrecision = "fp32",
     reports: int = typer.Option(4, "--reports", metavar="N", min=1,
@@ -198,20 +206,41 @@ def search_command(
     from datadam.apps.nas._nni import import_nni
 
     import_nni()
-    from datadam.apps.nas.search import STRATEGIES, search
+    from datadam.apps.nas.architecture_search import STRATEGIES, search
 
     if strategy not in STRATEGIES:  # before any data is read
         raise ConfigError(f"unknown strategy {strategy!r}; available: {', '.join(STRATEGIES)}")
     space = _space(depths, widths, norms, activations, poolings)
     if trials is None and strategy != "grid":
         trials = 30
-    total = trials or space.size
     typer.echo(f"space: {space.describe()}")
+    with _trial_progress(progress, strategy, trials or space.size) as on_trial:
+        result = search(dataset, proxy, out, strategy=strategy, trials=trials, space=space,
+                        train=_search_training(lr, precision, epochs, batch), validation=validation,
+                        ipc=ipc or 10, reports=reports, seed=seed, root=root,
+                        dataset_options=dataset_options(image_size), device=device, engine=engine,
+                        port=port, population=population, sample_size=sample_size, on_trial=on_trial)
+    stamp_provenance(out / "search.json", token)
+    b = result.best
+    typer.echo(f"best of {len(result.trials)} trials: {b['key']} at {_percent(b['accuracy'])} validation "
+               f"accuracy; wrote {out / 'search.json'}")
+
+
+def _search_training(lr: float, precision: str, epochs: int | None, batch: int | None) -> dict[str, Any]:
+    """The training settings a search's options change (epochs and batch: only when given,
+    their defaults depend on the proxy)."""
     train: dict[str, Any] = {"lr": lr, "precision": precision}
     if epochs is not None:
         train["epochs"] = epochs
     if batch is not None:
         train["batch"] = batch
+    return train
+
+
+@contextmanager
+def _trial_progress(progress: bool | None, strategy: str, total: int) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A search's progress: yields the callback of each finished trial, which advances a
+    bar with the best accuracy so far (one line per trial without a bar)."""
     from datadam.progress import progress_bar
 
     bar = progress_bar(progress)
@@ -227,14 +256,7 @@ def search_command(
                 typer.echo(f"trial {len(best)}/{total}: {record['key']} {_percent(record['accuracy'])} "
                            f"({record['seconds']:.1f} s)")
 
-        result = search(dataset, proxy, out, strategy=strategy, trials=trials, space=space, train=train,
-                        validation=validation, ipc=ipc or 10, reports=reports, seed=seed, root=root,
-                        dataset_options=dataset_options(image_size), device=device, engine=engine,
-                        port=port, population=population, sample_size=sample_size, on_trial=on_trial)
-    stamp_provenance(out / "search.json", token)
-    b = result.best
-    typer.echo(f"best of {len(result.trials)} trials: {b['key']} at {_percent(b['accuracy'])} validation "
-               f"accuracy; wrote {out / 'search.json'}")
+        yield on_trial
 
 
 @app.command("study")
@@ -273,16 +295,33 @@ def study_command(
     from datadam.apps.nas._nni import import_nni
 
     import_nni()
-    from datadam.apps.nas.study import markdown_table, plot_scatter, study
+    from datadam.apps.nas.rank_study import study
 
     names = parse_list(proxies)
     space = _space(depths, widths, norms, activations, poolings)
     typer.echo(f"space: {space.describe()}")
+    with _step_progress(progress, archs * (1 + len(names))) as on_step:
+        result = study(dataset, names, archs=archs, space=space,
+                       proxy_train={"epochs": epochs, "batch": batch, "lr": lr, "precision": precision},
+                       full_train={"epochs": full_epochs, "batch": full_batch, "lr": lr,
+                                   "precision": precision},
+                       validation=validation, ipc=ipc, top_k=top_k, seed=seed, root=root,
+                       dataset_options=dataset_options(image_size), device=device,
+                       cache=cache or out / "full_data_cache.json", on_step=on_step)
+    table = _write_study(result, out, token)
+    typer.echo(table.rstrip())
+    typer.echo(f"wrote {out / 'study.json'}, {out / 'study.md'}, {out / 'study_scatter.png'}")
+
+
+@contextmanager
+def _step_progress(progress: bool | None, total: int) -> Iterator[Callable[[str, dict[str, Any]], None]]:
+    """A study's progress: yields the callback of each trained network, which advances a
+    bar (one line per network without a bar)."""
     from datadam.progress import progress_bar
 
     bar = progress_bar(progress)
     with bar:
-        task = bar.add_task("study", total=archs * (1 + len(names)))
+        task = bar.add_task("study", total=total)
 
         def on_step(proxy: str, row: dict[str, Any]) -> None:
             bar.advance(task)
@@ -291,21 +330,20 @@ def study_command(
                 typer.echo(f"{proxy}: {row['key']} {_percent(row[proxy]['accuracy'])} "
                            f"({row[proxy]['seconds']:.1f} s)")
 
-        result = study(dataset, names, archs=archs, space=space,
-                       proxy_train={"epochs": epochs, "batch": batch, "lr": lr, "precision": precision},
-                       full_train={"epochs": full_epochs, "batch": full_batch, "lr": lr,
-                                   "precision": precision},
-                       validation=validation, ipc=ipc, top_k=top_k, seed=seed, root=root,
-                       dataset_options=dataset_options(image_size), device=device,
-                       cache=cache or out / "full_data_cache.json", on_step=on_step)
+        yield on_step
+
+
+def _write_study(result: Any, out: Path, token: str) -> str:
+    """Write ``out``'s study.json (with the command's provenance ``token``), study.md and
+    study_scatter.png; returns the Markdown table."""
+    from datadam.apps.nas.study_report import markdown_table, plot_scatter
+    from datadam.files import atomic_path
+
     out.mkdir(parents=True, exist_ok=True)
     result.save(out / "study.json")
     stamp_provenance(out / "study.json", token)
     table = markdown_table(result)
-    from datadam.files import atomic_path
-
     with atomic_path(out / "study.md") as tmp:
         tmp.write_text(table)
     plot_scatter(result, out / "study_scatter.png")
-    typer.echo(table.rstrip())
-    typer.echo(f"wrote {out / 'study.json'}, {out / 'study.md'}, {out / 'study_scatter.png'}")
+    return table

@@ -27,11 +27,14 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from datadam import records
+from datadam.apps.nas.record_kinds import TASK_DATA
 from datadam.data.base import ImageDataset
 from datadam.errors import DatadamError, DataFormatError
 from datadam.files import atomic_path
 
-#: The ``format`` of a data file's safetensors metadata.
+#: The ``format`` of a data file's safetensors metadata, which names the file as one;
+#: its ``datadam`` entry is a ``nas_task_data`` record (:mod:`datadam.apps.nas.record_kinds`).
 FORMAT = "datadam.nas.data/1"
 MEMORY = "memory:"
 
@@ -65,9 +68,10 @@ def is_held(ref: str | None) -> bool:
 def save_data(dataset: ImageDataset, path: str | Path) -> Path:
     """Write ``dataset`` (its raw images ``[N, C, H, W]``, labels ``[N]``, classes and
     statistics) to a safetensors file that :func:`load_data` reads in any process."""
-    meta = {"name": dataset.name, "split": dataset.split, "classes": list(dataset.classes),
-            "mean": list(dataset.mean), "std": list(dataset.std), "source": dataset.source,
-            "orientation_sensitive": dataset.orientation_sensitive}
+    meta = records.stamp(TASK_DATA, {
+        "name": dataset.name, "split": dataset.split, "classes": list(dataset.classes),
+        "mean": list(dataset.mean), "std": list(dataset.std), "source": dataset.source,
+        "orientation_sensitive": dataset.orientation_sensitive})
     with atomic_path(path) as tmp:
         save_file({"images": dataset.images.contiguous().cpu(), "labels": dataset.labels.contiguous().cpu()},
                   str(tmp), metadata={"format": FORMAT, "datadam": json.dumps(meta)})
@@ -87,7 +91,7 @@ def load_data(path: str | Path) -> ImageDataset:
         raise DataFormatError(f"{path}: not a NAS data file ({e})") from None
     if header.get("format") != FORMAT:
         raise DataFormatError(f"{path}: not a NAS data file (datadam.apps.nas.save_data writes one)")
-    meta = json.loads(header["datadam"])
+    meta = records.migrate(TASK_DATA, json.loads(header["datadam"]))
     tensors = load_file(str(path))
     return ImageDataset(tensors["images"], tensors["labels"].to(torch.int64), meta["classes"],
                         tuple(meta["mean"]), tuple(meta["std"]), meta["split"], meta["name"],

@@ -28,7 +28,8 @@ from machine import describe  # tests/benchmarks/machine.py (the script's own fo
 from datadam.apps.nas.architecture import SearchSpace
 from datadam.apps.nas.evaluator import FULL_TRAIN, PROXY_TRAIN
 from datadam.apps.nas.proxy import PROXY_NETWORKS, distill_proxy
-from datadam.apps.nas.study import markdown_table, plot_scatter, study
+from datadam.apps.nas.rank_study import study
+from datadam.apps.nas.study_report import markdown_table, plot_scatter
 from datadam.files import atomic_path
 from datadam.synthetic import SyntheticSet
 

@@ -9,7 +9,7 @@ either way NNI's experiment directory is inside the output folder.
 
 from __future__ import annotations
 
-import platform
+import json
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -17,9 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from datadam import __version__
+from datadam import records
 from datadam.apps.nas._nni import import_nni
 from datadam.apps.nas.architecture import SearchSpace, arch_key
 from datadam.apps.nas.evaluator import (
@@ -28,8 +26,9 @@ from datadam.apps.nas.evaluator import (
     load_task_data,
     make_evaluator,
 )
-from datadam.apps.nas.proxy import note_validation_overlap
-from datadam.errors import ConfigError, UnknownNameError
+from datadam.apps.nas.proxy import Proxy, Split, note_validation_overlap
+from datadam.apps.nas.record_kinds import SEARCH
+from datadam.errors import ConfigError, DataFormatError, UnknownNameError
 from datadam.files import write_json
 from datadam.training import TrainConfig
 
@@ -49,14 +48,37 @@ class SearchResult:
         return asdict(self)
 
     def save(self, path: str | Path) -> Path:
-        return write_json(path, self.to_dict())
+        """Write the search to ``path`` as a ``nas_search`` record (JSON, atomically)."""
+        return write_json(path, records.stamp(SEARCH, self.to_dict()))
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> SearchResult:
+        """The search a ``nas_search`` record of any schema version holds (``search.json``
+        as a dict); :class:`DataFormatError` for a dict that is not one."""
+        record = records.migrate(SEARCH, record)
+        try:
+            return cls(record["best"], record["trials"], record["settings"])
+        except KeyError as e:
+            raise DataFormatError(f"not a NAS search: it has no {e.args[0]!r}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> SearchResult:
+        """The search :meth:`save` wrote to ``path``, by this or an earlier datadam."""
+        path = Path(path)
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise DataFormatError(f"{path}: not a NAS search ({e})") from None
+        if not isinstance(record, dict):
+            raise DataFormatError(f"{path}: not a NAS search")
+        return cls.from_record(record)
 
 
 def make_strategy(name: str, seed: int, population: int = 10, sample_size: int = 3,
                   mutation_prob: float = 0.2):
     """An NNI strategy by name: ``random``, ``evolution`` (regularized evolution) or ``grid``."""
-    nni = import_nni()
-    strategy = nni.nas.strategy
+    import_nni()
+    from nni.nas import strategy
     if name == "random":
         return strategy.Random(seed=seed)
     if name == "evolution":
@@ -115,39 +137,50 @@ def search(dataset: Any, proxy: str, out_dir: str | Path, *, strategy: str = "ev
     space = space or SearchSpace()
     trials = _checked(strategy, engine, trials, space)
     task = _task(dataset, proxy, train, root, dataset_options, validation, ipc, seed, reports, device)
-    # Load and check the data before NNI starts, so bad input fails in one line, here.
-    split, proxy_data = load_task_data(task)
-    space.check_image_size(tuple(proxy_data.images.shape[2:]))
-    note_validation_overlap(proxy_data, split)
-
+    split, proxy_data = _checked_data(task, space)
     nni = import_nni()
-    from datadam.apps.nas.experiment import Experiment, experiment_config
     from datadam.apps.nas.space import ConvNetSpace, space_size
 
     model_space = ConvNetSpace(int(proxy_data.images.shape[1]), split.train.num_classes,
                                list(proxy_data.images.shape[2:]), space.to_dict())
     out_dir = Path(out_dir)
-    config = experiment_config(out_dir, engine=engine, trials=trials,
-                               name=f"datadam-nas-{dataset}-{strategy}")
-    experiment = Experiment(model_space, make_evaluator(task),
-                            make_strategy(strategy, seed, population, sample_size), config)
+    experiment = _experiment(model_space, task, out_dir, strategy, engine, trials,
+                             make_strategy(strategy, seed, population, sample_size))
     start = time.perf_counter()
     trials_out = _run(experiment, trials, port, on_trial)
+    evolution = strategy == "evolution"
     settings = {
         "dataset": task.dataset,
         "proxy": proxy_data.details | {"name": proxy_data.name, "kind": proxy_data.kind},
         "split": split.details, "strategy": strategy, "trials": trials, "engine": engine,
         "space": space.to_dict(), "space_size": space_size(model_space), "task": task.to_dict(),
-        "population": population if strategy == "evolution" else None,
-        "sample_size": sample_size if strategy == "evolution" else None,
+        "population": population if evolution else None, "sample_size": sample_size if evolution else None,
         "experiment_id": experiment.id, "experiment_dir": str(experiment.workdir / experiment.id),
         "seconds": round(time.perf_counter() - start, 3), "seed": seed, "device": device,
-        "versions": {"datadam": __version__, "torch": torch.__version__, "nni": nni.__version__,
-                     "python": platform.python_version()},
+        "versions": records.software_versions(nni=nni.__version__),
     }
     result = SearchResult(best=trials_out[0], trials=trials_out, settings=settings)
     result.save(out_dir / "search.json")
     return result
+
+
+def _checked_data(task: Task, space: SearchSpace) -> tuple[Split, Proxy]:
+    """The validation split and proxy of ``task``, loaded and checked before NNI starts,
+    so bad input fails in one line, here."""
+    split, proxy_data = load_task_data(task)
+    space.check_image_size(tuple(proxy_data.images.shape[2:]))
+    note_validation_overlap(proxy_data, split)
+    return split, proxy_data
+
+
+def _experiment(model_space: Any, task: Task, out_dir: Path, strategy: str, engine: str, trials: int,
+                nni_strategy: Any) -> Any:
+    """The NNI experiment of a search, its working directory ``out_dir/nni/``."""
+    from datadam.apps.nas.experiment import Experiment, experiment_config
+
+    config = experiment_config(out_dir, engine=engine, trials=trials,
+                               name=f"datadam-nas-{task.dataset or 'data'}-{strategy}")
+    return Experiment(model_space, make_evaluator(task), nni_strategy, config)
 
 
 def _checked(strategy: str, engine: str, trials: int | None, space: SearchSpace) -> int:
