@@ -17,7 +17,7 @@ from datadam.distill import matching
 from datadam.distill.distributed import Shard
 from datadam.distill.matching import class_means, matching_targets
 from datadam.errors import ConfigError
-from datadam.models.convnet import _grouped_batch_norm
+from datadam.kernels import grouped_batch_norm
 from datadam.synthetic import SyntheticSet
 
 
@@ -61,10 +61,10 @@ def test_synchronised_batch_norm_equals_the_whole_batch(layout):
     norm.bias.data.uniform_(-1, 1)
     x = torch.randn(3 * 5, 8, 6, 6)  # 3 groups of 5 images
     with torch.no_grad():
-        whole = _grouped_batch_norm(norm, x.clone().contiguous(memory_format=torch.channels_last), 3)
+        whole = grouped_batch_norm(norm, x.clone().contiguous(memory_format=torch.channels_last), 3)
     # rank r holds images r, r + 2, ... of every group: 3 and 2 images, unequal on purpose
     rows = [torch.cat([torch.arange(g * 5, (g + 1) * 5)[r::2] for g in range(3)]) for r in (0, 1)]
-    parts = TwoRanks().run(lambda r, reduce: _grouped_batch_norm(
+    parts = TwoRanks().run(lambda r, reduce: grouped_batch_norm(
         norm, x[rows[r]].clone().contiguous(memory_format=layout), 3, reduce))
     for r in (0, 1):
         torch.testing.assert_close(parts[r], whole[rows[r]], rtol=1e-5, atol=1e-5)
@@ -107,10 +107,10 @@ def test_reduce_identity_matches_the_plain_path():
     norm = torch.nn.BatchNorm2d(4)
     x = torch.randn(12, 4, 6, 6)
     with torch.no_grad():
-        plain = _grouped_batch_norm(norm, x.clone().contiguous(memory_format=torch.channels_last), 3)
-        with_reduce = _grouped_batch_norm(norm, x.clone().contiguous(memory_format=torch.channels_last),
+        plain = grouped_batch_norm(norm, x.clone().contiguous(memory_format=torch.channels_last), 3)
+        with_reduce = grouped_batch_norm(norm, x.clone().contiguous(memory_format=torch.channels_last),
                                           3, lambda t: t)
-        channels_first = _grouped_batch_norm(norm, x.clone(), 3, lambda t: t)  # the GPU-layout path
+        channels_first = grouped_batch_norm(norm, x.clone(), 3, lambda t: t)  # the GPU-layout path
     torch.testing.assert_close(with_reduce, plain)
     torch.testing.assert_close(channels_first, plain, rtol=1e-5, atol=1e-5)
     feats = torch.randn(12, 7)
@@ -121,7 +121,7 @@ def test_reduce_needs_no_autograd():
     norm = torch.nn.BatchNorm2d(4)
     x = torch.randn(4, 4, 3, 3, requires_grad=True)
     with pytest.raises(ConfigError, match="without autograd"):
-        _grouped_batch_norm(norm, x, 2, lambda t: t)
+        grouped_batch_norm(norm, x, 2, lambda t: t)
 
 
 def test_too_few_real_images_for_the_processes(monkeypatch, mnist_idx_root):

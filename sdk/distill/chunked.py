@@ -21,14 +21,8 @@ import torch
 from torch import nn
 
 from datadam.errors import ConfigError
-from datadam.models.convnet import (
-    _CHUNK_ELEMENTS,
-    ConvNet,
-    Reduce,
-    _affine,
-    _normalize,
-    accumulation_dtype,
-)
+from datadam.kernels import CHUNK_ELEMENTS, Reduce, accumulation_dtype, batch_norm_affine, normalize
+from datadam.models.convnet import ConvNet
 
 # At most this many elements in the largest activation of one chunk of real images
 # (the first block's: 4 GiB in float32). Large enough that the published batch (64 per
@@ -145,7 +139,7 @@ def _block(net: ConvNet, level: int, x: torch.Tensor, affine: tuple[torch.Tensor
     conv, norm, act = net.blocks[level]
     x = conv(x)
     if affine is None:
-        x = _normalize(norm, x)
+        x = normalize(norm, x)
     else:
         scale, shift = (t.to(x.dtype)[:, :, None, None] for t in affine)
         for group, lo, hi in _segments(start, start + x.shape[0], group_size):
@@ -168,7 +162,7 @@ def _batch_affine(net: ConvNet, real: torch.Tensor, level: int, affines: list, n
         for group, lo, hi in _segments(start, start + x.shape[0], group_size):
             moments.add(group, x[lo:hi])
     mean, var = moments.result(reduce)
-    return _affine(net.blocks[level][1], mean, var)
+    return batch_norm_affine(net.blocks[level][1], mean, var)
 
 
 class _Moments:
@@ -189,7 +183,7 @@ class _Moments:
             self.m2 = torch.zeros_like(self.mean)
         # slices small enough that the float32 temporaries stay small beside the chunk
         per_image = x[0].numel()
-        size = max(1, _CHUNK_ELEMENTS // per_image)
+        size = max(1, CHUNK_ELEMENTS // per_image)
         for lo in range(0, x.shape[0], size):
             self._merge(group, x[lo:lo + size])
 

@@ -4,7 +4,7 @@ For every class, the mean spatial attention map of each inner block (DataDAM onl
 mean last-layer embedding, of the real images and of the synthetic ones; the loss is the
 squared L2 distance between the two, summed over classes and blocks, weighted and scaled.
 The CPU kernel of the attention maps (a chunked, channels-last power sum with its own
-backward) sits beside the plain definition it must equal.
+backward) is in :mod:`datadam.kernels`, beside the plain definition it must equal.
 """
 
 from __future__ import annotations
@@ -14,94 +14,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from datadam.distill.chunked import chunked_class_means, needs_chunks
-from datadam.models.convnet import Features, Reduce, accumulation_dtype, reduce_sum_and_count
+from datadam.kernels import Reduce, accumulation_dtype, channel_power_sum, reduce_sum_and_count
+from datadam.models.convnet import Features
 
 
 def spatial_attention(activation: torch.Tensor, power: float) -> torch.Tensor:
     """Spatial attention ``[B, H*W]``: ``sum_c |f|^p`` per location, L2-normalised per image.
 
-    The sum is accumulated and returned in at least float32, also for bfloat16 input.
+    The sum is accumulated and returned in at least float32, also for bfloat16 input
+    (:func:`datadam.kernels.channel_power_sum`, chunked for channels-last activations).
     """
-    if activation.is_contiguous(memory_format=torch.channels_last):
-        if torch.is_grad_enabled() and activation.requires_grad:
-            summed = _ChannelPowerSum.apply(activation, power)
-        else:
-            summed = _channel_power_sum(activation, power)
-    else:
-        summed = _abs_power(activation, power).sum(dim=1, dtype=accumulation_dtype(activation))
-    return F.normalize(summed.flatten(1), p=2, dim=1)
-
-
-def _abs_power(x: torch.Tensor, power: float) -> torch.Tensor:
-    """``|x|^p``; the common powers by multiplication, which is several times faster than
-    ``pow`` with a float exponent (forward and backward alike)."""
-    if power == 4:
-        sq = x * x  # not x.square(): its backward goes through pow, about twice as slow
-        return sq * sq
-    if power == 2:
-        return x * x
-    if power == 1:
-        return x.abs()
-    return x.abs().pow(power)
-
-
-_CHUNK_ELEMENTS = 1 << 21  # float32 temporaries of 8 MB stay in malloc's reused heap
-
-
-def _channel_power_sum(activation: torch.Tensor, power: float,
-                       chunk_elements: int = _CHUNK_ELEMENTS) -> torch.Tensor:
-    """``sum_c |f|^p`` of a channels-last ``[B, C, H, W]`` in chunks of rows: on a CPU the
-    whole-tensor expression allocates (and page-faults) temporaries as large as the
-    activation, the largest tensor of an iteration, which costs more than the arithmetic."""
-    b, c, h, w = activation.shape
-    rows = activation.permute(0, 2, 3, 1).reshape(-1, c)  # a view for channels-last
-    out = torch.empty(rows.shape[0], dtype=accumulation_dtype(activation), device=activation.device)
-    step = max(1, chunk_elements // c)
-    for start in range(0, rows.shape[0], step):
-        torch.sum(_abs_power(rows[start:start + step], power), dim=1, dtype=out.dtype,
-                  out=out[start:start + step])
-    return out.view(b, h, w)
-
-
-def _abs_power_derivative(x: torch.Tensor, power: float) -> torch.Tensor:
-    """``d|x|^p / dx = p |x|^(p-1) sign(x)``."""
-    if power == 4:
-        return (x * x).mul_(x).mul_(4.0)
-    if power == 2:
-        return x * 2.0
-    if power == 1:
-        return x.sign()
-    return x.abs().pow_(power - 1).mul_(x.sign()).mul_(power)
-
-
-class _ChannelPowerSum(torch.autograd.Function):
-    """:func:`_channel_power_sum` with a chunked backward over rows of channels.
-
-    Autograd's backward of the plain expression broadcasts the incoming ``[B, H, W]``
-    gradient over the channels of a channels-last tensor, a layout the CPU kernels
-    handle slowly: 20x the time of the forward for the synthetic images' first block.
-    """
-
-    @staticmethod
-    def forward(ctx, activation: torch.Tensor, power: float) -> torch.Tensor:
-        ctx.save_for_backward(activation)
-        ctx.power = power
-        return _channel_power_sum(activation, power)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        (activation,) = ctx.saved_tensors
-        c = activation.shape[1]
-        rows = activation.permute(0, 2, 3, 1).reshape(-1, c)  # views for channels-last
-        out = torch.empty_like(activation, memory_format=torch.channels_last)
-        out_rows = out.permute(0, 2, 3, 1).view(-1, c)
-        grad_rows = grad.reshape(-1, 1).to(activation.dtype)
-        step = max(1, _CHUNK_ELEMENTS // c)
-        for start in range(0, rows.shape[0], step):
-            chunk = slice(start, start + step)
-            torch.mul(_abs_power_derivative(rows[chunk], ctx.power), grad_rows[chunk], out=out_rows[chunk])
-        return out, None
+    return F.normalize(channel_power_sum(activation, power).flatten(1), p=2, dim=1)
 
 
 def class_means(x: torch.Tensor, groups: int, reduce: Reduce | None = None) -> torch.Tensor:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from datadam.errors import ConfigError
+from datadam.kernels import Reduce, grouped_batch_norm, normalize
 
 NORMS = ("batchnorm", "instancenorm", "groupnorm", "layernorm", "none")
 ACTIVATIONS = ("relu", "leakyrelu", "sigmoid", "gelu")
@@ -44,102 +43,6 @@ def _norm(kind: str, channels: int, height: int, width: int) -> nn.Module:
 def _activation(kind: str) -> nn.Module:
     return {"relu": nn.ReLU, "leakyrelu": lambda: nn.LeakyReLU(0.01),
             "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[kind]()
-
-
-_CHUNK_ELEMENTS = 1 << 21  # float32 temporaries of 8 MB stay in malloc's reused heap
-
-
-Reduce = Callable[[torch.Tensor], torch.Tensor]
-
-
-def reduce_sum_and_count(reduce: Reduce, total: torch.Tensor, count: float) -> tuple[torch.Tensor, float]:
-    """Sum a partial ``total`` and the ``count`` of elements behind it over processes in
-    one collective (latency, not bandwidth, is what each all-reduce costs)."""
-    packed = reduce(torch.cat([total.flatten(), total.new_tensor([count])]))
-    return packed[:-1].view_as(total), float(packed[-1])
-
-
-def accumulation_dtype(x: torch.Tensor) -> torch.dtype:
-    """float32 for half-precision tensors (their sums lose digits fast), else the tensor's own."""
-    return torch.promote_types(x.dtype, torch.float32)
-
-
-def _normalize(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``norm(x)``, in channels-last if ``x`` is. On a CPU, GroupNorm (instance and group
-    norm) and LayerNorm of a channels-last tensor take a slow path, several times slower
-    than on a contiguous copy (far more so in bfloat16); the copies there and back cost less."""
-    if (isinstance(norm, (nn.GroupNorm, nn.LayerNorm)) and x.device.type == "cpu"
-            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
-        return norm(x.contiguous()).contiguous(memory_format=torch.channels_last)
-    return norm(x)
-
-
-def _grouped_batch_norm(norm: nn.BatchNorm2d, x: torch.Tensor, groups: int,
-                        reduce: Reduce | None = None) -> torch.Tensor:
-    """Training-mode batch norm with separate statistics per contiguous group of the batch.
-
-    Running statistics are left untouched: this serves networks that are only probed.
-    Without autograd on a channels-last tensor the statistics come from small chunks and
-    the result is written in place: on a CPU the large temporaries of the plain
-    expression (page-faulted fresh at every call) cost more than the arithmetic.
-
-    ``reduce`` (an in-place sum over processes, without autograd) makes the statistics
-    those of the whole batch when each process holds a slice of every group.
-    """
-    n, c, h, w = x.shape
-    no_grad = not torch.is_grad_enabled() or not (
-        x.requires_grad or any(p.requires_grad for p in norm.parameters()))
-    if reduce is not None and not no_grad:
-        raise ConfigError("batch statistics are synchronised across processes only without autograd")
-    if no_grad and x.is_contiguous(memory_format=torch.channels_last):
-        rows = x.permute(0, 2, 3, 1).view(groups, -1, c)  # [G, m, C], a view
-        count = float(rows.shape[1])
-        dtype = accumulation_dtype(x)  # statistics of bfloat16 activations in float32
-        step = max(1, _CHUNK_ELEMENTS // c)
-        if dtype == x.dtype:
-            total = rows.sum(dim=1)
-        else:  # converted a chunk at a time, not as one float32 copy of the whole tensor
-            total = torch.stack([sum(rows[g, start:start + step].sum(dim=0, dtype=dtype)
-                                     for start in range(0, rows.shape[1], step))
-                                 for g in range(groups)])
-        if reduce is not None:
-            total, count = reduce_sum_and_count(reduce, total, count)
-        mean = total / count
-        var = torch.empty_like(mean)
-        for g in range(groups):
-            acc = torch.zeros(c, dtype=dtype, device=x.device)
-            for start in range(0, rows.shape[1], step):
-                acc += (rows[g, start:start + step] - mean[g]).square_().sum(dim=0)
-            var[g] = acc
-        var = (var if reduce is None else reduce(var)) / count
-        scale, shift = _affine(norm, mean, var)
-        # in the activations' own dtype: mixing dtypes would copy the whole tensor twice
-        torch.addcmul(shift.unsqueeze(1).to(x.dtype), rows, scale.unsqueeze(1).to(x.dtype), out=rows)
-        return x
-    if reduce is not None:  # no autograd, channels-first (GPU): the plain expression
-        parts = x.reshape(groups, -1, c, h, w)
-        dtype = accumulation_dtype(x)
-        total, count = reduce_sum_and_count(reduce, parts.sum(dim=(1, 3, 4), dtype=dtype),
-                                            float(parts.shape[1] * h * w))
-        mean = total / count
-        var = reduce((parts - mean[:, None, :, None, None]).square().sum(dim=(1, 3, 4))) / count
-        scale, shift = (t.to(x.dtype)[:, None, :, None, None] for t in _affine(norm, mean, var))
-        return (parts * scale + shift).view_as(x)
-    # With autograd, or channels-first without it: the native batch-norm kernels (fused
-    # forward and backward) per group; one group needs no concatenated copy.
-    if groups == 1:
-        return F.batch_norm(x, None, None, norm.weight, norm.bias, training=True, eps=norm.eps)
-    return torch.cat([F.batch_norm(part, None, None, norm.weight, norm.bias, training=True, eps=norm.eps)
-                      for part in x.chunk(groups)])
-
-
-def _affine(norm: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor):
-    """``scale, shift`` ([G, C]) with ``norm(x) = x * scale + shift`` for those statistics."""
-    scale = torch.rsqrt(var + norm.eps)
-    if norm.affine:
-        scale = scale * norm.weight
-        return scale, norm.bias - mean * scale
-    return scale, -mean * scale
 
 
 class ConvNet(nn.Module):
@@ -230,9 +133,9 @@ class ConvNet(nn.Module):
             # and it leaves the running statistics of a probed network alone
             if (self.training and isinstance(norm, nn.BatchNorm2d)
                     and (groups > 1 or reduce is not None or not torch.is_grad_enabled())):
-                x = _grouped_batch_norm(norm, x, groups, reduce)
+                x = grouped_batch_norm(norm, x, groups, reduce)
             else:
-                x = _normalize(norm, x)
+                x = normalize(norm, x)
             x = act(x) if torch.is_grad_enabled() or not isinstance(act, nn.ReLU) else x.relu_()
             activations.append(x)
             x = pool(x)
