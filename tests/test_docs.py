@@ -445,3 +445,37 @@ def test_a_memory_page_shows_what_its_json_says():
     assert images == {}
     assert "| 8 | 1,234 | about 0.1 GB | 0.50 |" in text and "| 900 | 5,678 | about 4.2 GB | 12.25 |" in text
     assert "datadam distill b" in text and "Test CPU, 2 cores" in text
+
+
+def test_record_commands_writes_every_command_behind_a_merged_file(tmp_path, monkeypatch):
+    """``tests/benchmarks/record_commands.py``: each part's options become its ``datadam
+    evaluate`` line (defaults left out), a replicate merge's parts are followed into their
+    own parts, and the merge commands close each list."""
+    spec = importlib.util.spec_from_file_location("record_commands",
+                                                  REPO / "tests" / "benchmarks" / "record_commands.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    options = {"synthetic": "s.safetensors", "runs": 1, "epochs": 1000, "seed": 3, "device": "cpu",
+               "compile": True, "progress": False, "model_option": ["net_norm=instancenorm"],
+               "json_out": None}
+    line = module.evaluate_command(options)
+    assert line.startswith("datadam evaluate s.safetensors --")
+    pairs = line.removeprefix("datadam evaluate s.safetensors --").split(" --")  # in the CLI's order
+    assert sorted(pairs) == ["compile", "device cpu", "model-option net_norm=instancenorm", "no-progress",
+                             "runs 1", "seed 3"]  # --epochs 1000 is the default, --json not given
+    monkeypatch.chdir(tmp_path)
+    seed_merge = {"parts": [{"file": f"p{s}.json", "cli_options": {**options, "seed": s}} for s in (0, 1)]}
+    Path("s0.json").write_text(json.dumps(seed_merge))
+    replicates = {"settings": {"distill_seeds": [0, 1]}, "parts": [
+        {"file": "s0.json", "cli_options": None},
+        {"file": "s1.json", "cli_options": None}]}
+    Path("s1.json").write_text(json.dumps({"commands": ["datadam evaluate t.safetensors"]}))
+    commands = module.commands_of(replicates, Path("r.json"), module._evaluate_parameters())
+    assert [c.split(" --")[0] for c in commands] == [
+        "datadam evaluate s.safetensors", "datadam evaluate s.safetensors",
+        "datadam merge-evaluations p0.json p1.json", "datadam evaluate t.safetensors",
+        "datadam merge-evaluations"]
+    assert commands[-1] == "datadam merge-evaluations --replicates s0.json s1.json --json r.json"
+    Path("s1.json").unlink()
+    with pytest.raises(SystemExit, match="s1.json: a part with no options recorded is gone"):
+        module.commands_of(replicates, Path("r.json"), module._evaluate_parameters())
