@@ -29,6 +29,7 @@ from datadam.augment import DSA  # noqa: E402
 from datadam.cli import app  # noqa: E402
 from datadam.data.base import ImageDataset  # noqa: E402
 from datadam.errors import ConfigError, UnknownNameError  # noqa: E402
+from datadam.records import RecordVersionError  # noqa: E402
 from datadam.synthetic import SyntheticSet  # noqa: E402
 
 FAST = {"iterations": 2, "batch_real": 4}
@@ -191,7 +192,10 @@ def test_compare_buffers_writes_resumable_results(tmp_path, monkeypatch):
     assert 0.0 <= run["final_accuracy"] <= 1.0 and len(run["steps"][1]["accuracy_per_experience"]) == 2
     summary = first["summary"]["dm"]
     assert summary["orders"] == 2 and len(summary["accuracy_mean"]) == 2
-    assert json.loads(path.read_text())["settings"]["learner"]["epochs"] == 3
+    saved = json.loads(path.read_text())
+    assert saved["settings"]["learner"]["epochs"] == 3 and saved["schema"] == 2
+    del saved["schema"]  # as a datadam before schema versions wrote it: it resumes the same
+    path.write_text(json.dumps(saved))
 
     calls = []
     real = experiment_module._run_stream
@@ -205,6 +209,10 @@ def test_compare_buffers_writes_resumable_results(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="other settings"):
         compare_buffers(blobs(), blobs(6, seed=1, split="test"),
                         ContinualConfig(**{**config.__dict__, "ipc": 3}), results=path, device="cpu")
+    assert json.loads(path.read_text())["schema"] == 2
+    path.write_text(json.dumps({**json.loads(path.read_text()), "schema": 3}))
+    with pytest.raises(RecordVersionError, match="upgrade datadam"):  # not mistaken for other settings
+        compare_buffers(blobs(), blobs(6, seed=1, split="test"), config, results=path, device="cpu")
 
 
 def test_config_errors():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ from torch import nn
 
 from datadam import data, distill
 from datadam.apps.nas.architecture import SearchSpace, arch_key
+from datadam.apps.nas.architecture_search import SearchResult, search
+from datadam.apps.nas.full_data_cache import CACHE_FORMAT, FullDataCache
 from datadam.apps.nas.proxy import (
     ValidationOverlapWarning,
     distill_proxy,
@@ -18,14 +21,16 @@ from datadam.apps.nas.proxy import (
     split_validation,
     validation_overlap,
 )
-from datadam.apps.nas.architecture_search import search
-from datadam.apps.nas.full_data_cache import FullDataCache
-from datadam.apps.nas.rank_study import study
+from datadam.apps.nas.rank_study import StudyResult, study
 from datadam.apps.nas.ranking import rank_quality
 from datadam.apps.nas.space import ConvNetSpace, space_size
 from datadam.apps.nas.study_report import markdown_table, plot_scatter
+from datadam.apps.nas.taskdata import FORMAT, load_data, save_data
+from datadam.data import as_image_dataset
 from datadam.errors import ConfigError, DataFormatError, UnknownNameError
+from datadam.records import RecordVersionError
 from datadam.synthetic import SyntheticSet
+from datadam.training import TrainConfig
 
 TINY = SearchSpace(depth=(1, 2), width=(4, 8), norm=("batchnorm",), activation=("relu",),
                    pooling=("avgpooling",))
@@ -155,7 +160,9 @@ def test_search_in_process_returns_the_best_architecture(mnist_idx_root, tmp_pat
     assert result.best["accuracy"] == max(t["accuracy"] for t in seen)
     assert all(len(t["intermediate"]) == 1 and len(t["curve"]) == 2 for t in result.trials)
     saved = json.loads((tmp_path / "s" / "search.json").read_text())
-    assert saved["best"]["key"] == result.best["key"]
+    assert saved["best"]["key"] == result.best["key"] and saved["schema"] == 2
+    assert SearchResult.load(tmp_path / "s" / "search.json").trials == result.trials
+    assert set(saved["settings"]["versions"]) == {"datadam", "torch", "python", "nni"}
     assert saved["settings"]["space_size"] == 4 and saved["settings"]["task"]["train"]["epochs"] == 2
     # NNI's experiment folder and manifest stay inside the output folder
     assert (tmp_path / "s" / "nni" / ".experiment").exists()
@@ -277,3 +284,89 @@ def test_search_takes_the_training_data_itself(mnist_idx_root, tmp_path):
                     space=TINY, train=FAST, validation=10, ipc=1, reports=1)
     assert len(result.trials) == 2 and 0.0 <= result.best["accuracy"] <= 1.0
     assert json.loads((tmp_path / "s" / "search.json").read_text())["best"]["key"] == result.best["key"]
+
+
+def test_a_cache_of_an_earlier_datadam_still_hits(tmp_path):
+    arch = TINY.architectures()[0]
+    split = {"validation_images": 10, "split_seed": 0}
+    fp32, bf16 = TrainConfig(epochs=1), TrainConfig(epochs=1, precision="bf16")
+
+    def v1_key(train: TrainConfig) -> str:  # version 1 left the later fields out at their defaults
+        later = {("precision", "fp32"), ("compile", False)}
+        fields = {k: v for k, v in asdict(train).items() if (k, v) not in later}
+        return json.dumps({"dataset": "mnist", "options": {}, "validation": 10, "split_seed": 0,
+                           "arch": arch_key(arch), "train": fields, "seed": 0}, sort_keys=True)
+
+    measured = {"accuracy": 0.5, "seconds": 2.0, "train_seconds": 1.5, "eval_seconds": 0.2}
+    path = tmp_path / "cache.json"
+    path.write_text(json.dumps({"format": CACHE_FORMAT, "entries": {
+        v1_key(fp32): measured, v1_key(bf16): measured | {"accuracy": 0.4, "warm_up_seconds": 0.3}}}))
+    cache = FullDataCache(path)
+    unmeasured = measured | {"warm_up_seconds": None}
+    assert cache.get(FullDataCache.key("mnist", None, split, arch, fp32, 0)) == unmeasured
+    assert cache.get(FullDataCache.key("mnist", None, split, arch, bf16, 0))["warm_up_seconds"] == 0.3
+    assert cache.get(FullDataCache.key("mnist", None, split, arch, TrainConfig(epochs=2), 0)) is None
+    cache.put("another", measured | {"warm_up_seconds": 0.1})
+    saved = json.loads(path.read_text())
+    assert saved["schema"] == 2 and FullDataCache(path).entries == cache.entries
+    path.write_text(json.dumps(saved | {"schema": 3}))
+    with pytest.raises(RecordVersionError, match="upgrade datadam"):
+        FullDataCache(path)
+
+
+def test_study_takes_the_training_data_itself(mnist_idx_root, tmp_path):
+    train = data.load("mnist", mnist_idx_root)
+    cache = tmp_path / "cache.json"
+    kwargs = dict(archs=2, space=TINY, proxy_train=FAST, full_train={"epochs": 1}, validation=10, ipc=1,
+                  cache=cache)
+    first = study((train.images, train.labels), ["random"], **kwargs)
+    fingerprint = first.settings["data_fingerprint"]
+    assert first.settings["dataset"] == "tensors" and fingerprint.startswith("data:")
+    assert {json.loads(key)["dataset"] for key in json.loads(cache.read_text())["entries"]} == {fingerprint}
+    assert study("mnist", ["random"], **kwargs).settings["full_data"]["cached_archs"] == 0  # other data
+    # the same images and labels from a data file: the same data, so the same cache entries
+    path = save_data(as_image_dataset((train.images, train.labels)), tmp_path / "data.safetensors")
+    again = study(path, ["random"], **kwargs)
+    assert again.settings["full_data"]["cached_archs"] == 2
+    assert again.settings["data_fingerprint"] == fingerprint
+    assert [r["full"] for r in again.architectures] == [r["full"] for r in first.architectures]
+
+
+def test_search_and_study_results_read_back_from_any_version(tmp_path):
+    search_v1 = {"best": {"key": "a", "accuracy": 0.5}, "trials": [{"key": "a", "accuracy": 0.5}],
+                 "settings": {"strategy": "random"}}
+    study_v1 = {"architectures": [{"key": "a"}], "proxies": {"random": {"spearman": 0.5}},
+                "settings": {"archs": 1}}
+    for kind, v1 in ((SearchResult, search_v1), (StudyResult, study_v1)):
+        path = tmp_path / f"{kind.__name__}.json"
+        path.write_text(json.dumps(v1))  # written before schema versions
+        result = kind.load(path)
+        assert result.to_dict() == v1
+        result.save(path)
+        assert json.loads(path.read_text()) == v1 | {"schema": 2} and kind.load(path) == result
+        path.write_text(json.dumps(v1 | {"schema": 3}))
+        with pytest.raises(RecordVersionError, match="upgrade datadam"):
+            kind.load(path)
+        with pytest.raises(DataFormatError, match="it has no 'settings'"):
+            kind.from_record({k: v for k, v in v1.items() if k != "settings"})
+        path.write_text("[1, 2]")
+        with pytest.raises(DataFormatError, match="not a NAS"):
+            kind.load(path)
+
+
+def test_task_data_files_are_records(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    x, y = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8), torch.arange(6) % 3
+    dataset = as_image_dataset((x, y))
+    path = save_data(dataset, tmp_path / "d.safetensors")
+    with safe_open(str(path), "pt") as f:
+        header = json.loads(f.metadata()["datadam"])
+    assert header["schema"] == 2
+    # a file written before schema versions reads the same
+    del header["schema"]
+    save_file({"images": x, "labels": y}, str(tmp_path / "v1.safetensors"),
+              metadata={"format": FORMAT, "datadam": json.dumps(header)})
+    old = load_data(tmp_path / "v1.safetensors")
+    assert torch.equal(old.images, dataset.images) and old.classes == dataset.classes

@@ -20,8 +20,8 @@ from torch import nn
 from datadam import data
 from datadam.apps import nas
 from datadam.apps.nas import evaluator, experiment, taskdata
-from datadam.apps.nas.proxy import split_validation, validation_overlap
 from datadam.apps.nas.architecture_search import search
+from datadam.apps.nas.proxy import split_validation, validation_overlap
 from datadam.errors import DatadamError, UnknownNameError
 from datadam.evaluate import TrainConfig
 
