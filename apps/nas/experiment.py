@@ -5,8 +5,9 @@ these differences, for :func:`~datadam.apps.nas.search` and for experiments of y
 
 - its working directory is the one its config names (:func:`experiment_config`: the
   output folder's ``nni/``), and in-process runs keep NNI's experiment list there too
-  instead of ``~/nni-experiments/.experiment`` (with the ``ts`` engine NNI's Node
-  manager still adds its line to that file);
+  instead of ``~/nni-experiments/.experiment`` (with the ``ts`` engine NNI's launcher
+  and its Node manager still add their line to that file: both take the path from the
+  home folder, and NNI 3.0 has no setting for it);
 - with the ``ts`` engine, NNI's manager and web portal listen on 127.0.0.1 only (NNI
   itself listens on every interface, and has no setting for it);
 - when trials run in subprocesses, which run nothing of this process's script, data
