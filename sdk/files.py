@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from datadam.records import migrate
+
 #: The ``format`` entry of the safetensors files datadam writes (sets and checkpoints).
 FORMAT = "datadam.synthetic/1"
 
@@ -139,13 +141,18 @@ def _safetensors_header(path: Path) -> dict[str, str]:
 
 def datadam_metadata(path: str | Path) -> dict[str, Any] | None:
     """The ``datadam`` metadata of a set or checkpoint file, read from its header alone
-    (no tensor is loaded); ``None`` for any file that is not a readable one of ours."""
+    (no tensor is loaded), in today's form (:func:`datadam.records.migrate`); ``None`` for
+    any file that is not a readable one of ours. Raises
+    :class:`~datadam.records.RecordVersionError` for one of a later datadam."""
     try:
         header = _safetensors_header(Path(path))
         meta = json.loads(header["datadam"]) if header.get("format") == FORMAT else None
     except Exception:  # noqa: BLE001 - any failure to read it means "not one of ours"
         return None
-    return meta if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    kind = meta.get("kind", "synthetic")
+    return migrate(kind, meta) if kind in ("synthetic", "checkpoint") else meta
 
 
 def _safetensors_kind(path: Path) -> str:

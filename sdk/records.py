@@ -121,3 +121,82 @@ def software_versions(**extra: str) -> dict[str, str]:
 # -- core kinds --------------------------------------------------------------------------
 # Each kind's steps follow here; bump the version and add a step when a record's form
 # changes.
+
+# What version 2 (the first versioned form, 2026-12) knows of the files written before it.
+# Settings whose default changed, with the value a version-1 file without the key was made
+# with: per-class BatchNorm statistics until 2026-12-05, attention power 4 until p = 1.
+_V1_SETTINGS = {"bn_statistics": "class", "attention_power": 4.0}
+# The options the coresets' feature network always had before their files recorded them.
+_V1_FIXED_OPTIONS = {"herding": {"net_norm": "instancenorm"}, "kcenter": {"net_norm": "instancenorm"}}
+# Training fields added after evaluations were first written, at the value every earlier
+# network trained with.
+_V1_TRAINING = {"precision": "fp32", "compile": False}
+
+
+def _settings_v2(config: Any, method: Any) -> Any:
+    """A version-1 set's distillation settings (``config``) in version 2's form: a missing
+    setting at its value of the time; a model choice of one value as the fixed option it is,
+    and a coreset's fixed feature-network options among the options. ``{}`` (an imported
+    set) stays empty."""
+    if not isinstance(config, dict) or not config:
+        return config
+    config = {**config, **{k: v for k, v in _V1_SETTINGS.items() if k not in config}}
+    choices = config.get("model_choices") or {}
+    fixed = {key: values[0] for key, values in choices.items()
+             if isinstance(values, (list, tuple)) and len(values) == 1}
+    if fixed or "model_options" in config:
+        fixed.update(_V1_FIXED_OPTIONS.get(method, {}))
+    if not fixed:
+        return config
+    return {**config, "model_options": {**(config.get("model_options") or {}), **fixed},
+            "model_choices": {key: values for key, values in choices.items() if key not in fixed}}
+
+
+def _synthetic_v1_to_v2(record: dict[str, Any]) -> dict[str, Any]:
+    if "config" not in record:
+        return record
+    return {**record, "config": _settings_v2(record["config"], record.get("method"))}
+
+
+def _checkpoint_v1_to_v2(record: dict[str, Any]) -> dict[str, Any]:
+    # None: the run's normalisation is unknown (a resumed run writes it); no loss terms:
+    # none were recorded, so the resumed run records none either.
+    return {"wall_time_s": 0.0, "loss_terms": {}, "mean": None, "std": None,
+            **_synthetic_v1_to_v2(record)}
+
+
+def _evaluation_v1_to_v2(record: dict[str, Any]) -> dict[str, Any]:
+    settings = record.get("settings")
+    if not isinstance(settings, dict):
+        return record
+    settings = dict(settings)
+    if isinstance(settings.get("train"), dict):
+        settings["train"] = {**_V1_TRAINING, **settings["train"]}
+    synthetic = settings.get("synthetic")
+    config = synthetic.get("config") if isinstance(synthetic, dict) else None
+    if isinstance(config, dict):
+        settings["synthetic"] = {**synthetic, "config": _settings_v2(config, synthetic.get("method"))}
+        # version 1's ipc counted the training images per class: factor**2 per stored image
+        factor = config.get("factor", 1)
+        if isinstance(settings.get("ipc"), int) and isinstance(factor, int) and factor > 1:
+            settings["ipc"] //= factor * factor
+    return {**record, "settings": settings}
+
+
+def _network_save_v1_to_v2(record: dict[str, Any]) -> dict[str, Any]:
+    identity = record.get("identity")
+    if not (isinstance(identity, dict) and isinstance(identity.get("train"), dict)):
+        return record
+    return {**record, "identity": {**identity, "train": {**_V1_TRAINING, **identity["train"]}}}
+
+
+register_kind("synthetic", 2, {1: _synthetic_v1_to_v2})
+register_kind("checkpoint", 2, {1: _checkpoint_v1_to_v2})
+register_kind("evaluation", 2, {1: _evaluation_v1_to_v2})
+register_kind("network_save", 2, {1: _network_save_v1_to_v2})
+
+
+def migrate_settings(config: dict[str, Any], method: str | None = None) -> dict[str, Any]:
+    """A set's distillation settings (``metadata["config"]``), read from a file of any
+    version, in today's form: what :func:`migrate` does to the ``config`` of a set."""
+    return migrate("synthetic", {"method": method, "config": config})["config"]

@@ -20,11 +20,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from datadam import __version__
-from datadam.distill.config import saved_settings
+from datadam._version import __version__
 from datadam.errors import ConfigError, DatadamError, DatadamWarning
 from datadam.evaluate import read_report
 from datadam.files import EVALUATION, atomic_path, describe_json, is_evaluation, not_a
+from datadam.records import RecordVersionError, migrate
 from datadam.synthetic import SyntheticSet, SyntheticSetFormatError
 from datadam.training import describe_departures
 
@@ -96,7 +96,7 @@ def _sets(run_dir: Path) -> list[RunEntry]:
     for path in sorted(run_dir.glob("*.safetensors")):
         try:
             entry = RunEntry(path, SyntheticSet.load(path))
-        except SyntheticSetFormatError as e:
+        except (SyntheticSetFormatError, RecordVersionError) as e:
             _leave_out(str(e))
             continue
         (in_progress if entry.in_progress else finished).append(entry)
@@ -104,7 +104,9 @@ def _sets(run_dir: Path) -> list[RunEntry]:
 
 
 def _evaluation(path: Path) -> dict[str, Any] | None:
-    """The content of the evaluation JSON at ``path``; None, with a warning, if it is not one."""
+    """The content of the evaluation JSON at ``path``, in today's form
+    (:func:`datadam.records.migrate`); None, with a warning, if it is not one or is of a
+    later datadam."""
     try:
         report = read_report(path)
     except ConfigError as e:
@@ -113,7 +115,11 @@ def _evaluation(path: Path) -> dict[str, Any] | None:
     if not is_evaluation(report):
         _leave_out(not_a(path, EVALUATION, describe_json(report)))
         return None
-    return report
+    try:
+        return migrate("evaluation", report)
+    except RecordVersionError as e:
+        _leave_out(f"{path}: {e}")
+        return None
 
 
 def _owners(path: Path, report: dict[str, Any], entries: list[RunEntry]) -> list[RunEntry]:
@@ -144,7 +150,7 @@ def _grid_png(syn: SyntheticSet, scale: int) -> bytes:
     from torchvision.transforms.functional import to_pil_image
     from torchvision.utils import make_grid
 
-    grid = make_grid(syn.denormalized(), nrow=max(syn.ipc, 1), padding=2, pad_value=1.0)
+    grid = make_grid(syn.denormalized(), nrow=max(syn.images_per_class, 1), padding=2, pad_value=1.0)
     image = to_pil_image(grid)
     image = image.resize((image.width * scale, image.height * scale), resample=0)  # nearest
     buffer = io.BytesIO()
@@ -221,7 +227,7 @@ def _entry_html(entry: RunEntry, image_scale: int) -> str:
     from datadam.plots import evolution_figure, figure_png, loss_figure
 
     syn, meta = entry.synthetic, entry.synthetic.metadata
-    cfg = saved_settings(meta.get("config", {}))
+    cfg = meta.get("config") or {}
     rows = [("file", entry.path.name), *syn.facts(),
             ("seconds per iteration", meta.get("seconds_per_iteration")), ("device", meta.get("device")),
             ("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items()))]

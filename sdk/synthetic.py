@@ -33,6 +33,7 @@ from datadam.files import (
     describe_torch,
     not_a,
 )
+from datadam.records import migrate, stamp
 
 
 class SyntheticSetFormatError(DatadamError, ValueError):
@@ -97,7 +98,7 @@ class SyntheticSet(Dataset):
 
     Attributes:
         images: float32 ``[N, C, H, W]``, normalised with ``mean``/``std``.
-        labels: int64 ``[N]``, sorted by class, ``ipc`` images per class.
+        labels: int64 ``[N]``, sorted by class, :attr:`images_per_class` per class.
         classes: class names of the source dataset.
         mean: per-channel mean of the source's training split (the normalisation).
         std: per-channel standard deviation of the source's training split.
@@ -133,15 +134,24 @@ class SyntheticSet(Dataset):
         return TensorDataset(images, self.labels.long())
 
     @property
-    def ipc(self) -> int:
-        """Images per class (of the smallest class, should they differ)."""
+    def images_per_class(self) -> int:
+        """Training images per class (of the smallest class, should they differ): the
+        images a network trains on, ``ipc * factor**2`` for a multi-formation set."""
         return int(torch.bincount(self.labels, minlength=len(self.classes)).min())
+
+    @property
+    def ipc(self) -> int:
+        """Images stored per class, the distillation's ``ipc``: :attr:`images_per_class`
+        over ``factor**2`` for a multi-formation set, whose stored images each decode into
+        ``factor**2`` training images (this set's ``images`` are the decoded ones)."""
+        factor = int((self.metadata.get("config") or {}).get("factor", 1))
+        return self.images_per_class // (factor * factor)
 
     def describe_ipc(self) -> str:
         """``"IPC 10"``, or ``"IPC 1 x factor 2 = 4 per class"`` for a multi-formation set."""
         from datadam.distill.multiformation import describe_ipc
 
-        return describe_ipc(self.ipc, self.metadata.get("config"))
+        return describe_ipc(self.images_per_class, self.metadata.get("config"))
 
     def describe(self) -> str:
         """What made the set, from its metadata, e.g. ``"datadam p = 4, IPC 10, 1,500
@@ -149,7 +159,7 @@ class SyntheticSet(Dataset):
         from datadam.distill.config import describe_recipe
 
         meta = self.metadata
-        return describe_recipe(meta.get("method"), self.ipc, meta.get("config"),
+        return describe_recipe(meta.get("method"), self.images_per_class, meta.get("config"),
                                iterations=meta.get("iterations_done"), seeds=meta.get("seed"))
 
     def describe_progress(self) -> str:
@@ -248,9 +258,10 @@ class SyntheticSet(Dataset):
         return denormalize(self.images, self.mean, self.std)
 
     def save(self, path: str | Path) -> Path:
-        """Write one safetensors file (atomically: a crash leaves no half-written file)."""
-        meta = dict(self.metadata, classes=list(self.classes), mean=list(self.mean),
-                    std=list(self.std))
+        """Write one safetensors file (atomically: a crash leaves no half-written file),
+        its metadata stamped with today's schema version (:mod:`datadam.records`)."""
+        meta = stamp("synthetic", dict(self.metadata, classes=list(self.classes),
+                                       mean=list(self.mean), std=list(self.std)))
         tensors = {"images": self.images.float(), "labels": self.labels.long()}
         if self.snapshots is not None:
             tensors["snapshots"] = self.snapshots.float()
@@ -264,13 +275,16 @@ class SyntheticSet(Dataset):
         A checkpoint (``S.ckpt.safetensors``, written while ``datadam distill`` runs) loads
         as the set at the checkpoint's iteration, snapshots included, so a long run can be
         evaluated before it ends; its metadata then holds ``in_progress``: the checkpoint's
-        iteration and the run's planned iterations.
+        iteration and the run's planned iterations. A file of an earlier datadam is read in
+        today's form (:func:`datadam.records.migrate`); one of a later datadam, whose schema
+        is newer than this one knows, raises :class:`~datadam.records.RecordVersionError`.
         """
         tensors, meta = load_tensors(path, expected=SYNTHETIC_SET)
         if meta.get("kind") == "checkpoint":
-            return cls._from_checkpoint(path, tensors, meta)
+            return cls._from_checkpoint(path, tensors, migrate("checkpoint", meta))
         if "kind" in meta and meta["kind"] != "synthetic":
             raise SyntheticSetFormatError(not_a(path, SYNTHETIC_SET, f"a datadam {meta['kind']}"))
+        meta = migrate("synthetic", meta)
         try:
             images, labels = tensors["images"], tensors["labels"]
             classes, mean, std = meta.pop("classes"), meta.pop("mean"), meta.pop("std")
@@ -291,8 +305,7 @@ class SyntheticSet(Dataset):
             iteration, classes = int(meta["iteration"]), list(source["classes"])
         except KeyError as e:
             raise SyntheticSetFormatError(f"{path}: missing {e} in a datadam checkpoint") from None
-        if "mean" not in meta or "std" not in meta:
-            # older checkpoints lack the normalisation; a resumed run writes it
+        if meta.get("mean") is None or meta.get("std") is None:
             raise SyntheticSetFormatError(
                 f"{path}: a checkpoint that predates recorded normalisation; resume the run "
                 "(datadam distill ... --resume) until it writes a new one, then load that")
@@ -305,7 +318,7 @@ class SyntheticSet(Dataset):
 
         images = decode(images, factor)
         kept = [int(i) for i in meta.get("snapshot_iterations") or []]
-        metadata = {
+        metadata = stamp("synthetic", {
             "kind": "synthetic", "method": meta.get("method"), "dataset": source.get("name"),
             "dataset_images": source.get("n"), "image_shape": list(images.shape[1:]),
             "config": config, "seed": config.get("seed"), "iterations_done": iteration,
@@ -313,7 +326,7 @@ class SyntheticSet(Dataset):
             "wall_time_s": meta.get("wall_time_s"),
             "in_progress": {"checkpoint": Path(path).name, "iteration": iteration,
                             "iterations": config.get("iterations")},
-        }
+        })
         snapshots = tensors.get("snapshots")
         if snapshots is not None and len(snapshots) == len(kept):
             metadata["snapshot_iterations"] = kept

@@ -47,7 +47,7 @@ def test_decoding_passes_the_gradient_to_every_stored_pixel():
 def test_a_multi_formation_run_trains_on_ipc_times_factor_squared_images(tiny, method):
     syn = distill(tiny, method, ipc=1, factor=2, snapshot_every=1, **fast_distill())
     k = tiny.num_classes
-    assert syn.images.shape == (4 * k, 1, 28, 28) and syn.ipc == 4
+    assert syn.images.shape == (4 * k, 1, 28, 28) and syn.images_per_class == 4 and syn.ipc == 1
     assert torch.equal(syn.labels, torch.arange(k).repeat_interleave(4))
     assert syn.metadata["config"]["factor"] == 2 and syn.metadata["config"]["ipc"] == 1
     assert syn.snapshots.shape == (4, 4 * k, 1, 28, 28)
@@ -68,7 +68,7 @@ def test_a_multi_formation_run_resumes_and_its_checkpoint_loads_decoded(tiny, tm
     distill(tiny, "datadam", ipc=1, factor=2, checkpoint=ckpt, checkpoint_every=2, snapshot_every=2,
             **fast_distill(iterations=2))
     partial = SyntheticSet.load(ckpt)
-    assert partial.images.shape == full.images.shape and partial.ipc == 4
+    assert partial.images.shape == full.images.shape and partial.images_per_class == 4 and partial.ipc == 1
     assert partial.snapshots.shape == (2, *full.images.shape)
     resumed = distill(tiny, "datadam", ipc=1, factor=2, checkpoint=ckpt, resume=True,
                       snapshot_every=2, **fast_distill(iterations=4))
@@ -85,7 +85,8 @@ def test_multi_formation_errors(tiny):
     # a real start needs ipc * factor**2 images of every class (the fixture has 5)
     with pytest.raises(ConfigError, match=r"ipc=2 x factor 2\*\*2 is larger than class"):
         distill(tiny, "datadam", ipc=2, factor=2, **fast_distill())
-    assert distill(tiny, "datadam", ipc=2, factor=2, init="noise", **fast_distill(iterations=1)).ipc == 8
+    tiles = distill(tiny, "datadam", ipc=2, factor=2, init="noise", **fast_distill(iterations=1))
+    assert tiles.images_per_class == 8 and tiles.ipc == 2
 
 
 def test_distill_and_show_with_a_factor_from_the_command_line(mnist_idx_root, tmp_path):

@@ -17,14 +17,15 @@ import torch
 import torch.nn.functional as F
 
 
-def describe_ipc(ipc: int, config: Mapping[str, Any] | None = None) -> str:
-    """``"IPC 10"``, or for a multi-formation set of ``ipc`` training images per class
-    (``config``: its distillation settings, as the set's metadata records them)
-    ``"IPC 10 x factor 2 = 40 per class"``: the words every report uses for a set's size."""
+def describe_ipc(images_per_class: int, config: Mapping[str, Any] | None = None) -> str:
+    """``"IPC 10"``, or for a multi-formation set of ``images_per_class`` training images
+    per class (``config``: its distillation settings, as the set's metadata records them)
+    ``"IPC 10 x factor 2 = 40 per class"``: the words every report uses for a set's size
+    (its ``ipc``, the images stored per class, is ``images_per_class / factor**2``)."""
     factor = int((config or {}).get("factor", 1))
     if factor == 1:
-        return f"IPC {ipc}"
-    return f"IPC {ipc // (factor * factor)} x factor {factor} = {ipc} per class"
+        return f"IPC {images_per_class}"
+    return f"IPC {images_per_class // (factor * factor)} x factor {factor} = {images_per_class} per class"
 
 
 def decode(stored: torch.Tensor, factor: int) -> torch.Tensor:
