@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from datadam.errors import ConfigError
+from datadam.records import migrate_settings
 from datadam.settings import METHOD_PANEL, check_bounds, setting
 
 
@@ -99,20 +100,6 @@ def with_fixed_options(settings: Mapping[str, Any], fixed: Mapping[str, Any]) ->
     choices = settings.get("model_choices") or {}
     return {**settings, "model_options": {**(settings.get("model_options") or {}), **fixed},
             "model_choices": {key: values for key, values in choices.items() if key not in fixed}}
-
-
-# Settings whose default changed, with the value that a file written before the change
-# (whose saved settings lack the key) was made with.
-EARLIER_DEFAULTS: dict[str, Any] = {"bn_statistics": "class", "attention_power": 4.0}
-
-
-def saved_settings(saved: dict[str, Any]) -> dict[str, Any]:
-    """The settings a file was made with: those it saved, and each setting newer than the
-    file at its :data:`EARLIER_DEFAULTS` value. A file without settings (an imported set)
-    gives ``{}``."""
-    if not saved:
-        return {}
-    return {**saved, **{k: v for k, v in EARLIER_DEFAULTS.items() if k not in saved}}
 
 
 @dataclass(frozen=True)
@@ -301,9 +288,10 @@ class DistillConfig:
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any]) -> DistillConfig:
-        """The settings saved in a file's metadata. A setting the file lacks is newer than
-        the file, which was made with its value of the time: the default then."""
-        return cls(**{k: v for k, v in saved_settings(saved).items() if k in cls.__dataclass_fields__})
+        """The settings saved in a file's metadata (``metadata["config"]``), of any version
+        (:func:`datadam.records.migrate_settings` brings an earlier one to today's form)."""
+        settings = migrate_settings(saved, saved.get("method"))
+        return cls(**{k: v for k, v in settings.items() if k in cls.__dataclass_fields__})
 
     def replace(self, **changes: Any) -> DistillConfig:
         unknown = set(changes) - {f.name for f in fields(self)}
@@ -320,15 +308,17 @@ class DistillConfig:
 _PUBLISHED_TASK_BALANCES = (default_task_balance((64, 64)), default_task_balance((224, 224)))
 
 
-def describe_recipe(method: str | None, ipc: int, config: Mapping[str, Any] | None = None, *,
+def describe_recipe(method: str | None, images_per_class: int, config: Mapping[str, Any] | None = None, *,
                     iterations: int | None = None, seeds: int | Sequence[int] | None = None) -> str:
     """What made a set, in the words every report uses, e.g.
     ``"datadam p = 4, IPC 1 x factor 2 = 4 per class, 3,000 iterations, from noise, seed 0"``.
 
     Args:
         method: the set's method (``datadam``, ``dm``, ``random``...).
-        ipc: its training images per class (``SyntheticSet.ipc``).
-        config: its saved distillation settings (``metadata["config"]``); besides the
+        images_per_class: its training images per class (``SyntheticSet.images_per_class``:
+            ``ipc * factor**2`` for a multi-formation set).
+        config: its saved distillation settings (``metadata["config"]``, of any version:
+            :func:`datadam.records.migrate_settings` reads it); besides the
             attention power and the multi-formation factor, every setting of DataDAM or DM
             that differs from the published method is named (the initialisation, the SAM
             weight, lambda, the handout variant, per-class BatchNorm statistics...), so
@@ -337,10 +327,10 @@ def describe_recipe(method: str | None, ipc: int, config: Mapping[str, Any] | No
         iterations: image updates done (named for DataDAM and DM).
         seeds: the distillation seed, or the seeds of replicate distillations.
     """
-    settings = saved_settings(dict(config or {}))
+    settings = migrate_settings(dict(config or {}), method)
     from datadam.distill.multiformation import describe_ipc
 
-    words = [_describe_method(method, settings), describe_ipc(ipc, settings)]
+    words = [_describe_method(method, settings), describe_ipc(images_per_class, settings)]
     if method in ("datadam", "dm"):
         if iterations is not None:
             words.append(f"{iterations:,} iterations")
