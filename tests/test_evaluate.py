@@ -343,7 +343,7 @@ def test_replicate_distillations_merge_and_compare_distillation_by_distillation(
 def clock(monkeypatch):
     """evaluate's clock made to move only when training or testing says: train_network
     takes 1 s, train_networks_together 2 s, predict 100 s, whatever they really take."""
-    import datadam.evaluate as evaluation
+    from datadam.evaluate import baseline, runner
 
     now = [0.0]
 
@@ -353,9 +353,11 @@ def clock(monkeypatch):
             now[0] += seconds
             return out
         return run
-    monkeypatch.setattr(evaluation, "time", SimpleNamespace(perf_counter=lambda: now[0]))
-    for name, seconds in (("train_network", 1.0), ("train_networks_together", 2.0), ("predict", 100.0)):
-        monkeypatch.setattr(evaluation, name, taking(seconds, getattr(evaluation, name)))
+    for evaluation in (runner, baseline):  # evaluate() and evaluate_full_data()
+        monkeypatch.setattr(evaluation, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+        for name, seconds in (("train_network", 1.0), ("train_networks_together", 2.0), ("predict", 100.0)):
+            if hasattr(evaluation, name):
+                monkeypatch.setattr(evaluation, name, taking(seconds, getattr(evaluation, name)))
 
 
 @pytest.mark.parametrize("backend", ["one at a time", "together", "jobs"])

@@ -101,7 +101,7 @@ def test_an_evaluation_beyond_the_available_memory_is_refused_before_training(ti
     syn = distill(tiny, "random", ipc=1, progress=False)
     monkeypatch.setattr(memory, "available_bytes", lambda device: 1 << 20)
     trained = []
-    monkeypatch.setattr("datadam.evaluate.train_network", lambda *a, **k: trained.append(1))
+    monkeypatch.setattr("datadam.evaluate.runner.train_network", lambda *a, **k: trained.append(1))
     with pytest.raises(ConfigError, match="available"):
         evaluate(syn, tiny, ["convnet3"], runs=1, train=TrainConfig(epochs=1), progress=False)
     assert trained == []

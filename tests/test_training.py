@@ -156,7 +156,7 @@ def test_evaluate_with_jobs_trains_the_same_networks_in_processes(mnist_idx_root
 
 
 def test_a_network_saved_one_at_a_time_goes_on_with_jobs_and_back(mnist_idx_root, tmp_path, monkeypatch):
-    import datadam.evaluate as evaluation
+    import datadam.evaluate.runner as evaluation
 
     train = data.load("mnist", mnist_idx_root)
     test = data.load("mnist", mnist_idx_root, split="test")
