@@ -35,7 +35,7 @@ from datadam.distill.matching import (
     matching_targets,
     spatial_attention,
 )
-from datadam.evaluate.metrics import _metrics, binary_auc
+from datadam.evaluate import _metrics, binary_auc
 from datadam.models.convnet import Features
 
 # -- plain-Python references --------------------------------------------------------------
@@ -165,7 +165,7 @@ def test_the_channels_last_sum_is_the_same_over_chunk_boundaries():
     """The CPU path sums ``|f|^p`` over channels in chunks of rows (one row per image and
     location: 8 x 2 x 2 = 32 here); chunks of 1, 3, 5 and 32 rows, the odd ones leaving a
     short last chunk, give the sums of the definition."""
-    from datadam.distill.loss import _channel_power_sum
+    from datadam.kernels import chunked_channel_power_sum
 
     images = REAL["blocks"][0] + SYN["blocks"][0]
     x = _tensor(images).contiguous(memory_format=torch.channels_last)
@@ -173,7 +173,7 @@ def test_the_channels_last_sum_is_the_same_over_chunk_boundaries():
         expected = [[sum(abs(image[c][i][j]) ** p for c in range(2)) for i in range(2) for j in range(2)]
                     for image in images]
         for chunk_elements in (2, 6, 10, 64, 1 << 21):  # 1, 3, 5, 32 rows of 2 channels, all at once
-            got = _channel_power_sum(x, p, chunk_elements=chunk_elements)
+            got = chunked_channel_power_sum(x, p, chunk_elements=chunk_elements)
             assert got.flatten(1).tolist() == [pytest.approx(row, rel=1e-12) for row in expected]
 
 

@@ -97,6 +97,59 @@ class IterationState:
 IterationCallback = Callable[[IterationState], None]
 
 
+@dataclass
+class RunLog:
+    """What an iterative run records as it goes (empty for a method that does not iterate).
+
+    Attributes:
+        history: the loss of every image update so far.
+        term_history: the loss's parts by name, one value per update, when
+            ``records_terms`` (DataDAM with its attention term); else empty.
+        records_terms: whether the run records ``term_history``.
+        iteration_seconds: wall time of every iteration this process ran.
+        iterations_done: image updates done, those of earlier processes included.
+        earlier_seconds: a resumed run's wall time in the processes before this one.
+        resumed_at: the iteration a resumed run took up (None: not resumed).
+        snapshots: copies of the images (as the optimiser holds them: multi-formation
+            images encoded) at ``snapshot_iterations``.
+        snapshot_iterations: 0, ``snapshot_every``, 2 * ``snapshot_every``...
+    """
+
+    history: list[float] = field(default_factory=list)
+    term_history: dict[str, list[float]] = field(default_factory=dict)
+    records_terms: bool = False
+    iteration_seconds: list[float] = field(default_factory=list)
+    iterations_done: int = 0
+    earlier_seconds: float = 0.0
+    resumed_at: int | None = None
+    snapshots: list[torch.Tensor] = field(default_factory=list)
+    snapshot_iterations: list[int] = field(default_factory=list)
+
+    def record(self, loss: float, terms: dict[str, float]) -> None:
+        """One more image update, of ``loss`` with its parts ``terms``."""
+        self.history.append(loss)
+        if self.records_terms:
+            for name, part in terms.items():
+                self.term_history.setdefault(name, []).append(part)
+        self.iterations_done += 1
+
+    def last_terms(self) -> dict[str, float]:
+        """The parts of the last loss by name (empty when none are recorded)."""
+        return {name: values[-1] for name, values in self.term_history.items()}
+
+    def keep_snapshot(self, images: torch.Tensor, iteration: int) -> None:
+        """Keep a CPU copy of ``images`` as they are after ``iteration`` updates."""
+        self.snapshots.append(images.detach().to("cpu", copy=True).contiguous())
+        self.snapshot_iterations.append(iteration)
+
+    def seconds_per_iteration(self) -> float | None:
+        """The median iteration time, the first iteration left out (warm-up: allocations,
+        oneDNN plans); None below two iterations."""
+        if len(self.iteration_seconds) < 2:
+            return None
+        return round(statistics.median(self.iteration_seconds[1:]), 4)
+
+
 class Method(ABC):
     """A way of condensing a dataset into ``ipc`` images per class.
 
@@ -119,6 +172,10 @@ class Method(ABC):
                  checkpoint: str | Path | None = None, checkpoint_every: int = 500,
                  resume: bool = False, callbacks: Sequence[IterationCallback] = (),
                  snapshot_every: int = 0):
+        """The options after ``device`` drive an iterative run (see
+        :class:`~datadam.distill.iterative.IterativeMethod`, which keeps them); every
+        method takes them, so that :func:`~datadam.distill.distill` builds any method the
+        same way, and one that does not iterate has no use for them."""
         if snapshot_every < 0:
             raise ConfigError("snapshot_every must be >= 0 (0: no snapshots)")
         if self.fixed_model_options:
@@ -127,34 +184,21 @@ class Method(ABC):
                 self.fixed_model_options))
         self.config = config
         self.device = device
-        self.progress = progress
-        self.checkpoint = Path(checkpoint) if checkpoint else None
-        self.checkpoint_every = checkpoint_every
-        self.resume = resume
-        self.history: list[float] = []
-        # the loss's parts per iteration by name, for methods whose loss has several
-        self.term_history: dict[str, list[float]] = {}
-        self.iteration_seconds: list[float] = []
-        self.iterations_done = 0
-        # a resumed run: the wall time its earlier processes spent, and where it resumed
-        self.earlier_seconds = 0.0
-        self.resumed_at: int | None = None
         self.started = time.perf_counter()
-        self.callbacks = list(callbacks)
-        self.snapshot_every = snapshot_every
-        # images at iterations 0, snapshot_every, 2 * snapshot_every... (iterative methods only)
-        self.snapshots: list[torch.Tensor] = []
-        self.snapshot_iterations: list[int] = []
 
     @abstractmethod
     def condense(self, dataset: ImageDataset) -> torch.Tensor:
         """Synthetic images ``[K * ipc * factor**2, C, H, W]``, normalised, in class order
         (multi-formation images decoded)."""
 
+    def run_log(self) -> RunLog:
+        """What the run recorded as it iterated; empty for a method that does not iterate."""
+        return RunLog()
+
     def elapsed_seconds(self) -> float:
         """Wall time of the run so far, earlier processes of a resumed run included
         (as far as their checkpoint recorded it)."""
-        return self.earlier_seconds + time.perf_counter() - self.started
+        return self.run_log().earlier_seconds + time.perf_counter() - self.started
 
     def run(self, dataset: ImageDataset) -> SyntheticSet:
         cfg = self.config
@@ -172,6 +216,7 @@ class Method(ABC):
         self.started = time.perf_counter()
         images = self.condense(dataset).detach().cpu()
         labels = torch.arange(dataset.num_classes).repeat_interleave(cfg.images_per_class)
+        log = self.run_log()
         metadata = {
             "kind": "synthetic",
             "method": self.name,
@@ -181,12 +226,10 @@ class Method(ABC):
             "image_shape": list(dataset.images.shape[1:]),
             "config": self.config.to_dict(),
             "seed": self.config.seed,
-            "iterations_done": self.iterations_done,
-            "loss_history": _rounded(self.history),
+            "iterations_done": log.iterations_done,
+            "loss_history": _rounded(log.history),
             "wall_time_s": round(self.elapsed_seconds(), 3),
-            # the median ignores the first iteration (warm-up: allocations, oneDNN plans)
-            "seconds_per_iteration": (round(statistics.median(self.iteration_seconds[1:]), 4)
-                                      if len(self.iteration_seconds) > 1 else None),
+            "seconds_per_iteration": log.seconds_per_iteration(),
             "device": str(self.device),
             "processes": current_shard().world,
             "versions": {"datadam": __version__, "torch": torch.__version__,
@@ -194,14 +237,14 @@ class Method(ABC):
         }
         if self.uses_settings is None or "augmentation" in self.uses_settings:
             metadata["augmentation_rule"] = describe_augmentation(dataset, cfg.augmentation)
-        if self.term_history:
-            metadata["loss_terms"] = {name: _rounded(v) for name, v in self.term_history.items()}
-        if self.resumed_at is not None:
-            metadata["resumed_at_iteration"] = self.resumed_at
+        if log.term_history:
+            metadata["loss_terms"] = {name: _rounded(v) for name, v in log.term_history.items()}
+        if log.resumed_at is not None:
+            metadata["resumed_at_iteration"] = log.resumed_at
         snapshots = None
-        if self.snapshots:
-            snapshots = decode_snapshots(torch.stack(self.snapshots), cfg.factor)
-            metadata["snapshot_iterations"] = list(self.snapshot_iterations)
+        if log.snapshots:
+            snapshots = decode_snapshots(torch.stack(log.snapshots), cfg.factor)
+            metadata["snapshot_iterations"] = list(log.snapshot_iterations)
         return SyntheticSet(images, labels, list(dataset.classes), dataset.mean, dataset.std,
                             metadata, snapshots=snapshots)
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import ClassVar
@@ -18,9 +15,10 @@ from torch import nn
 from datadam import models
 from datadam.augment import DSA
 from datadam.data.base import ImageDataset
-from datadam.distill.base import IterationState, Method, derive_seed, register_method
+from datadam.distill.base import derive_seed, register_method
 from datadam.distill.config import DistillConfig, model_names
 from datadam.distill.distributed import Shard, current_shard
+from datadam.distill.iterative import Bookkeeping, IterativeMethod
 from datadam.distill.loss import (
     class_means,
     loss_terms,
@@ -30,34 +28,12 @@ from datadam.distill.loss import (
     spatial_attention,
 )
 from datadam.distill.multiformation import decode, encode
-from datadam.errors import ConfigError, DistillationInterrupted, DivergenceError
+from datadam.errors import ConfigError
 from datadam.memory import check_distillation_memory
-from datadam.progress import LossColumn, progress_bar
 from datadam.synthetic import load_tensors, save_tensors
 
 # Streams of randomness derived from (seed, iteration, stream): one purpose each.
 _INIT, _BATCH, _NETWORK, _NET_TRAIN, _ARCHITECTURE = 1, 2, 3, 4, 5
-
-
-@contextmanager
-def _stop_on_sigint() -> Iterator[dict]:
-    """First Ctrl-C asks the loop to stop at the next iteration boundary; a second one
-    interrupts at once."""
-    flag = {"stop": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class SiameseBatches:
@@ -111,7 +87,26 @@ class SiameseBatches:
         return real, syn.contiguous(memory_format=self.memory_format)
 
 
-class MatchingMethod(Method):
+class NetworkWindows:
+    """The random network of every window of ``keep`` iterations, drawn when its window
+    starts (``draw(window)``); a resumed run starts with the network it ``restored``, which
+    belongs to the window of the last finished iteration, ``start - 1``."""
+
+    def __init__(self, draw: Callable[[int], nn.Module], keep: int, start: int = 0,
+                 restored: nn.Module | None = None) -> None:
+        self.draw, self.keep = draw, keep
+        self.current = restored
+        self.window = (start - 1) // keep if restored is not None else -1
+
+    def at(self, iteration: int) -> nn.Module:
+        """The network of ``iteration``."""
+        if iteration // self.keep != self.window:
+            self.window = iteration // self.keep
+            self.current = self.draw(self.window)
+        return self.current
+
+
+class MatchingMethod(IterativeMethod):
     """Learns synthetic images by matching statistics of fresh random networks.
 
     Subclasses choose what is matched through ``attention`` (DataDAM: spatial attention
@@ -134,79 +129,30 @@ class MatchingMethod(Method):
                               self.device, self.memory_format, self.shard)
 
     def condense(self, dataset: ImageDataset) -> torch.Tensor:
-        cfg = self.config
-        k = dataset.num_classes
-        self.shard = shard = current_shard()
-        batches = self.batches(dataset)
-        self._check_networks(dataset)
-        # refused now, with figures, rather than killed by the kernel hours in
-        check_distillation_memory(cfg, dataset, self.device, self.memory_format, batches.per_class,
-                                  shard.world)
-        # the loss's two terms, recorded apart when there are two (DM's is its only one)
-        self.records_terms = self.attention and cfg.sam_weight != 0
+        cfg, classes = self.config, dataset.num_classes
+        batches = self._setup(dataset)
         syn = self._initial_images(batches).requires_grad_(True)
         optimizer = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
-        net, net_window = None, -1
-        start = 0
-        if self.resume:
-            start, net = self._load_checkpoint(dataset, syn, optimizer)
-            # A restored network belongs to the window of the last finished iteration.
-            net_window = (start - 1) // cfg.net_keep if net is not None else -1
-        self.iterations_done = start
-        if start == 0 and self.snapshot_every:
-            self._snapshot(syn, 0)
-
-        bar = progress_bar(self.progress if shard.is_main else False, LossColumn())
-        with bar as progress, _stop_on_sigint() as sigint:
-            task = progress.add_task(f"{self.name} ipc={cfg.ipc}", total=cfg.iterations,
-                                     completed=start, loss=self.history[-1] if self.history else None)
+        start, restored = self._load_checkpoint(dataset, syn, optimizer) if self.resume else (0, None)
+        networks = NetworkWindows(lambda w: self.network(dataset, derive_seed(cfg.seed, w, _NETWORK)),
+                                  cfg.net_keep, start, restored)
+        book = Bookkeeping(self, dataset, syn, show_progress=self.progress if self.shard.is_main else False,
+                           save=lambda n: self._save_checkpoint(dataset, syn, optimizer, networks.current, n))
+        with book.running(start):
             for it in range(start, cfg.iterations):
-                tick = time.perf_counter()
-                if sigint["stop"]:
-                    where = self._save_checkpoint(dataset, syn, optimizer, net, it)
-                    raise DistillationInterrupted(
-                        f"interrupted at iteration {it}/{cfg.iterations}; "
-                        + (f"checkpoint saved to {where}; continue with --resume (Python: resume=True)"
-                           if where else "no checkpoint file was set (Python: checkpoint=PATH), "
-                           "so the run cannot be continued"))
-                if it // cfg.net_keep != net_window:
-                    net_window = it // cfg.net_keep
-                    net = self.network(dataset, derive_seed(cfg.seed, net_window, _NETWORK))
+                book.begin(it)
+                net = networks.at(it)
                 g = torch.Generator().manual_seed(derive_seed(cfg.seed, it, _BATCH))
                 real, syn_in = batches.draw(decode(syn, cfg.factor), g)
-                terms = self.loss_terms(net, real, syn_in, k)
+                terms = self.loss_terms(net, real, syn_in, classes)
                 loss = terms["attention"] + terms["last_layer"]
-                if not torch.isfinite(loss):
-                    self._diverged(f"loss became {loss.item()} at iteration {it}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                if not torch.isfinite(syn).all():
-                    self._diverged(f"synthetic images became non-finite at iteration {it}")
-                # one device-to-host copy for the loss and its terms
-                value, *parts = torch.stack([loss.detach(), *(t.detach() for t in terms.values())]).tolist()
-                self.history.append(value)
-                if self.records_terms:
-                    for name, part in zip(terms, parts):
-                        self.term_history.setdefault(name, []).append(part)
-                self.iterations_done = it + 1
+                book.record(it, loss, terms)
                 if cfg.net_steps:
                     self._train_network(net, batches, it)
-                if self.snapshot_every and self.iterations_done % self.snapshot_every == 0:
-                    self._snapshot(syn, self.iterations_done)
-                if self.callbacks:
-                    state = IterationState(self.iterations_done, cfg.iterations, self.history[-1],
-                                           decode(syn.detach(), cfg.factor), cfg, list(dataset.classes),
-                                           dataset.mean, dataset.std,
-                                           {name: v[-1] for name, v in self.term_history.items()})
-                    for callback in self.callbacks:
-                        callback(state)
-                # the last iteration too: a finished run can then be extended with resume
-                if self.checkpoint and (self.iterations_done % self.checkpoint_every == 0
-                                        or self.iterations_done == cfg.iterations):
-                    self._save_checkpoint(dataset, syn, optimizer, net, self.iterations_done)
-                self.iteration_seconds.append(time.perf_counter() - tick)
-                progress.update(task, advance=1, loss=self.history[-1])
+                book.finish()
         return decode(syn.detach(), cfg.factor)
 
     def loss(self, net: nn.Module, real: torch.Tensor, syn: torch.Tensor, classes: int) -> torch.Tensor:
@@ -232,6 +178,20 @@ class MatchingMethod(Method):
                           cfg.task_balance, cfg.loss_scale)
 
     # -- pieces of the loop ------------------------------------------------------------
+
+    def _setup(self, dataset: ImageDataset) -> SiameseBatches:
+        """The run's real batches, after the checks that would otherwise fail later: every
+        network it may draw, and its memory."""
+        cfg = self.config
+        self.shard = current_shard()
+        batches = self.batches(dataset)
+        self._check_networks(dataset)
+        # refused now, with figures, rather than killed by the kernel hours in
+        check_distillation_memory(cfg, dataset, self.device, self.memory_format, batches.per_class,
+                                  self.shard.world)
+        # the loss's two terms, recorded apart when there are two (DM's is its only one)
+        self.log.records_terms = self.attention and cfg.sam_weight != 0
+        return batches
 
     def _initial_images(self, batches: SiameseBatches) -> torch.Tensor:
         cfg, dataset = self.config, batches.dataset
@@ -288,17 +248,6 @@ class MatchingMethod(Method):
                 for p, grad in zip(params, grads):
                     p.sub_(cfg.net_lr * grad)
 
-    def _snapshot(self, syn: torch.Tensor, iteration: int) -> None:
-        self.snapshots.append(syn.detach().to("cpu", copy=True).contiguous())
-        self.snapshot_iterations.append(iteration)
-
-    def _diverged(self, what: str) -> None:
-        """Stop without touching the checkpoint: it holds the last good state."""
-        kept = ""
-        if self.checkpoint and self.checkpoint.is_file():
-            kept = f"; the last good state is in {self.checkpoint}"
-        raise DivergenceError(f"{what}; stopped{kept}; try a smaller --lr-img")
-
     # -- checkpoints ---------------------------------------------------------------------
 
     def _fingerprint(self, dataset: ImageDataset) -> dict:
@@ -315,13 +264,13 @@ class MatchingMethod(Method):
                    "momentum": state.get("momentum_buffer", torch.zeros(0))}
         if self.config.net_steps and net is not None:
             tensors.update({f"net.{k}": v for k, v in net.state_dict().items()})
-        if self.snapshots:
-            tensors["snapshots"] = torch.stack(self.snapshots)
+        if self.log.snapshots:
+            tensors["snapshots"] = torch.stack(self.log.snapshots)
         save_tensors(self.checkpoint, tensors, {
             "kind": "checkpoint", "method": self.name, "config": self.config.to_dict(),
-            "iteration": iteration, "loss_history": self.history[:iteration],
-            "loss_terms": {name: v[:iteration] for name, v in self.term_history.items()},
-            "snapshot_iterations": list(self.snapshot_iterations),
+            "iteration": iteration, "loss_history": self.log.history[:iteration],
+            "loss_terms": {name: v[:iteration] for name, v in self.log.term_history.items()},
+            "snapshot_iterations": list(self.log.snapshot_iterations),
             "dataset": self._fingerprint(dataset), "saved_at": time.time(),
             # lets SyntheticSet.load read a run in progress as a set
             "mean": list(dataset.mean), "std": list(dataset.std),
@@ -344,22 +293,22 @@ class MatchingMethod(Method):
         if meta["dataset"] != self._fingerprint(dataset):
             raise ConfigError(f"cannot resume from {self.checkpoint}: it was made on other data")
         iteration = int(meta["iteration"])
-        self.resumed_at = iteration
-        self.earlier_seconds = float(meta.get("wall_time_s", 0.0))  # older checkpoints lack it
+        self.log.resumed_at = iteration
+        self.log.earlier_seconds = float(meta.get("wall_time_s", 0.0))  # older checkpoints lack it
         with torch.no_grad():
             syn.copy_(tensors["syn"].to(syn.device))
         if tensors["momentum"].numel():
             optimizer.state[syn]["momentum_buffer"] = tensors["momentum"].to(syn.device).clone()
-        self.history = list(meta["loss_history"])
+        self.log.history = list(meta["loss_history"])
         terms = meta.get("loss_terms") or {}
         if not terms:
             # a checkpoint from before the terms were recorded: from here on they would
             # be shorter than the loss history, so the run records none
-            self.records_terms = False
-        self.term_history = {name: list(v) for name, v in terms.items()}
+            self.log.records_terms = False
+        self.log.term_history = {name: list(v) for name, v in terms.items()}
         if "snapshots" in tensors:
-            self.snapshots = list(tensors["snapshots"].unbind(0))
-            self.snapshot_iterations = [int(i) for i in meta.get("snapshot_iterations", [])]
+            self.log.snapshots = list(tensors["snapshots"].unbind(0))
+            self.log.snapshot_iterations = [int(i) for i in meta.get("snapshot_iterations", [])]
         net = None
         if self.config.net_steps and any(k.startswith("net.") for k in tensors):
             net = self.network(dataset, derive_seed(self.config.seed,
