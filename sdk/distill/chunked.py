@@ -30,7 +30,8 @@ from datadam.models.convnet import ConvNet
 # one-shot forward, its speed and its exact numbers: MHIST at 224 px, the largest,
 # needs 2 x 64 x 128 x 224 x 224 = 0.82 G. A larger batch then holds this much at a
 # time, however large it is, at the price of recomputing the earlier blocks once per
-# BatchNorm layer.
+# BatchNorm layer. (A bound on memory, unlike datadam.kernels.CHUNK_ELEMENTS, the size of
+# the kernels' temporaries.)
 REAL_CHUNK_ELEMENTS = 1 << 30
 
 AttentionMap = Callable[[torch.Tensor], torch.Tensor]
