@@ -33,7 +33,7 @@ from datadam.files import (
     describe_torch,
     not_a,
 )
-from datadam.records import migrate, stamp
+from datadam.records import RecordVersionError, migrate, stamp
 
 
 class SyntheticSetFormatError(DatadamError, ValueError):
@@ -281,10 +281,10 @@ class SyntheticSet(Dataset):
         """
         tensors, meta = load_tensors(path, expected=SYNTHETIC_SET)
         if meta.get("kind") == "checkpoint":
-            return cls._from_checkpoint(path, tensors, migrate("checkpoint", meta))
+            return cls._from_checkpoint(path, tensors, _migrated(path, "checkpoint", meta))
         if "kind" in meta and meta["kind"] != "synthetic":
             raise SyntheticSetFormatError(not_a(path, SYNTHETIC_SET, f"a datadam {meta['kind']}"))
-        meta = migrate("synthetic", meta)
+        meta = _migrated(path, "synthetic", meta)
         try:
             images, labels = tensors["images"], tensors["labels"]
             classes, mean, std = meta.pop("classes"), meta.pop("mean"), meta.pop("std")
@@ -401,6 +401,15 @@ class SyntheticSet(Dataset):
         return (f"SyntheticSet(method={self.metadata.get('method')!r}, "
                 f"dataset={self.metadata.get('dataset')!r}, n={len(self)}, ipc={self.ipc}, "
                 f"shape={shape})")
+
+
+def _migrated(path: str | Path, kind: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` (a file's record of ``kind``) in today's form; a record of a later datadam
+    raises :class:`RecordVersionError` naming the file."""
+    try:
+        return migrate(kind, meta)
+    except RecordVersionError as e:
+        raise RecordVersionError(f"{path}: {e}") from None
 
 
 def _official_pair(path: str | Path, blob: Any, experiment: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from abc import ABC, abstractmethod
@@ -13,13 +12,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from datadam import __version__
 from datadam.augment import describe_augmentation
 from datadam.data.base import ImageDataset
 from datadam.distill.config import DistillConfig, with_fixed_options
 from datadam.distill.distributed import current_shard
 from datadam.distill.multiformation import decode_snapshots
 from datadam.errors import ConfigError
+from datadam.records import software_versions, stamp
 from datadam.synthetic import SyntheticSet, denormalize
 
 _METHODS: dict[str, type[Method]] = {}
@@ -217,7 +216,7 @@ class Method(ABC):
         images = self.condense(dataset).detach().cpu()
         labels = torch.arange(dataset.num_classes).repeat_interleave(cfg.images_per_class)
         log = self.run_log()
-        metadata = {
+        metadata = stamp("synthetic", {
             "kind": "synthetic",
             "method": self.name,
             "dataset": dataset.name,
@@ -232,9 +231,8 @@ class Method(ABC):
             "seconds_per_iteration": log.seconds_per_iteration(),
             "device": str(self.device),
             "processes": current_shard().world,
-            "versions": {"datadam": __version__, "torch": torch.__version__,
-                         "python": platform.python_version()},
-        }
+            "versions": software_versions(),
+        })
         if self.uses_settings is None or "augmentation" in self.uses_settings:
             metadata["augmentation_rule"] = describe_augmentation(dataset, cfg.augmentation)
         if log.term_history:

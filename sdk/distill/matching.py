@@ -30,6 +30,7 @@ from datadam.distill.loss import (
 from datadam.distill.multiformation import decode, encode
 from datadam.errors import ConfigError
 from datadam.memory import check_distillation_memory
+from datadam.records import migrate, stamp
 from datadam.synthetic import load_tensors, save_tensors
 
 # Streams of randomness derived from (seed, iteration, stream): one purpose each.
@@ -266,7 +267,7 @@ class MatchingMethod(IterativeMethod):
             tensors.update({f"net.{k}": v for k, v in net.state_dict().items()})
         if self.log.snapshots:
             tensors["snapshots"] = torch.stack(self.log.snapshots)
-        save_tensors(self.checkpoint, tensors, {
+        save_tensors(self.checkpoint, tensors, stamp("checkpoint", {
             "kind": "checkpoint", "method": self.name, "config": self.config.to_dict(),
             "iteration": iteration, "loss_history": self.log.history[:iteration],
             "loss_terms": {name: v[:iteration] for name, v in self.log.term_history.items()},
@@ -275,7 +276,7 @@ class MatchingMethod(IterativeMethod):
             # lets SyntheticSet.load read a run in progress as a set
             "mean": list(dataset.mean), "std": list(dataset.std),
             "wall_time_s": round(self.elapsed_seconds(), 3),
-        })
+        }))
         return self.checkpoint
 
     def _load_checkpoint(self, dataset, syn, optimizer) -> tuple[int, nn.Module | None]:
@@ -284,6 +285,7 @@ class MatchingMethod(IterativeMethod):
         tensors, meta = load_tensors(self.checkpoint)
         if meta.get("kind") != "checkpoint":
             raise ConfigError(f"{self.checkpoint}: not a datadam checkpoint")
+        meta = migrate("checkpoint", meta)
         saved = dict(DistillConfig.from_saved(meta["config"]).to_dict(), iterations=None)
         mine = dict(self.config.to_dict(), iterations=None)
         differ = sorted(k for k in mine if saved.get(k) != mine[k])
@@ -294,16 +296,15 @@ class MatchingMethod(IterativeMethod):
             raise ConfigError(f"cannot resume from {self.checkpoint}: it was made on other data")
         iteration = int(meta["iteration"])
         self.log.resumed_at = iteration
-        self.log.earlier_seconds = float(meta.get("wall_time_s", 0.0))  # older checkpoints lack it
+        self.log.earlier_seconds = float(meta["wall_time_s"])
         with torch.no_grad():
             syn.copy_(tensors["syn"].to(syn.device))
         if tensors["momentum"].numel():
             optimizer.state[syn]["momentum_buffer"] = tensors["momentum"].to(syn.device).clone()
         self.log.history = list(meta["loss_history"])
-        terms = meta.get("loss_terms") or {}
+        terms = meta["loss_terms"]
         if not terms:
-            # a checkpoint from before the terms were recorded: from here on they would
-            # be shorter than the loss history, so the run records none
+            # terms recorded from here on would be shorter than the loss history
             self.log.records_terms = False
         self.log.term_history = {name: list(v) for name, v in terms.items()}
         if "snapshots" in tensors:
