@@ -137,7 +137,7 @@ def study(dataset: Any, proxies: list[str], *, archs: int = 20, space: SearchSpa
     space = space or SearchSpace()
     proxy_cfg = TrainConfig(**(asdict(PROXY_TRAIN) | (proxy_train or {})))
     full_cfg = TrainConfig(**(asdict(FULL_TRAIN) | (full_train or {})))
-    train, name, data_key = _training_data(dataset, root, dataset_options)
+    train, name, fingerprint = _training_data(dataset, root, dataset_options)
     space.check_image_size(train.image_size)
     split = split_validation(train, validation, seed)
     ipc = ipc or matching_ipc(proxies, split.train, 10)
@@ -147,7 +147,8 @@ def study(dataset: Any, proxies: list[str], *, archs: int = 20, space: SearchSpa
             sample_architectures(space, archs, seed, train.channels, train.num_classes, train.image_size)]
     store = FullDataCache(cache)
     start = time.perf_counter()
-    keys = [store.key(data_key, dataset_options, split.details, row["arch"], full_cfg, seed) for row in rows]
+    keys = [store.key(fingerprint or name, dataset_options, split.details, row["arch"], full_cfg, seed)
+            for row in rows]
     cached = _train_on_full_data(rows, keys, store, full, split, full_cfg, seed, device, on_step)
     for proxy in made:
         _train_on_proxy(rows, proxy, split, proxy_cfg, seed, device, on_step)
@@ -156,7 +157,7 @@ def study(dataset: Any, proxies: list[str], *, archs: int = 20, space: SearchSpa
     quality = {proxy.name: _proxy_quality(rows, proxy, proxy_cfg, top_k, cost, full_flops) for proxy in made}
     settings = {
         "dataset": name, "dataset_options": dataset_options or {},
-        "data_fingerprint": None if data_key == name else data_key, "split": split.details,
+        "data_fingerprint": fingerprint, "split": split.details,
         "archs": archs, "space": space.to_dict(), "space_size": space.size,
         "proxy_train": asdict(proxy_cfg), "full_train": asdict(full_cfg), "ipc": ipc, "top_k": top_k,
         "seed": seed, "device": device, "cache": str(cache) if cache else None,
@@ -178,11 +179,11 @@ def _check_proxy_list(proxies: list[str]) -> None:
 
 
 def _training_data(dataset: Any, root: str | Path | None, dataset_options: dict[str, Any] | None
-                   ) -> tuple[ImageDataset, str, str]:
-    """The training split of ``dataset``, its name, and what names it in the full-data
-    cache: the registry name, or ``data:<fingerprint>`` for data given in Python."""
+                   ) -> tuple[ImageDataset, str, str | None]:
+    """The training split of ``dataset``, its name, and for data given in Python
+    ``data:<fingerprint>`` (what names it in the full-data cache instead of the name)."""
     if isinstance(dataset, str):
-        return data.load(dataset, root, "train", **(dataset_options or {})), dataset, dataset
+        return data.load(dataset, root, "train", **(dataset_options or {})), dataset, None
     train = load_training_data(Task(data=dataset))
     return train, train.name, f"data:{taskdata.fingerprint(train)}"
 
