@@ -11,7 +11,10 @@ Examples:
     >>> @dataclass(frozen=True)
     ... class Recipe:
     ...     steps: int = setting(10, help="Steps.", metavar="N", low=1)
-    >>> Recipe(steps=0)  # doctest: +SKIP
+    ...
+    ...     def __post_init__(self) -> None:
+    ...         check_bounds(self)
+    >>> Recipe(steps=0)
     Traceback (most recent call last):
     datadam.errors.ConfigError: steps must be at least 1, not 0
 """

@@ -137,6 +137,10 @@ def parse_options(items: list[str]) -> dict[str, int | float | str]:
     return {key: values[0] for key, values in options.items()}
 
 
+def _unchanged(value: Any) -> Any:
+    return value
+
+
 def _is_items(kind: Any) -> bool:
     """Whether a setting of type ``kind`` is a dict, given as repeated ``OPTION=VALUE`` items."""
     return typing.get_origin(kind) is dict
@@ -148,7 +152,7 @@ def _setting_option(config_field: Field, kind: Any) -> tuple[inspect.Parameter, 
     default = (config_field.default if config_field.default_factory is MISSING
                else config_field.default_factory())
     show_default: str | bool = record.show_default or True
-    convert: Callable[[Any], Any] = lambda value: value  # noqa: E731
+    convert: Callable[[Any], Any] = _unchanged
     if _is_items(kind):
         drawn = typing.get_origin(typing.get_args(kind)[1]) is list  # OPTION=VALUES: one is drawn
         show_default = record.show_default or ", ".join(f"{k}={v}" for k, v in default.items())
@@ -206,4 +210,5 @@ def with_settings(config: type, into: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
+# TrainSettings' --precision, for the commands that train networks with options of their own (NAS)
 TrainPrecision = setting_option(TrainSettings, "precision")
