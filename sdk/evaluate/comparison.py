@@ -27,6 +27,10 @@ _PROTOCOL_CHOICES = ("train", "augmentation", "model_options")
 
 METRICS = ("accuracy", "balanced_accuracy", "auc")
 
+# What pairs a network of one evaluation with its twin in the other: its set's distillation
+# seed (None but for replicates), its evaluation seed and its run.
+_Network = tuple[Any, Any, Any]
+
 
 def _paired_statistics(samples: list[tuple[float, float]], confidence: float) -> dict[str, Any]:
     """Means, the difference b - a (mean, sample std, Student's t interval and the paired
@@ -94,6 +98,23 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
     """
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    protocol = _protocol_differences(a, b)
+    unit = _comparison_unit(a, b)
+    out: dict[str, dict[str, Any]] = {}
+    for name in [m for m in a.runs if m in b.runs]:
+        runs_a, runs_b = _by_network(a, name, metric), _by_network(b, name, metric)
+        keys = sorted(set(runs_a) & set(runs_b), key=lambda k: tuple(map(str, k)))
+        if keys:
+            out[name] = _model_comparison(runs_a, runs_b, keys, metric, unit, protocol, confidence)
+    if not out:
+        raise _no_twins(a, b, metric, unit)
+    return out
+
+
+def _protocol_differences(a: EvaluationResult, b: EvaluationResult) -> list[str]:
+    """The protocol settings in which two evaluations of one set differ (empty for two
+    sets); :class:`ConfigError` if they cannot pair: another test split, or two sets
+    under two protocols."""
     one_set = (_differences("synthetic", a.settings.get("synthetic"), b.settings.get("synthetic")) is None
                and a.settings.get("distill_seeds") == b.settings.get("distill_seeds"))
     protocol: list[str] = []
@@ -105,51 +126,63 @@ def compare_results(a: EvaluationResult, b: EvaluationResult, metric: str = "acc
             allowed = "" if one_set else " (only one set may be compared under two training protocols)"
             raise ConfigError(f"the evaluations differ in {differences[0]}: their networks do not pair up"
                               + (allowed if key in _PROTOCOL_CHOICES else ""))
+    return protocol
+
+
+def _comparison_unit(a: EvaluationResult, b: EvaluationResult) -> str:
+    """What a sample of the comparison is: ``"distillation"`` for two replicate
+    evaluations, ``"network"`` for two of one set; :class:`ConfigError` for one of each."""
     replicated = [len(distillations(r)) for r in (a, b)]
     if (replicated[0] > 0) != (replicated[1] > 0):
         held = [f"{n} distillations" if n else "one set" for n in replicated]
         raise ConfigError(f"the first evaluation holds {held[0]}, the second {held[1]}: compare replicates "
                           "with replicates (merge-evaluations --replicates)")
-    unit = "distillation" if replicated[0] else "network"
+    return "distillation" if replicated[0] else "network"
 
-    def by_network(result: EvaluationResult, name: str) -> dict[tuple[Any, Any, Any], dict[str, Any]]:
-        return {(r.get("distill_seed"), r.get("seed", result.settings.get("seed")), r.get("run")): r
-                for r in result.runs.get(name, []) if metric in r}
 
-    out: dict[str, dict[str, Any]] = {}
-    for name in [m for m in a.runs if m in b.runs]:
-        runs_a, runs_b = by_network(a, name), by_network(b, name)
-        keys = sorted(set(runs_a) & set(runs_b), key=lambda k: tuple(map(str, k)))
-        if not keys:
-            continue
-        pairs = [(runs_a[k][metric], runs_b[k][metric]) for k in keys]
-        networks = [{**({"distill_seed": k[0]} if unit == "distillation" else {}), "seed": k[1], "run": k[2],
-                     "a": x, "b": y} for k, (x, y) in zip(keys, pairs)]
-        samples = pairs  # what the test is over: networks, or each distillation's mean
-        if unit == "distillation":
-            groups: dict[Any, list[tuple[float, float]]] = {}
-            for k, pair in zip(keys, pairs):
-                groups.setdefault(k[0], []).append(pair)
-            samples = [(sum(x for x, _ in g) / len(g), sum(y for _, y in g) / len(g))
-                       for g in groups.values()]
-        out[name] = {"metric": metric, "pairs": len(keys), "unit": unit, "units": len(samples),
-                     "protocol_differences": protocol, **_paired_statistics(samples, confidence),
-                     "unpaired": len(runs_a) + len(runs_b) - 2 * len(keys), "networks": networks}
-        if unit == "distillation":
-            out[name]["distillations"] = [
-                {"distill_seed": seed, "pairs": len(g), "a": x, "b": y}
-                for seed, g, (x, y) in zip(groups, groups.values(), samples)]
-    if not out:
-        if not any(metric in r for result in (a, b) for runs in result.runs.values() for r in runs):
-            raise ConfigError(f"the evaluations have no {metric}" +
-                              (" (it is measured for two classes only)" if metric == "auc" else ""))
-        if unit == "distillation":
-            raise ConfigError("no network of the first evaluation has a twin in the second (the same model, "
-                              "distillation seed, evaluation seed and run): distil and evaluate both with "
-                              "the same seeds")
-        raise ConfigError("no network of the first evaluation has a twin in the second (the same model, "
-                          "seed and run): evaluate both with the same --seed")
+def _by_network(result: EvaluationResult, name: str, metric: str) -> dict[_Network, dict[str, Any]]:
+    """``name``'s records in ``result`` that have ``metric``, by what pairs them: distillation
+    seed, evaluation seed and run."""
+    return {(r.get("distill_seed"), r.get("seed", result.settings.get("seed")), r.get("run")): r
+            for r in result.runs.get(name, []) if metric in r}
+
+
+def _model_comparison(runs_a: dict[_Network, dict[str, Any]], runs_b: dict[_Network, dict[str, Any]],
+                      keys: list[_Network], metric: str, unit: str, protocol: list[str],
+                      confidence: float) -> dict[str, Any]:
+    """One model's entry of :func:`compare_results` over its networks ``keys`` in both."""
+    pairs = [(runs_a[k][metric], runs_b[k][metric]) for k in keys]
+    networks = [{**({"distill_seed": k[0]} if unit == "distillation" else {}), "seed": k[1], "run": k[2],
+                 "a": x, "b": y} for k, (x, y) in zip(keys, pairs)]
+    samples = pairs  # what the test is over: networks, or each distillation's mean
+    if unit == "distillation":
+        groups: dict[Any, list[tuple[float, float]]] = {}
+        for k, pair in zip(keys, pairs):
+            groups.setdefault(k[0], []).append(pair)
+        samples = [(sum(x for x, _ in g) / len(g), sum(y for _, y in g) / len(g))
+                   for g in groups.values()]
+    out = {"metric": metric, "pairs": len(keys), "unit": unit, "units": len(samples),
+           "protocol_differences": protocol, **_paired_statistics(samples, confidence),
+           "unpaired": len(runs_a) + len(runs_b) - 2 * len(keys), "networks": networks}
+    if unit == "distillation":
+        out["distillations"] = [
+            {"distill_seed": seed, "pairs": len(g), "a": x, "b": y}
+            for seed, g, (x, y) in zip(groups, groups.values(), samples)]
     return out
+
+
+def _no_twins(a: EvaluationResult, b: EvaluationResult, metric: str, unit: str) -> ConfigError:
+    """Why no network of ``a`` pairs with one of ``b``: neither has ``metric``, or no
+    network has a twin (the same model, seeds and run)."""
+    if not any(metric in r for result in (a, b) for runs in result.runs.values() for r in runs):
+        return ConfigError(f"the evaluations have no {metric}" +
+                           (" (it is measured for two classes only)" if metric == "auc" else ""))
+    if unit == "distillation":
+        return ConfigError("no network of the first evaluation has a twin in the second (the same model, "
+                           "distillation seed, evaluation seed and run): distil and evaluate both with "
+                           "the same seeds")
+    return ConfigError("no network of the first evaluation has a twin in the second (the same model, "
+                       "seed and run): evaluate both with the same --seed")
 
 
 def comparison_text(c: dict[str, Any], missing: str = "-") -> dict[str, str]:

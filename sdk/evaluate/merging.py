@@ -59,10 +59,21 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
     """
     if not results:
         raise ConfigError("no evaluation results to merge")
-    first = results[0].settings
     # Every part is held against one that records its set's digest, where one does: parts
     # written before the digest match it on the rest, and the others on the digest too.
-    reference = next((r.settings for r in results if "sha256" in (r.settings.get("synthetic") or {})), first)
+    reference = next((r.settings for r in results if "sha256" in (r.settings.get("synthetic") or {})),
+                     results[0].settings)
+    _check_parts_of_one(results, reference, replicates)
+    runs = _merged_runs(results, replicates)
+    settings = _merged_settings(results, runs, reference, replicates)
+    return EvaluationResult(runs, {name: _summary(records) for name, records in runs.items()}, settings)
+
+
+def _check_parts_of_one(results: Sequence[EvaluationResult], reference: dict[str, Any],
+                        replicates: bool) -> None:
+    """Refuse ``results`` that are not parts of one evaluation (of one recipe's sets with
+    ``replicates``) as the settings ``reference`` records it, naming the first setting
+    that differs."""
     for other in results:
         if other.settings is reference:
             continue
@@ -72,16 +83,27 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
                 mine, theirs = _without_distill_seed(mine), _without_distill_seed(theirs)
             difference = _differences(key, mine, theirs)
             if difference:
-                hint = ""
-                if not replicates and key == "synthetic" and _without_distill_seed(mine) == \
-                        _without_distill_seed(theirs):
-                    hint = (" (sets distilled with other seeds merge as replicates: --replicates)"
-                            if _distill_seed(reference) != _distill_seed(other.settings) else
-                            " (one recipe and seed made two different sets: on another machine or "
-                            "torch version?)")
+                hint = "" if replicates or key != "synthetic" else \
+                    _why_the_sets_differ(reference, other.settings, mine, theirs)
                 raise ConfigError(f"the evaluations differ in {difference}: "
                                   f"they are not parts of one evaluation{hint}")
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in first.get("models", results[0].runs)}
+
+
+def _why_the_sets_differ(reference: dict[str, Any], other: dict[str, Any], mine: Any, theirs: Any) -> str:
+    """A hint for two evaluated sets ``mine`` and ``theirs`` that differ: ``""`` unless
+    one recipe made both, with other seeds (replicates) or with the same seed."""
+    if _without_distill_seed(mine) != _without_distill_seed(theirs):
+        return ""
+    if _distill_seed(reference) != _distill_seed(other):
+        return " (sets distilled with other seeds merge as replicates: --replicates)"
+    return " (one recipe and seed made two different sets: on another machine or torch version?)"
+
+
+def _merged_runs(results: Sequence[EvaluationResult], replicates: bool) -> dict[str, list[dict[str, Any]]]:
+    """Every network's record of ``results`` per model, each with its evaluation seed
+    (and with ``replicates`` its set's seed); refuses a network that is in two of them."""
+    first = results[0]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in first.settings.get("models", first.runs)}
     seen: set[tuple[str, Any, Any, Any]] = set()
     for result in results:
         for name, records in result.runs.items():
@@ -96,28 +118,44 @@ def merge_results(results: Sequence[EvaluationResult], replicates: bool = False)
                                       "in two of the evaluations: merge each network once")
                 seen.add(network)
                 runs.setdefault(name, []).append(record)
+    return runs
 
-    def seeds_of(key: str) -> list[Any]:
-        return sorted({r[key] for records in runs.values() for r in records}, key=str)
 
-    settings = {**first, "runs": max(len(records) for records in runs.values()), "seed": seeds_of("seed"),
+def _seeds_of(runs: dict[str, list[dict[str, Any]]], key: str) -> list[Any]:
+    """The distinct ``key`` seeds of the records in ``runs``, sorted."""
+    return sorted({r[key] for records in runs.values() for r in records}, key=str)
+
+
+def _merged_settings(results: Sequence[EvaluationResult], runs: dict[str, list[dict[str, Any]]],
+                     reference: dict[str, Any], replicates: bool) -> dict[str, Any]:
+    """The first part's settings with the merged runs and seeds and ``merged_from``: what
+    differed between the parts."""
+    first = results[0].settings
+    settings = {**first, "runs": max(len(records) for records in runs.values()),
+                "seed": _seeds_of(runs, "seed"),
                 "merged_from": [{k: r.settings.get(k) for k in
                                  ("seed", "runs", "device", "jobs", "trained_together", "versions")}
                                 for r in results]}
     if replicates:
-        distill_seeds = seeds_of("distill_seed")
-        settings["distill_seeds"] = distill_seeds
-        synthetic = _folded(dict(settings.get("synthetic") or {}))
-        synthetic["seed"] = distill_seeds
-        synthetic.pop("sha256", None)  # one per set: each part's is in merged_from
-        if isinstance(synthetic.get("config"), dict):
-            synthetic["config"] = {**synthetic["config"], "seed": distill_seeds}
-        settings["synthetic"] = synthetic
-        for r, merged in zip(results, settings["merged_from"]):
-            merged["distill_seed"] = r.settings.get("distill_seeds", _distill_seed(r.settings))
-            digest = (r.settings.get("synthetic") or {}).get("sha256")
-            if digest:
-                merged["sha256"] = digest
+        _as_replicates(settings, results, _seeds_of(runs, "distill_seed"))
     elif reference is not first:  # the set's settings with the digest an older first part lacks
         settings["synthetic"] = reference["synthetic"]
-    return EvaluationResult(runs, {name: _summary(records) for name, records in runs.items()}, settings)
+    return settings
+
+
+def _as_replicates(settings: dict[str, Any], results: Sequence[EvaluationResult],
+                   distill_seeds: list[Any]) -> None:
+    """Make merged ``settings`` those of replicates: the set's recipe with the list of its
+    ``distill_seeds`` and no digest, each part's set seed and digest in ``merged_from``."""
+    settings["distill_seeds"] = distill_seeds
+    synthetic = _folded(dict(settings.get("synthetic") or {}))
+    synthetic["seed"] = distill_seeds
+    synthetic.pop("sha256", None)  # one per set: each part's is in merged_from
+    if isinstance(synthetic.get("config"), dict):
+        synthetic["config"] = {**synthetic["config"], "seed": distill_seeds}
+    settings["synthetic"] = synthetic
+    for r, merged in zip(results, settings["merged_from"]):
+        merged["distill_seed"] = r.settings.get("distill_seeds", _distill_seed(r.settings))
+        digest = (r.settings.get("synthetic") or {}).get("sha256")
+        if digest:
+            merged["sha256"] = digest

@@ -60,9 +60,8 @@ def _name_code(name: str) -> int:
 
 
 def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | None = None, *,
-             runs: int = 5, train: TrainConfig | None = None, seed: int = 0,
-             device: str = "auto", progress: bool | None = None,
-             model_options: dict[str, dict[str, Any]] | None = None,
+             runs: int = 5, train: TrainConfig | None = None, seed: int = 0, device: str = "auto",
+             progress: bool | None = None, model_options: dict[str, dict[str, Any]] | None = None,
              together: bool | None = None, done: EvaluationResult | None = None,
              on_network: Callable[[EvaluationResult], None] | None = None,
              network_checkpoint: str | Path | None = None, jobs: int = 1) -> EvaluationResult:
@@ -112,10 +111,25 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             off the CPU or with ``together``, or a ``done`` of another evaluation.
     """
     test = as_image_dataset(test, split="test")  # tensors, (x, y) pairs and Datasets too
+    train = train or TrainConfig()
+    names, dev = _checked_request(synthetic, test, models, train, device, together, jobs)
+    settings = _evaluation_settings(synthetic, test, names, runs, train, model_options or {}, seed, dev, jobs)
+    kept = _networks_to_keep(done, settings) if done is not None else {}
+    _check_networks_fit(synthetic, settings, train, dev, together)
+    evaluation = _Evaluation.on_device(synthetic, test, train, settings, dev, progress, on_network,
+                                       Path(network_checkpoint) if network_checkpoint else None)
+    return evaluation.run(kept, together, done)
+
+
+def _checked_request(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | None,
+                     train: TrainConfig, device: str, together: bool | None,
+                     jobs: int) -> tuple[list[str], torch.device]:
+    """The names of the models to evaluate (the default ConvNet if ``models`` is empty)
+    and the device; :class:`ConfigError` for an unknown model, a set that ``test`` cannot
+    test, a device ``train`` cannot run on, or ``jobs`` that cannot be had."""
     names = list(models or [default_model(tuple(synthetic.image_shape[1:]))])
     for name in names:
         model_registry.get_factory(name)  # unknown names fail before any training
-    train = train or TrainConfig()
     check_compatible(synthetic, test)
     dev = resolve_device(device)
     train.check_device(dev)
@@ -123,40 +137,44 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
         raise ConfigError(f"jobs must be at least 1, not {jobs}")
     if jobs > 1 and (dev.type != "cpu" or together):
         raise ConfigError("jobs > 1 trains networks in CPU processes: on a GPU, train them together")
+    return names, dev
+
+
+def _evaluation_settings(synthetic: SyntheticSet, test: ImageDataset, names: list[str], runs: int,
+                         train: TrainConfig, options: dict[str, dict[str, Any]], seed: int,
+                         dev: torch.device, jobs: int) -> dict[str, Any]:
+    """Every setting of the evaluation, as its result records them: the set (with its
+    digest), the test split, the models, the protocol (the augmentation the set was
+    distilled with unless ``train`` names one), the seed and where it ran."""
     aug = train.augmentation or synthetic.metadata.get("config", {}).get("augmentation") \
         or preset_for(test)
-    options = model_options or {}
-    trained_together: dict[str, bool] = {}
-    settings = {
+    return {
         "synthetic": {**{k: synthetic.metadata.get(k) for k in
                          ("method", "dataset", "config", "iterations_done", "seed")},
                       "sha256": synthetic.sha256()},
         "ipc": synthetic.ipc, "test_dataset": test.name, "test_images": len(test),
         "models": names, "runs": runs, "train": asdict(train), "augmentation": aug,
         "model_options": options, "seed": seed, "device": str(dev), "jobs": jobs,
-        "trained_together": trained_together,
+        "trained_together": {},
         "versions": {"datadam": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
     }
-    kept = _networks_to_keep(done, settings) if done is not None else {}
-    for name in names:  # before any training: a late refusal would waste the earlier models'
+
+
+def _check_networks_fit(synthetic: SyntheticSet, settings: dict[str, Any], train: TrainConfig,
+                        dev: torch.device, together: bool | None) -> None:
+    """Refuse, before any training (a late refusal would waste the earlier models'), a
+    model of ``settings`` whose networks cannot train ``together`` as asked, or would not
+    fit in ``dev``'s memory (all ``runs`` of it together, or ``jobs`` at once)."""
+    options = settings["model_options"]
+    for name in settings["models"]:
         probe = model_registry.create(name, synthetic.image_shape[0], len(synthetic.classes),
                                       synthetic.image_shape[1:], **options.get(name, {}))
         if together and not can_train_together(probe):
             raise ConfigError(f"{name} has BatchNorm or dropout: its networks cannot be trained "
                               "together; train them one at a time")
         check_training_memory(probe, tuple(synthetic.image_shape), min(train.batch, len(synthetic)), dev,
-                              networks=runs if together else jobs)
-    images, labels = synthetic.images.float().to(dev), synthetic.labels.to(dev)
-    test_x = test.normalized(mean=synthetic.mean, std=synthetic.std).to(dev)
-    evaluation = _Evaluation(images, labels, test_x, test.labels, synthetic, train, aug, options, settings,
-                             progress_bar(progress), on_network,
-                             Path(network_checkpoint) if network_checkpoint else None)
-    with evaluation.bar:
-        for name in names:
-            earlier_together = bool(done and done.settings.get("trained_together", {}).get(name))
-            evaluation.model(name, runs, kept.get(name, {}), seed, together, jobs, earlier_together)
-    return evaluation.result()
+                              networks=settings["runs"] if together else settings["jobs"])
 
 
 class _Evaluation:
@@ -183,6 +201,30 @@ class _Evaluation:
         self.out: dict[str, list[dict[str, Any]]] = {}
         self.trained_together: dict[str, bool] = settings["trained_together"]
         self.test_tasks: dict[str, TaskID] = {}
+
+    @classmethod
+    def on_device(cls, synthetic: SyntheticSet, test: ImageDataset, train: TrainConfig,
+                  settings: dict[str, Any], dev: torch.device, progress: bool | None,
+                  on_network: Callable[[EvaluationResult], None] | None,
+                  network_checkpoint: Path | None) -> _Evaluation:
+        """The evaluation of ``synthetic`` on ``test`` with ``settings``
+        (:func:`_evaluation_settings`), their images moved to ``dev``."""
+        images, labels = synthetic.images.float().to(dev), synthetic.labels.to(dev)
+        test_x = test.normalized(mean=synthetic.mean, std=synthetic.std).to(dev)
+        return cls(images, labels, test_x, test.labels, synthetic, train, settings["augmentation"],
+                   settings["model_options"], settings, progress_bar(progress), on_network,
+                   network_checkpoint)
+
+    def run(self, kept: dict[str, dict[int, dict[str, Any]]], together: bool | None,
+            done: EvaluationResult | None) -> EvaluationResult:
+        """Train and test the networks of every model but those ``kept`` from ``done``, the
+        earlier evaluation (if any) that is gone on from."""
+        runs, seed, jobs = self.settings["runs"], self.settings["seed"], self.settings["jobs"]
+        with self.bar:
+            for name in self.settings["models"]:
+                earlier_together = bool(done and done.settings.get("trained_together", {}).get(name))
+                self.model(name, runs, kept.get(name, {}), seed, together, jobs, earlier_together)
+        return self.result()
 
     def result(self) -> EvaluationResult:
         finished = {name: sorted(records, key=lambda r: r["run"]) for name, records in self.out.items()}
