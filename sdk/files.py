@@ -85,11 +85,12 @@ def identify(path: str | Path) -> str:
         return f"a file that cannot be read ({e.strerror or e})"
     if not head:
         return "an empty file"
-    if head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or a bare pickle
-        return _torch_kind(path)
-    # safetensors: the header's length (8 bytes, little-endian), then the header, a JSON object
+    # safetensors: the header's length (8 bytes, little-endian), then the header, a JSON
+    # object; tested first, as a length whose low byte is 0x80 starts as a pickle does
     if len(head) == 9 and head[8:] == b"{" and struct.unpack("<Q", head[:8])[0] < size:
         return _safetensors_kind(path)
+    if head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or a bare pickle
+        return _torch_kind(path)
     return _json_kind(path)
 
 

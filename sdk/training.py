@@ -37,6 +37,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from datadam.augment import DSA
 from datadam.errors import ConfigError
 from datadam.files import atomic_path
+from datadam.records import migrate, stamp
 from datadam.training_settings import TrainSettings
 
 
@@ -60,14 +61,10 @@ class TrainConfig(TrainSettings):
 
     def key(self) -> dict[str, Any]:
         """The settings that identify a network trained with this config, for saves and
-        caches: :func:`dataclasses.asdict` less the fields added later when they hold
-        their defaults (``precision`` fp32, ``compile`` off), so keys written before
-        those fields existed still match."""
-        settings = asdict(self)
-        for name, default in LATER_FIELDS.items():
-            if settings[name] == default:
-                del settings[name]
-        return settings
+        caches: every field (:func:`dataclasses.asdict`). A key read from a file is
+        compared after :func:`datadam.records.migrate`, which brings an earlier one to
+        today's fields."""
+        return asdict(self)
 
     def compiled(self, step: Callable) -> Callable:
         """``step`` (a network or a function) through ``torch.compile`` when ``compile``
@@ -91,8 +88,6 @@ class TrainConfig(TrainSettings):
             raise ConfigError(f"{torch.cuda.get_device_name(device)} has no bfloat16: use --precision fp32")
 
 
-# Fields added after results were first written, with the value every earlier result had.
-LATER_FIELDS: dict[str, Any] = {"precision": "fp32", "compile": False}
 
 
 def describe_departures(train: dict[str, Any]) -> list[str]:
@@ -184,18 +179,21 @@ class TrainingCheckpoint:
         return identity.get("key") if isinstance(identity, dict) else None
 
     def load_any(self) -> dict[str, Any] | None:
-        """The save at ``path``, whichever run it is of; None if there is none or it is damaged."""
+        """The save at ``path``, whichever run it is of, in today's form
+        (:func:`datadam.records.migrate`); None if there is none or it is damaged."""
         if not self.path.is_file():
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception:  # a foreign or damaged file: train from the start and replace it
             return None
-        return state if isinstance(state, dict) else None
+        if not (isinstance(state, dict) and isinstance(state.get("identity"), dict)):
+            return None  # not a save of ours
+        return migrate("network_save", state)
 
     def save(self, state: dict[str, Any]) -> None:
         with atomic_path(self.path) as tmp:
-            torch.save(state, tmp)
+            torch.save(stamp("network_save", state), tmp)
 
     def resume(self, identity: dict[str, Any], opt: torch.optim.Optimizer,
                sched: torch.optim.lr_scheduler.LRScheduler, generators: list[torch.Generator],

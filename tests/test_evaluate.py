@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from types import SimpleNamespace
 
 import pytest
@@ -51,21 +52,24 @@ def test_evaluate_reports_every_run_and_settings(mnist_idx_root):
 def test_a_coreset_file_from_before_it_recorded_its_feature_network_merges(mnist_idx_root):
     import copy
 
-    from datadam.distill.methods import recorded_settings
+    from datadam.records import migrate_settings
 
     train = data.load("mnist", mnist_idx_root)
     test = data.load("mnist", mnist_idx_root, split="test")
     syn = distill(train, "herding", ipc=1, progress=False)
     parts = [evaluate(syn, test, ["convnet3"], runs=1, train=TrainConfig(epochs=1), seed=seed, progress=False)
              for seed in (0, 1)]
-    # the first written as before: the config said BatchNorm, the network had instance norm
-    old = EvaluationResult.from_dict(copy.deepcopy(parts[0].to_dict()))
-    old.settings["synthetic"]["config"]["model_options"]["net_norm"] = "batchnorm"
+    # the first written as before (record version 1): the config said BatchNorm, the
+    # network had instance norm
+    written = copy.deepcopy(parts[0].to_dict())
+    del written["schema"]
+    written["settings"]["synthetic"]["config"]["model_options"]["net_norm"] = "batchnorm"
+    old = EvaluationResult.from_dict(written)
     assert merge_results([old, parts[1]]).settings["runs"] == 2
     # DataDAM keeps the norm it was given: there it is another recipe
     given = {"model_options": {"net_norm": "batchnorm"}, "model_choices": {}}
-    assert recorded_settings("datadam", given) == given
-    assert recorded_settings("herding", given)["model_options"] == {"net_norm": "instancenorm"}
+    assert migrate_settings(given, "datadam")["model_options"] == given["model_options"]
+    assert migrate_settings(given, "herding")["model_options"] == {"net_norm": "instancenorm"}
 
 
 def test_evaluations_run_apart_merge_into_one_result(mnist_idx_root, tmp_path):
@@ -265,10 +269,11 @@ def test_an_evaluation_from_before_the_precision_and_compile_settings_was_fp32_a
     assert report["settings"]["train"] == {"epochs": 2, "lr": 0.01}  # the caller's dict is left alone
     with pytest.raises(ConfigError, match="precision must be fp32 or bf16, not 'fp16'"):
         TrainConfig(precision="fp16")
-    # saves and caches keyed before the field existed still match an fp32 config
-    assert "precision" not in TrainConfig().key()
+    # a key holds every field; saves keyed before the fields existed are migrated to match
+    # (tests/test_records.py)
+    assert TrainConfig().key() == asdict(TrainConfig())
+    assert TrainConfig().key()["precision"] == "fp32" and TrainConfig().key()["compile"] is False
     assert TrainConfig(precision="bf16").key()["precision"] == "bf16"
-    assert "compile" not in TrainConfig().key() and TrainConfig(compile=True).key()["compile"] is True
 
 
 def test_replicate_distillations_merge_and_compare_distillation_by_distillation(mnist_idx_root):
@@ -327,7 +332,8 @@ def test_replicate_distillations_merge_and_compare_distillation_by_distillation(
         synthetic = part.settings["synthetic"]
         config = {**synthetic["config"], "model_options": options, "model_choices": choices}
         settings = {**part.settings, "synthetic": {**synthetic, "config": config}}
-        return EvaluationResult(part.runs, part.summary, settings)
+        # read as a file of record version 1 (no schema), as such a file is
+        return EvaluationResult.from_dict({"runs": part.runs, "summary": part.summary, "settings": settings})
 
     average, maximum = ({"net_norm": "batchnorm", "net_pooling": p} for p in ("avgpooling", "maxpooling"))
     older = recipe(a_parts[0], average, {"net_pooling": ["maxpooling"]})

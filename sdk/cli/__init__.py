@@ -18,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, entry_points, version
 import typer
 from typer.core import TyperGroup
 
-from datadam import __version__
+from datadam._version import __version__
 from datadam.cli import distill_commands, evaluate_commands
 from datadam.cli.data_commands import data_app
 from datadam.errors import DatadamError, DatadamWarning, Interrupted

@@ -16,7 +16,7 @@ import torch
 from datadam.data.convert import as_image_dataset
 from datadam.distill import coreset, matching  # noqa: F401  (they register their methods)
 from datadam.distill.base import _METHODS, IterationCallback, Method, resolve_device
-from datadam.distill.config import DistillConfig, fold_fixed_choices, with_fixed_options
+from datadam.distill.config import DistillConfig
 from datadam.errors import UnknownNameError
 from datadam.synthetic import SyntheticSet
 
@@ -31,16 +31,6 @@ def settings_used(method: str | None, settings: dict[str, Any]) -> dict[str, Any
     (:attr:`Method.uses_settings`); all of them for a method this installation lacks."""
     uses = _METHODS[method].uses_settings if method in _METHODS else None
     return dict(settings) if uses is None else {k: v for k, v in settings.items() if k in uses}
-
-
-def recorded_settings(method: str | None, settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` (a set's config) in the form ``method`` records today: a model choice of
-    one value as the option it is (:func:`~datadam.distill.config.fold_fixed_choices`) and
-    the options the method fixes (:attr:`Method.fixed_model_options`) as fixed, so that two
-    files of one recipe compare equal whichever version wrote them."""
-    settings = fold_fixed_choices(settings)
-    fixed = _METHODS[method].fixed_model_options if method in _METHODS else {}
-    return with_fixed_options(settings, fixed) if "model_options" in settings else settings
 
 
 def get_method(name: str) -> type[Method]:

@@ -11,7 +11,6 @@ from datadam.evaluate.results import (
     _SAME_EVALUATION,
     EvaluationResult,
     _differences,
-    _folded,
     _summary,
 )
 
@@ -25,7 +24,7 @@ def _without_distill_seed(synthetic: Any) -> Any:
     """The set's settings but its seed and digest: what sets of one recipe have in common."""
     if not isinstance(synthetic, dict):
         return synthetic
-    out = {k: v for k, v in _folded(synthetic).items() if k not in ("seed", "sha256")}
+    out = {k: v for k, v in synthetic.items() if k not in ("seed", "sha256")}
     if isinstance(out.get("config"), dict):
         out["config"] = {k: v for k, v in out["config"].items() if k != "seed"}
     return out
@@ -148,7 +147,7 @@ def _as_replicates(settings: dict[str, Any], results: Sequence[EvaluationResult]
     """Make merged ``settings`` those of replicates: the set's recipe with the list of its
     ``distill_seeds`` and no digest, each part's set seed and digest in ``merged_from``."""
     settings["distill_seeds"] = distill_seeds
-    synthetic = _folded(dict(settings.get("synthetic") or {}))
+    synthetic = dict(settings.get("synthetic") or {})
     synthetic["seed"] = distill_seeds
     synthetic.pop("sha256", None)  # one per set: each part's is in merged_from
     if isinstance(synthetic.get("config"), dict):

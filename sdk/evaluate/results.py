@@ -1,6 +1,7 @@
 """The evaluation result: its schema (:class:`EvaluationResult`), reading a
 ``datadam evaluate --json`` file, the summary of a model's runs, and what makes two
-evaluations parts of one (with the compatibility of files written by older versions)."""
+evaluations parts of one. A file of any earlier version is read in today's form
+(:func:`datadam.records.migrate`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from typing import Any
 import torch
 
 from datadam.distill.config import describe_recipe
-from datadam.distill.methods import recorded_settings
 from datadam.errors import ConfigError
 from datadam.files import EVALUATION, describe_json, is_evaluation, not_a
-from datadam.training import LATER_FIELDS
+from datadam.records import RecordVersionError, migrate, stamp
 
 
 @dataclass
@@ -27,21 +27,24 @@ class EvaluationResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The result as JSON-ready data, stamped with its record version (:mod:`datadam.records`)."""
+        return stamp("evaluation", asdict(self))
 
     @classmethod
     def from_dict(cls, report: Any, source: str | Path | None = None) -> EvaluationResult:
         """The result in ``report`` (``to_dict``'s output, or a ``datadam evaluate --json``
-        file's content); :class:`ConfigError`, naming ``source`` if given, if it is not one."""
+        file's content, of any version: :func:`datadam.records.migrate` brings an earlier
+        one to today's form); :class:`ConfigError`, naming ``source`` if given, if it is not
+        one, :class:`~datadam.records.RecordVersionError` if a later datadam wrote it."""
         if not is_evaluation(report):
             if source is not None:
                 raise ConfigError(not_a(source, EVALUATION, describe_json(report)))
             raise ConfigError("not an evaluation result (no runs, summary and settings)")
-        settings = report["settings"]
-        if isinstance(settings.get("train"), dict):
-            # written before a field existed, when every network trained with its default
-            settings = {**settings, "train": {**LATER_FIELDS, **settings["train"]}}
-        return cls(report["runs"], report["summary"], settings)
+        try:
+            report = migrate("evaluation", report)
+        except RecordVersionError as e:
+            raise RecordVersionError(f"{source}: {e}" if source is not None else str(e)) from None
+        return cls(report["runs"], report["summary"], report["settings"])
 
     @classmethod
     def load(cls, path: str | Path) -> EvaluationResult:
@@ -55,8 +58,9 @@ class EvaluationResult:
         syn = self.settings.get("synthetic") or {}
         config = syn.get("config") or {}
         seeds = self.settings.get("distill_seeds") or syn.get("seed", config.get("seed"))
-        return describe_recipe(syn.get("method"), self.settings.get("ipc"), config,
-                               iterations=syn.get("iterations_done"), seeds=seeds)
+        ipc, factor = self.settings.get("ipc"), int(config.get("factor", 1))
+        return describe_recipe(syn.get("method"), ipc * factor ** 2 if isinstance(ipc, int) else ipc,
+                               config, iterations=syn.get("iterations_done"), seeds=seeds)
 
 
 def read_report(path: str | Path) -> Any:
@@ -88,22 +92,11 @@ def _first_difference(path: str, a: Any, b: Any) -> str | None:
     return next(iter(_all_differences(path, a, b)), None)
 
 
-def _folded(synthetic: Any) -> Any:
-    """The set's settings with its recipe in the form its method records today
-    (:func:`~datadam.distill.base.recorded_settings`), so that a file written when a choice
-    of one value was kept as a choice, or before a coreset recorded its feature network,
-    compares equal to one that made the same set."""
-    if isinstance(synthetic, dict) and isinstance(synthetic.get("config"), dict):
-        return {**synthetic, "config": recorded_settings(synthetic.get("method"), synthetic["config"])}
-    return synthetic
-
-
 def _differences(key: str, mine: Any, theirs: Any) -> str | None:
     """:func:`_first_difference` of one setting of two evaluations. An evaluation written
     before sets had a digest (``synthetic.sha256``) is matched on the rest of the set's
     settings."""
     if key == "synthetic":
-        mine, theirs = _folded(mine), _folded(theirs)
         if isinstance(mine, dict) and isinstance(theirs, dict) \
                 and not ("sha256" in mine and "sha256" in theirs):
             mine, theirs = ({k: v for k, v in d.items() if k != "sha256"} for d in (mine, theirs))

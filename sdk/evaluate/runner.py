@@ -5,7 +5,6 @@ and keep every network's record, going on from an earlier evaluation if asked.""
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -16,7 +15,6 @@ import torch
 from rich.progress import Progress, TaskID
 from torch import nn
 
-from datadam import __version__
 from datadam import models as model_registry
 from datadam.augment import DSA, preset_for
 from datadam.data.base import ImageDataset
@@ -30,6 +28,7 @@ from datadam.evaluate.results import EvaluationResult, _summary
 from datadam.evaluate.resume import _hand_over_to_runs, _networks_to_keep, _run_checkpoint
 from datadam.memory import check_training_memory
 from datadam.progress import progress_bar
+from datadam.records import software_versions
 from datadam.synthetic import SyntheticSet
 from datadam.training import (
     TrainConfig,
@@ -156,8 +155,7 @@ def _evaluation_settings(synthetic: SyntheticSet, test: ImageDataset, names: lis
         "models": names, "runs": runs, "train": asdict(train), "augmentation": aug,
         "model_options": options, "seed": seed, "device": str(dev), "jobs": jobs,
         "trained_together": {},
-        "versions": {"datadam": __version__, "torch": torch.__version__,
-                     "python": platform.python_version()},
+        "versions": software_versions(),
     }
 
 

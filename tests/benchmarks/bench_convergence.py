@@ -147,7 +147,9 @@ def main() -> None:
     results["settings"] = {
         "commands": commands, "machine": describe(), "synthetic": args.synthetic.name,
         "distill_command": args.distill_command, "method": syn.metadata.get("method"),
-        "dataset": syn.metadata.get("dataset"), "ipc": syn.ipc, "iterations_done": final,
+        "dataset": syn.metadata.get("dataset"),
+        # the training images per class, as the committed results and their page count them
+        "ipc": syn.images_per_class, "iterations_done": final,
         "config": syn.metadata.get("config"), "runs": args.runs, "epochs": args.epochs,
         "seed": args.seed, "model": MODEL, "datadam": datadam.__version__,
         "in_progress": syn.metadata.get("in_progress"),
