@@ -35,7 +35,7 @@ from datadam.distill.matching import (
     matching_targets,
     spatial_attention,
 )
-from datadam.evaluate import _metrics, binary_auc
+from datadam.evaluate.metrics import _metrics, binary_auc
 from datadam.models.convnet import Features
 
 # -- plain-Python references --------------------------------------------------------------

@@ -403,7 +403,7 @@ def render_nas(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
     from datadam.apps.nas.rank_study import StudyResult
     from datadam.apps.nas.study_report import markdown_table, plot_scatter
 
-    result = StudyResult(report["architectures"], report["proxies"], report.get("settings", {}))
+    result = StudyResult.from_record(report)  # a study of any schema version, in today's form
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(plot_scatter(result, Path(tmp) / "scatter.png")).read_bytes()
     name = f"{stem}_scatter.png"
