@@ -1,6 +1,6 @@
 """The record kind of the continual-learning results file, and its frozen steps.
 
-``continual_results``: ``results.json`` of :func:`~datadam.apps.continual.compare_buffers`
+``continual_results``: ``results.json`` of :func:`~datadam.apps.continual.experiment.compare_buffers`
 (settings, runs, summary), written through :func:`datadam.records.stamp` and read back
 (to resume) through :func:`datadam.records.migrate`.
 """

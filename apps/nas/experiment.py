@@ -1,7 +1,7 @@
 """NNI experiments kept to the user's folder and to this machine.
 
 :class:`Experiment` is NNI's ``NasExperiment`` (same arguments, same ``run``) with
-these differences, for :func:`~datadam.apps.nas.search` and for experiments of your own:
+these differences, for :func:`~datadam.apps.nas.architecture_search.search` and for experiments of your own:
 
 - its working directory is the one its config names (:func:`experiment_config`: the
   output folder's ``nni/``), and in-process runs keep NNI's experiment list there too

@@ -166,8 +166,8 @@ def distill_proxy(dataset: str | None = None, *, data: Any = None, ipc: int = 10
     """A DataDAM set made to rank the architectures of ``space``.
 
     It is condensed from the training images left after the validation split of
-    ``seed`` (the split :func:`~datadam.apps.nas.study` and
-    :func:`~datadam.apps.nas.search` score every candidate on, with the same
+    ``seed`` (the split :func:`~datadam.apps.nas.rank_study.study` and
+    :func:`~datadam.apps.nas.architecture_search.search` score every candidate on, with the same
     ``validation`` and ``seed``), so the proxy has never seen a validation image.
     ``networks="convnet"`` is the published method's ConvNet-3; ``"space"`` draws each
     iteration's random network from ``space``

@@ -128,7 +128,8 @@ def study(dataset: Any, proxies: list[str], *, archs: int = 20, space: SearchSpa
             that differ from ``PROXY_TRAIN`` (:mod:`datadam.apps.nas.evaluator`).
         full_train: the same for full-data training, against ``FULL_TRAIN``.
         validation: real training images held out to score every network.
-        root, dataset_options: where and how a registered dataset is loaded.
+        root: where a registered dataset is read from (its default place when None).
+        dataset_options: options of a registered dataset's loader.
         cache: JSON file of full-data results (read, and extended as they come); data
             given in Python is keyed there by a fingerprint of its images and labels.
         on_step: called with ``(proxy name, record)`` after each training.
