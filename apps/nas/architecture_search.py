@@ -9,13 +9,12 @@ either way NNI's experiment directory is inside the output folder.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from datadam import records
 from datadam.apps.nas._nni import import_nni
@@ -27,9 +26,8 @@ from datadam.apps.nas.evaluator import (
     make_evaluator,
 )
 from datadam.apps.nas.proxy import Proxy, Split, note_validation_overlap
-from datadam.apps.nas.record_kinds import SEARCH
-from datadam.errors import ConfigError, DataFormatError, UnknownNameError
-from datadam.files import write_json
+from datadam.apps.nas.record_kinds import SEARCH, JsonRecord
+from datadam.errors import ConfigError, UnknownNameError
 from datadam.training import TrainConfig
 
 STRATEGIES = ("random", "evolution", "grid")
@@ -37,41 +35,16 @@ ENGINES = ("sequential", "ts")  # those of datadam.apps.nas.experiment, which im
 
 
 @dataclass
-class SearchResult:
-    """Every trial of a search in NNI's ranking (best first), the best one and all settings."""
+class SearchResult(JsonRecord):
+    """Every trial of a search in NNI's ranking (best first), the best one and all settings;
+    saved as a ``nas_search`` record (``search.json``)."""
+
+    KIND: ClassVar[str] = SEARCH
+    WHAT: ClassVar[str] = "NAS search"
 
     best: dict[str, Any]
     trials: list[dict[str, Any]]
     settings: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def save(self, path: str | Path) -> Path:
-        """Write the search to ``path`` as a ``nas_search`` record (JSON, atomically)."""
-        return write_json(path, records.stamp(SEARCH, self.to_dict()))
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> SearchResult:
-        """The search a ``nas_search`` record of any schema version holds (``search.json``
-        as a dict); :class:`DataFormatError` for a dict that is not one."""
-        record = records.migrate(SEARCH, record)
-        try:
-            return cls(record["best"], record["trials"], record["settings"])
-        except KeyError as e:
-            raise DataFormatError(f"not a NAS search: it has no {e.args[0]!r}") from None
-
-    @classmethod
-    def load(cls, path: str | Path) -> SearchResult:
-        """The search :meth:`save` wrote to ``path``, by this or an earlier datadam."""
-        path = Path(path)
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise DataFormatError(f"{path}: not a NAS search ({e})") from None
-        if not isinstance(record, dict):
-            raise DataFormatError(f"{path}: not a NAS search")
-        return cls.from_record(record)
 
 
 def make_strategy(name: str, seed: int, population: int = 10, sample_size: int = 3,

@@ -9,14 +9,13 @@ architecture the proxy would pick, the overlap of the top-k sets, and the time.
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -35,56 +34,26 @@ from datadam.apps.nas.proxy import (
     split_validation,
 )
 from datadam.apps.nas.ranking import random_draws_summary, rank_quality
-from datadam.apps.nas.record_kinds import STUDY
+from datadam.apps.nas.record_kinds import STUDY, JsonRecord
 from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed
-from datadam.errors import ConfigError, DataFormatError
-from datadam.files import write_json
+from datadam.errors import ConfigError
 from datadam.training import TrainConfig
 
 OnStep = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
-class StudyResult:
-    """Per-architecture accuracies and times, per-proxy quality, and all settings."""
+class StudyResult(JsonRecord):
+    """Per-architecture accuracies and times, per-proxy quality, and all settings; saved as
+    a ``nas_study`` record (``study.json``)."""
+
+    KIND: ClassVar[str] = STUDY
+    WHAT: ClassVar[str] = "NAS study"
 
     architectures: list[dict[str, Any]]
     proxies: dict[str, dict[str, Any]]
     settings: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def save(self, path: str | Path) -> Path:
-        """Write the study to ``path`` as a ``nas_study`` record (JSON, atomically)."""
-        return write_json(path, records.stamp(STUDY, self.to_dict()))
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> StudyResult:
-        """The study a ``nas_study`` record of any schema version holds (``study.json``
-        as a dict); :class:`DataFormatError` for a dict that is not one."""
-        record = records.migrate(STUDY, record)
-        try:
-            return cls(record["architectures"], record["proxies"], record["settings"])
-        except KeyError as e:
-            raise DataFormatError(f"not a NAS study: it has no {e.args[0]!r}") from None
-
-    @classmethod
-    def load(cls, path: str | Path) -> StudyResult:
-        """The study :meth:`save` wrote to ``path``, by this or an earlier datadam."""
-        return cls.from_record(_read_json(Path(path), "NAS study"))
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    """The JSON object at ``path``; :class:`DataFormatError` in one line for another file."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise DataFormatError(f"{path}: not a {what} ({e})") from None
-    if not isinstance(record, dict):
-        raise DataFormatError(f"{path}: not a {what}")
-    return record
 
 
 def sample_architectures(space: SearchSpace, count: int, seed: int, channel: int, num_classes: int,

@@ -15,8 +15,13 @@ file needs to read as today's lives in the steps below, and nowhere else.
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, ClassVar
 
+from datadam import records
+from datadam.errors import DataFormatError
+from datadam.files import write_json
 from datadam.records import register_kind
 
 SEARCH = "nas_search"
@@ -61,3 +66,44 @@ register_kind(SEARCH, 2, {1: _schema_only})
 register_kind(STUDY, 2, {1: _schema_only})
 register_kind(FULL_DATA_CACHE, 2, {1: _cache_v1_to_v2})
 register_kind(TASK_DATA, 2, {1: _schema_only})
+
+
+class JsonRecord:
+    """A dataclass saved as one JSON record of :attr:`KIND` (its fields, as they are).
+
+    Subclasses (:class:`~datadam.apps.nas.architecture_search.SearchResult`,
+    :class:`~datadam.apps.nas.rank_study.StudyResult`) set ``KIND`` and ``WHAT``, the
+    words that name the file in errors.
+    """
+
+    KIND: ClassVar[str]
+    WHAT: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the record to ``path`` (JSON, atomically), stamped with its schema version."""
+        return write_json(path, records.stamp(self.KIND, self.to_dict()))
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]):
+        """The object a record of any schema version holds (the file's JSON as a dict);
+        :class:`DataFormatError` for a dict that is not one."""
+        record = records.migrate(cls.KIND, record)
+        try:
+            return cls(**{f.name: record[f.name] for f in fields(cls)})
+        except KeyError as e:
+            raise DataFormatError(f"not a {cls.WHAT}: it has no {e.args[0]!r}") from None
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """The object :meth:`save` wrote to ``path``, by this or an earlier datadam."""
+        path = Path(path)
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise DataFormatError(f"{path}: not a {cls.WHAT} ({e})") from None
+        if not isinstance(record, dict):
+            raise DataFormatError(f"{path}: not a {cls.WHAT}")
+        return cls.from_record(record)
