@@ -65,7 +65,8 @@ class RunEntry:
 def find_runs(run_dir: str | Path) -> list[RunEntry]:
     """The synthetic sets in ``run_dir``, then the checkpoints of runs in progress
     (:attr:`RunEntry.in_progress`), each with the evaluation JSONs that belong to it:
-    those whose ``synthetic`` field names its file, else those whose name starts with its
+    those whose ``synthetic`` field names its file (a merge of replicate distillations
+    names several, and goes with each of them), else those whose name starts with its
     stem (``mnist_ipc10_eval.json``). Any other ``*.safetensors`` or ``*.json`` file, and
     an evaluation of no set here, is named in a :class:`DatadamWarning` and left out."""
     run_dir = Path(run_dir)
@@ -124,6 +125,8 @@ def _evaluation(path: Path) -> dict[str, Any] | None:
 
 def _owners(path: Path, report: dict[str, Any], entries: list[RunEntry]) -> list[RunEntry]:
     named = report.get("synthetic")
+    if isinstance(named, list):  # merge-evaluations --replicates: shown with each set it holds
+        return [e for e in entries if e.path.name in set(map(str, named))]
     if named is not None:
         return [e for e in entries if e.path.name == named]
     # the longest stem wins: mnist_ipc10_eval.json belongs to mnist_ipc10, not mnist_ipc1
@@ -212,6 +215,10 @@ def _evaluation_html(path: Path, report: dict[str, Any], syn: SyntheticSet) -> s
                  "(datadam evaluate --resume goes on)")
     out = f"<h3>Evaluation <code>{html.escape(path.name)}</code></h3>{table}" \
           f'<p class="muted">{html.escape(what)}. Mean ± std of the final accuracy over the runs.</p>'
+    named = report.get("synthetic")
+    if isinstance(named, list):  # the mean is the recipe's, not this set's alone
+        out += (f'<p>Replicate distillations merged: the runs are those of {len(named)} sets '
+                f'({html.escape(", ".join(map(str, named)))}), this one among them.</p>')
     other = _measured_other_images(syn, settings)
     if other:
         out += f'<p class="warning">{html.escape(other)}</p>'

@@ -203,3 +203,35 @@ def test_a_set_older_than_a_setting_shows_the_value_it_was_made_with(run_dir, tm
     page.feed((tmp_path / "r.html").read_text())
     row = page.cells.index("config: bn_statistics")
     assert page.cells[row + 1] == "class"
+
+
+def test_a_merge_of_replicates_goes_with_each_of_its_sets(run_dir, tmp_path):
+    """``merge-evaluations --replicates`` names several sets: the report shows the merge
+    with each set the folder holds, says so, and warns about none of it."""
+    data = run_dir.parent / "data"
+    shutil.copy(run_dir / "mnist_ipc1.safetensors", tmp_path / "s0.safetensors")
+    r = run("distill", "mnist", "--root", data, "--ipc", 1, "--iterations", 3, "--batch-real", 4,
+            "--seed", 1, "--device", "cpu", "--out", tmp_path / "s1.safetensors")
+    assert r.exit_code == 0, r.output
+    parts = []
+    for name in ("s0", "s1"):
+        parts.append(tmp_path / f"{name}_part.json")
+        r = run("evaluate", tmp_path / f"{name}.safetensors", "--root", data, "--runs", 1,
+                "--epochs", 1, "--json", parts[-1])
+        assert r.exit_code == 0, r.output
+    merged = tmp_path / "replicates.json"
+    r = run("merge-evaluations", *parts, "--replicates", "--json", merged)
+    assert r.exit_code == 0, r.output
+    for part in parts:
+        part.unlink()
+    assert json.loads(merged.read_text())["synthetic"] == ["s0.safetensors", "s1.safetensors"]
+
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DatadamWarning)
+        entries = find_runs(tmp_path)
+    assert {e.path.name: [p.name for p, _ in e.evaluations] for e in entries} == {
+        "s0.safetensors": ["replicates.json"], "s1.safetensors": ["replicates.json"]}
+    write_report(tmp_path, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text()
+    assert text.count("Replicate distillations merged: the runs are those of 2 sets") == 2
