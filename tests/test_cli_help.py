@@ -100,3 +100,45 @@ def test_the_command_line_loads_no_application_dependency():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command, config", [
+    ("distill", "datadam.distill.config:DistillConfig"),
+    ("evaluate", "datadam.training_settings:TrainSettings"),
+    ("evaluate", "datadam.evaluation_settings:EvaluationSettings"),
+])
+def test_the_options_of_a_command_are_its_settings(command, config):
+    """A setting is written once, in its config field: the command's option takes its
+    name, default, help and placeholder from there, and the API's default is the same."""
+    import dataclasses
+    import importlib
+
+    from datadam.settings import setting_of
+
+    module, name = config.split(":")
+    settings = getattr(importlib.import_module(module), name)
+    options = {p.name: p for p in ROOT.commands[command].params}
+    described = [f for f in dataclasses.fields(settings) if setting_of(f).help]
+    assert described
+    for field in described:
+        option, record = options[field.name], setting_of(field)
+        assert option.help == record.help
+        if record.metavar:
+            assert option.metavar == record.metavar
+        if field.default is not dataclasses.MISSING and not isinstance(field.default, dict):
+            assert option.default == field.default, field.name
+
+
+def test_evaluate_takes_its_defaults_and_bounds_from_its_settings():
+    import inspect
+
+    from datadam.errors import ConfigError
+    from datadam.evaluate import evaluate
+    from datadam.evaluation_settings import EvaluationSettings
+
+    signature = inspect.signature(evaluate).parameters
+    for field in ("runs", "jobs", "together"):
+        assert signature[field].default == getattr(EvaluationSettings(), field)
+    for bad in ({"runs": 0}, {"jobs": 0}, {"runs": float("nan")}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            EvaluationSettings(**bad)

@@ -284,16 +284,17 @@ def test_compiled_training_gives_the_weights_of_eager_training(together):
             assert torch.equal(q, r), f"{name}: the same seed compiled twice differs"
 
 
-def test_a_compile_that_fails_is_a_config_error(monkeypatch):
+def test_a_compile_that_fails_is_a_config_error():
     import torch._dynamo
     import torch._inductor.config
 
     torch._dynamo.reset()  # no graph compiled by an earlier test may stand in for this one
-    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", (None, "/nonexistent/c++"))
-    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
     net = models.create("convnet3", 1, 4, (12, 12), seed=0, net_width=4)
     images, labels = torch.randn(8, 1, 12, 12), torch.arange(4).repeat(2)
     config = TrainConfig(epochs=1, batch=8, compile=True)
-    with pytest.raises(ConfigError, match=r"compile failed \(.*C\+\+ compiler.*\): train without compile"):
+    # inductor's own patch: monkeypatch would delete the config entries it restores, which
+    # breaks every later compile in this process
+    with torch._inductor.config.patch({"cpp.cxx": (None, "/nonexistent/c++"), "fx_graph_cache": False}), \
+            pytest.raises(ConfigError, match=r"compile failed \(.*C\+\+ compiler.*\): train without compile"):
         train_network(net, images, labels, config, DSA.from_name("none"), 0)
     torch._dynamo.reset()

@@ -27,6 +27,7 @@ from datadam.cli.options import (
     with_settings,
 )
 from datadam.errors import ConfigError, DatadamError, Interrupted
+from datadam.evaluation_settings import FULL_DATA_TRAINING, EvaluationSettings
 from datadam.outputs import FIGURE_SUFFIXES, Output, check_outputs, holds_provenance, provenance
 from datadam.training_settings import TrainSettings
 
@@ -60,27 +61,26 @@ def print_evaluation(result, console, title: str) -> None:
     console.print(table)
 
 
+@with_settings(EvaluationSettings, into="protocol")
 @with_settings(TrainSettings, into="train")
 def evaluate_command(
     ctx: typer.Context,
     synthetic: Annotated[Path, typer.Argument(metavar="SET", help="Synthetic set (.safetensors) to evaluate, or the checkpoint of a run in progress (SET.ckpt.safetensors).")],
     *,
     models: Annotated[str, typer.Option("--models", metavar="NAMES", help="Comma-separated networks, e.g. convnet3,alexnet,vgg11,resnet18 (auto: the ConvNet of the image size, convnet3 for MNIST).")] = "auto",
-    runs: Annotated[int, typer.Option("--runs", min=1, metavar="N", help="Fresh networks per model (mean ± std reported).")] = 5,
-    train: dict[str, Any],  # every option of TrainSettings (with_settings)
+    protocol: dict[str, Any],  # every option of EvaluationSettings (with_settings)
+    train: dict[str, Any],  # every option of TrainSettings
     json_out: Annotated[Path | None, typer.Option("--json", metavar="PATH", show_default="not written", help="Write every number and setting to this JSON file, updated after every network.")] = None,
     seed: Seed = 0,
     device: Device = "auto",
     force: Force = False,
     model_option: Annotated[list[str] | None, typer.Option("--model-option", metavar="OPTION=VALUE", rich_help_panel=TRAINING_PANEL, show_default="the registry's network", help="Constructor option of every evaluated network, e.g. first_padding=3 (repeatable).")] = None,
     full_data: Annotated[bool, typer.Option("--full-data", metavar="", rich_help_panel=TRAINING_PANEL, help="Also train on the whole training split (SGD, cosine, 20 epochs) for the upper bound and cost.")] = False,
-    full_epochs: Annotated[int, typer.Option("--full-epochs", min=1, metavar="N", rich_help_panel=TRAINING_PANEL, help="Epochs of the full-data run.")] = 20,
+    full_epochs: Annotated[int, typer.Option("--full-epochs", min=1, metavar="N", rich_help_panel=TRAINING_PANEL, help="Epochs of the full-data run.")] = FULL_DATA_TRAINING["epochs"],
     dataset: Annotated[str | None, typer.Option("--dataset", metavar="NAME", rich_help_panel=DATA_PANEL, show_default="the set's own", help="Test dataset.")] = None,
     root: Root = None,
     at_iteration: Annotated[int | None, typer.Option("--at-iteration", min=0, metavar="N", show_default="the final images", help="Evaluate the images as they were after N iterations (a snapshot of distill --snapshot-every).")] = None,
     resume: Annotated[bool, typer.Option("--resume", metavar="", rich_help_panel=RUN_PANEL, help="Keep the networks already in --json (an evaluation stopped by Ctrl-C, or one with fewer --runs) and train only the others.")] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, metavar="N", rich_help_panel=RUN_PANEL, help="Train N networks at once on the CPU, each in its own process with its share of the threads (the same networks as one at a time).")] = 1,
-    together: Annotated[bool | None, typer.Option("--together/--one-at-a-time", metavar="", rich_help_panel=RUN_PANEL, show_default="together on a GPU, for models without BatchNorm or dropout", help="Train a model's runs at once as one stacked network (torch.func.vmap; the same weights up to rounding) or one after another.")] = None,
     progress: Progress = None,
 ) -> None:
     """Train fresh networks on a synthetic set and test them on the real test split.
@@ -96,6 +96,7 @@ def evaluate_command(
     done = _earlier_evaluation(json_out, resume)
     syn = _synthetic_set(synthetic, at_iteration)
     train_cfg = TrainConfig(**train)
+    runs = protocol["runs"]
     names = _model_names(models, syn)
     net_options = parse_options(model_option or [])
     model_options = {name: net_options for name in names} if net_options else {}
@@ -105,10 +106,10 @@ def evaluate_command(
     test, name, options = _test_split(syn, dataset, root)
     report_of = functools.partial(_report, synthetic.name, ctx.params)
     try:
-        result = evaluate(syn, test, names, runs=runs, train=train_cfg, seed=seed, device=device,
-                          progress=progress, together=together, done=done, model_options=model_options,
+        result = evaluate(syn, test, names, **protocol, train=train_cfg, seed=seed, device=device,
+                          progress=progress, done=done, model_options=model_options,
                           on_network=_partial_writer(json_out, report_of, runs * len(names), full_data),
-                          network_checkpoint=network_checkpoint(json_out) if json_out else None, jobs=jobs)
+                          network_checkpoint=network_checkpoint(json_out) if json_out else None)
     except KeyboardInterrupt:
         raise _interrupted(json_out) from None
     console = Console()
@@ -201,7 +202,7 @@ def _full_data_bound(syn, result, test, train_data, console, epochs: int, protoc
     from datadam.evaluate import evaluate_full_data
     from datadam.training import TrainConfig
 
-    train = TrainConfig(epochs=epochs, schedule="cosine", augmentation="none", precision=protocol.precision,
+    train = TrainConfig(**{**FULL_DATA_TRAINING, "epochs": epochs}, precision=protocol.precision,
                         compile=protocol.compile)
     first = next(iter(result.summary))
     full = evaluate_full_data(train_data, test, first, train=train, **options)

@@ -13,6 +13,7 @@ from datadam.data.convert import as_image_dataset
 from datadam.distill.base import resolve_device
 from datadam.evaluate.cost import training_flops
 from datadam.evaluate.metrics import _metrics
+from datadam.evaluation_settings import FULL_DATA_TRAINING
 from datadam.memory import check_training_memory
 from datadam.progress import progress_bar
 from datadam.training import TrainConfig, predict, train_network, wait_for
@@ -22,12 +23,13 @@ def evaluate_full_data(train_data: ImageDataset, test: ImageDataset, model: str 
                        train: TrainConfig | None = None, seed: int = 0, device: str = "auto",
                        progress: bool | None = None,
                        model_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The full-data upper bound of the handout: the whole training split, SGD with
-    cosine annealing, lr 0.01, 20 epochs, no augmentation. Returns the test metrics with
+    """The full-data upper bound: a network trained on the whole training split, by default
+    (``train=None``) with SGD and cosine annealing, lr 0.01, 20 epochs, no augmentation
+    (:data:`datadam.evaluation_settings.FULL_DATA_TRAINING`). Returns the test metrics with
     the wall time and FLOPs of training, to set against a synthetic set's, and the wall
     time of testing apart (``test_seconds``)."""
     train_data, test = as_image_dataset(train_data), as_image_dataset(test, split="test")
-    train = train or TrainConfig(epochs=20, schedule="cosine", augmentation="none")
+    train = train or TrainConfig(**FULL_DATA_TRAINING)
     dev = resolve_device(device)
     train.check_device(dev)
     net = model_registry.create(model, train_data.channels, train_data.num_classes, train_data.image_size,

@@ -26,6 +26,7 @@ from datadam.evaluate.cost import training_flops
 from datadam.evaluate.metrics import _metrics
 from datadam.evaluate.results import EvaluationResult, _summary
 from datadam.evaluate.resume import _hand_over_to_runs, _networks_to_keep, _run_checkpoint
+from datadam.evaluation_settings import EvaluationSettings
 from datadam.memory import check_training_memory
 from datadam.progress import progress_bar
 from datadam.records import software_versions
@@ -59,11 +60,13 @@ def _name_code(name: str) -> int:
 
 
 def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | None = None, *,
-             runs: int = 5, train: TrainConfig | None = None, seed: int = 0, device: str = "auto",
-             progress: bool | None = None, model_options: dict[str, dict[str, Any]] | None = None,
-             together: bool | None = None, done: EvaluationResult | None = None,
+             runs: int = EvaluationSettings.runs, train: TrainConfig | None = None, seed: int = 0,
+             device: str = "auto", progress: bool | None = None,
+             model_options: dict[str, dict[str, Any]] | None = None,
+             together: bool | None = EvaluationSettings.together, done: EvaluationResult | None = None,
              on_network: Callable[[EvaluationResult], None] | None = None,
-             network_checkpoint: str | Path | None = None, jobs: int = 1) -> EvaluationResult:
+             network_checkpoint: str | Path | None = None,
+             jobs: int = EvaluationSettings.jobs) -> EvaluationResult:
     """Train ``runs`` fresh networks of each model on ``synthetic``; test on ``test``.
 
     Args:
@@ -74,7 +77,9 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             settings: instance norm, average pooling); ``alexnet``, ``vgg11``,
             ``resnet18`` give the cross-architecture numbers.
         runs: fresh networks per model; the summary is mean and std of their *final*
-            accuracy (never a maximum over checkpoints).
+            accuracy (never a maximum over checkpoints). ``runs``, ``jobs`` and
+            ``together`` are :class:`datadam.evaluation_settings.EvaluationSettings`, which
+            holds their defaults and bounds.
         train: the training protocol (:class:`TrainConfig`).
         model_options: constructor options per model name.
         together: train a model's ``runs`` networks at once as one stacked network
@@ -105,12 +110,14 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
         epochs and its test images scored, as two tasks.
 
     Raises:
-        ConfigError: an unknown model, a set of other classes or image shape than
-            ``test``, ``together`` for a model with BatchNorm or dropout, ``jobs`` > 1
-            off the CPU or with ``together``, or a ``done`` of another evaluation.
+        ConfigError: ``runs`` or ``jobs`` below 1, an unknown model, a set of other
+            classes or image shape than ``test``, ``together`` for a model with BatchNorm
+            or dropout, ``jobs`` > 1 off the CPU or with ``together``, or a ``done`` of
+            another evaluation.
     """
     test = as_image_dataset(test, split="test")  # tensors, (x, y) pairs and Datasets too
     train = train or TrainConfig()
+    EvaluationSettings(runs=runs, jobs=jobs, together=together)  # the command line's bounds
     names, dev = _checked_request(synthetic, test, models, train, device, together, jobs)
     settings = _evaluation_settings(synthetic, test, names, runs, train, model_options or {}, seed, dev, jobs)
     kept = _networks_to_keep(done, settings) if done is not None else {}
@@ -132,8 +139,6 @@ def _checked_request(synthetic: SyntheticSet, test: ImageDataset, models: list[s
     check_compatible(synthetic, test)
     dev = resolve_device(device)
     train.check_device(dev)
-    if jobs < 1:
-        raise ConfigError(f"jobs must be at least 1, not {jobs}")
     if jobs > 1 and (dev.type != "cpu" or together):
         raise ConfigError("jobs > 1 trains networks in CPU processes: on a GPU, train them together")
     return names, dev
