@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from datadam.settings import RUN_PANEL, check_bounds, setting
 
-# The full-data upper bound's recipe (datadam.evaluate.evaluate_full_data): SGD with a
-# cosine schedule for a few epochs, no augmentation; `evaluate --full-epochs` changes the epochs.
 FULL_DATA_TRAINING = {"epochs": 20, "schedule": "cosine", "augmentation": "none"}
+"""The full-data upper bound's training (:func:`datadam.evaluate.evaluate_full_data`):
+SGD with a cosine schedule for a few epochs, no augmentation; ``datadam evaluate
+--full-epochs`` changes the epochs."""
 
 
 @dataclass(frozen=True)
