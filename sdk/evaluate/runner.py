@@ -65,21 +65,19 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
              model_options: dict[str, dict[str, Any]] | None = None,
              together: bool | None = EvaluationSettings.together, done: EvaluationResult | None = None,
              on_network: Callable[[EvaluationResult], None] | None = None,
-             network_checkpoint: str | Path | None = None,
-             jobs: int = EvaluationSettings.jobs) -> EvaluationResult:
+             network_checkpoint: str | Path | None = None, jobs: int = EvaluationSettings.jobs,
+             ) -> EvaluationResult:
     """Train ``runs`` fresh networks of each model on ``synthetic``; test on ``test``.
 
     Args:
         synthetic: the condensed set.
         test: the real test split (normalised with the synthetic set's mean/std).
-        models: registry names (default: the ConvNet of the distillation's depth for
-            the image size, ``convnet3`` up to 32 px, with the standard evaluation
-            settings: instance norm, average pooling); ``alexnet``, ``vgg11``,
-            ``resnet18`` give the cross-architecture numbers.
+        models: registry names (default: the ConvNet of the image size, ``convnet3`` up to
+            32 px, instance norm, average pooling); ``alexnet``, ``vgg11``, ``resnet18``
+            give the cross-architecture numbers.
         runs: fresh networks per model; the summary is mean and std of their *final*
-            accuracy (never a maximum over checkpoints). ``runs``, ``jobs`` and
-            ``together`` are :class:`datadam.evaluation_settings.EvaluationSettings`, which
-            holds their defaults and bounds.
+            accuracy. The defaults and bounds of ``runs``, ``jobs`` and ``together``
+            are those of :class:`datadam.evaluation_settings.EvaluationSettings`.
         train: the training protocol (:class:`TrainConfig`).
         model_options: constructor options per model name.
         together: train a model's ``runs`` networks at once as one stacked network
@@ -91,13 +89,10 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
             the others are trained, so the result equals an uninterrupted evaluation.
         on_network: called with the result so far after every trained network (after a
             model's stacked networks when they train together), e.g. to save it.
-        network_checkpoint: a file for the network in training (or the networks trained
-            together): its state is saved every 50 epochs, and an evaluation that finds the
-            save of the same network (set, model, run, seed and protocol) goes on from it
-            with the same result.
-            With ``done`` and ``on_network``, a long evaluation loses at most 50 epochs
-            to an interruption. With ``jobs`` > 1 each network has its own file, the name
-            with ``.MODEL.runN`` before the suffix.
+        network_checkpoint: a file where the network in training is saved every 50
+            epochs; an evaluation that finds the save of the same network goes on from it
+            with the same result (with ``done`` and ``on_network``, an interruption costs
+            at most 50 epochs). With ``jobs`` > 1, one file per network (``.MODEL.runN``).
         jobs: on a CPU, train this many networks at once, each in its own process with
             its share of the threads (:mod:`datadam.training_processes`); the same
             networks as one at a time, up to floating-point order.
@@ -105,9 +100,8 @@ def evaluate(synthetic: SyntheticSet, test: ImageDataset, models: list[str] | No
     Returns:
         :class:`EvaluationResult` with accuracy, balanced accuracy, per-class accuracy
         (and AUC for two classes) of every run, and their mean and std; each run's
-        ``train_seconds`` and ``test_seconds`` (training, then scoring the test images),
-        and their means. The progress bar (``progress``) counts each model's training
-        epochs and its test images scored, as two tasks.
+        ``train_seconds`` and ``test_seconds``, and their means. The progress bar counts
+        each model's training epochs and its test images scored, as two tasks.
 
     Raises:
         ConfigError: ``runs`` or ``jobs`` below 1, an unknown model, a set of other
