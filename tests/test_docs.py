@@ -447,6 +447,23 @@ def test_a_memory_page_shows_what_its_json_says():
     assert "datadam distill b" in text and "Test CPU, 2 cores" in text
 
 
+def test_a_convergence_page_names_a_sets_stored_and_training_images():
+    hook = _hook()
+    point = {"accuracy_mean": 0.9, "accuracy_std": 0.01, "loss": 1.5, "evaluation": {"settings": {"seed": 0}}}
+    report = {"points": {str(i): {**point, "iteration": i} for i in (0, 500)},
+              "settings": {"commands": ["python tests/benchmarks/bench_convergence.py s.safetensors"],
+                           "machine": {"cpu": "Test CPU", "cores": 2}, "synthetic": "s.safetensors",
+                           "distill_command": "datadam distill mnist --ipc 10 --factor 2",
+                           "method": "datadam", "dataset": "mnist", "ipc": 10, "images_per_class": 40,
+                           "iterations_done": 500, "config": {"ipc": 10, "factor": 2}, "runs": 2,
+                           "epochs": 300, "model": "convnet3"},
+              "loss_history": [2.0, 1.5]}
+    assert hook.kind_of(report) == "convergence"
+    text, images = hook.RENDER["convergence"]("conv", report)
+    assert "Set: datadam, IPC 10 x factor 2 = 40 per class, mnist, 500 iterations" in text
+    assert "| 500 | 90.00 ± 1.00 | 1.50 |" in text and list(images) == ["conv.png"]
+
+
 def test_record_commands_writes_every_command_behind_a_merged_file(tmp_path, monkeypatch):
     """``tests/benchmarks/record_commands.py``: each part's options become its ``datadam
     evaluate`` line (defaults left out), a replicate merge's parts are followed into their

@@ -473,7 +473,7 @@ def render_eval_speed(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:
 def _set_ipc(s: dict) -> str:
     from datadam.distill.multiformation import describe_ipc
 
-    return describe_ipc(s["ipc"], s.get("config"))
+    return describe_ipc(s["images_per_class"], s.get("config"))
 
 
 def render_convergence(stem: str, report: dict) -> tuple[str, dict[str, bytes]]:

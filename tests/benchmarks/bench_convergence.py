@@ -148,8 +148,7 @@ def main() -> None:
         "commands": commands, "machine": describe(), "synthetic": args.synthetic.name,
         "distill_command": args.distill_command, "method": syn.metadata.get("method"),
         "dataset": syn.metadata.get("dataset"),
-        # the training images per class, as the committed results and their page count them
-        "ipc": syn.images_per_class, "iterations_done": final,
+        "ipc": syn.ipc, "images_per_class": syn.images_per_class, "iterations_done": final,
         "config": syn.metadata.get("config"), "runs": args.runs, "epochs": args.epochs,
         "seed": args.seed, "model": MODEL, "datadam": datadam.__version__,
         "in_progress": syn.metadata.get("in_progress"),
