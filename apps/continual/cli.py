@@ -7,10 +7,11 @@ imported here; Avalanche loads when the command runs, so a missing extra is one 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from datadam.apps.continual.settings import ContinualSettings
 from datadam.cli.options import (
     Device,
     ImageSize,
@@ -20,51 +21,63 @@ from datadam.cli.options import (
     dataset_options,
     load_data,
     parse_list,
+    setting_option,
 )
 from datadam.errors import ConfigError
 from datadam.outputs import Output, check_outputs
+from datadam.settings import settings_of
 
-_BUFFERS = typer.Option("random,herding,dm,datadam", "--buffers", "-b", metavar="NAMES",
-                        help="Comma-separated memories: random, herding, dm, datadam "
-                             "(and none, no replay, with --protocol replay).")
-_MEMORY = typer.Option(None, "--memory", metavar="N", min=1, show_default="--ipc per class",
-                       help="Memory in images in all, divided evenly over the classes (instead of --ipc).")
-_ORDERS = typer.Option(3, "--orders", metavar="N", min=1,
-                       help="Class orders: the natural one, then seeded permutations (mean and spread "
-                            "are over these).")
-_PROTOCOL = typer.Option("retrain", "--protocol", metavar="NAME",
-                         help="retrain: a model trained from scratch on the memory at each step "
-                              "(the papers' protocol); replay: fine-tuning with replay.")
+_DEFAULT = ContinualSettings()
+
+
+def _given_as(name: str, **option: Any) -> Any:
+    """The option of the setting ``name`` (its names, placeholder, help and lower bound) for
+    a value the command turns into the field's itself; ``option``: the rest of it."""
+    record = settings_of(ContinualSettings)[name]
+    low = {"min": record.bounds.low} if record.bounds else {}
+    return typer.Option(*(record.flags or ["--" + name.replace("_", "-")]), metavar=record.metavar,
+                        help=record.help, **low, **option)
+
+
+# the options of ContinualSettings' fields: names, defaults, bounds and help are the fields'
+Buffers = Annotated[str, _given_as("buffers")]  # comma-separated
+Ipc = Annotated[int | None, _given_as("ipc", show_default=str(_DEFAULT.ipc))]  # None: --memory decides
+Orders = setting_option(ContinualSettings, "orders")
+Protocol = setting_option(ContinualSettings, "protocol")
+Experiences = setting_option(ContinualSettings, "experiences")
+Epochs = setting_option(ContinualSettings, "epochs")
+Model = setting_option(ContinualSettings, "model")
+Batch = setting_option(ContinualSettings, "batch")
+TrainPerClass = setting_option(ContinualSettings, "train_per_class")
+TestPerClass = setting_option(ContinualSettings, "test_per_class")
+
 
 def continual_command(
-    dataset: str = typer.Argument(..., help="Dataset of the stream: mnist, mhist or folder."),
-    out: Path = typer.Option(..., "--out", "-o", metavar="DIR",
-                             help="Output folder: results.json, accuracy.png, distilled memories."),
-    buffers: str = _BUFFERS,
-    ipc: int | None = typer.Option(None, "--ipc", metavar="N", min=1, show_default="10",
-                                   help="Memory in images per class."),
-    memory: int | None = _MEMORY,
-    orders: int = _ORDERS,
-    protocol: str = _PROTOCOL,
-    experiences: int | None = typer.Option(None, "--experiences", metavar="N", min=1, show_default="5 for mnist, 2 for mhist",
-                                           help="Experiences of the stream."),
-    epochs: int | None = typer.Option(None, "--epochs", metavar="N", min=1,
-                                      help="Training epochs per experience.", show_default="150 retrain, 1 replay"),
-    model: str = typer.Option("convnet3", "--model", metavar="NAME", help="The learner network (a datadam model name)."),
-    width: int | None = typer.Option(None, "--width", metavar="N", min=1,
-                                     help="Width of a ConvNet learner.", show_default="the model's, 128"),
-    batch: int | None = typer.Option(None, "--batch", metavar="N", min=1,
-                                     help="Learner minibatch.", show_default="256 retrain, 128 replay"),
-    iterations: int = typer.Option(200, "--iterations", "-n", metavar="N", min=0,
-                                   help="Distillation iterations per experience (dm, datadam)."),
-    train_per_class: int | None = typer.Option(None, "--train-per-class", metavar="N", min=1,
-                                               help="Use at most this many training images per class.", show_default="all"),
-    test_per_class: int | None = typer.Option(None, "--test-per-class", metavar="N", min=1,
-                                              help="Test on at most this many images per class.", show_default="all"),
+    dataset: Annotated[str, typer.Argument(help="Dataset of the stream: mnist, mhist or folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR",
+                                      help="Output folder: results.json, accuracy.png, distilled memories.")],
+    buffers: Buffers = ",".join(_DEFAULT.buffers),
+    ipc: Ipc = None,
+    memory: Annotated[int | None, typer.Option(
+        "--memory", metavar="N", min=1, show_default="--ipc per class",
+        help="Memory in images in all, divided evenly over the classes (instead of --ipc).")] = None,
+    orders: Orders = _DEFAULT.orders,
+    protocol: Protocol = _DEFAULT.protocol,
+    experiences: Experiences = _DEFAULT.experiences,
+    epochs: Epochs = _DEFAULT.epochs,
+    model: Model = _DEFAULT.model,
+    width: Annotated[int | None, typer.Option("--width", metavar="N", min=1, show_default="the model's, 128",
+                                              help="Width of a ConvNet learner.")] = None,
+    batch: Batch = _DEFAULT.batch,
+    iterations: Annotated[int, typer.Option(
+        "--iterations", "-n", metavar="N", min=0,
+        help="Distillation iterations per experience (dm, datadam).")] = _DEFAULT.distill["iterations"],
+    train_per_class: TrainPerClass = _DEFAULT.train_per_class,
+    test_per_class: TestPerClass = _DEFAULT.test_per_class,
     root: Root = None,
     image_size: ImageSize = None,
     device: Device = "auto",
-    seed: Seed = 0,
+    seed: Seed = _DEFAULT.seed,
     progress: Progress = None,
 ) -> None:
     """Compare replay memories at equal memory on a class-incremental stream of DATASET.
@@ -109,7 +122,7 @@ def _per_class(ipc: int | None, memory: int | None, num_classes: int) -> int:
         return memory // num_classes
     if ipc is not None and ipc < 1:
         raise ConfigError(f"--ipc must be at least 1, not {ipc}")
-    return 10 if ipc is None else ipc
+    return _DEFAULT.ipc if ipc is None else ipc
 
 
 def _print_summary(result: dict[str, Any]) -> None:

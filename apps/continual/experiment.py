@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from datadam.apps.continual.benchmarks import (
 from datadam.apps.continual.buffers import available_buffers, make_buffer
 from datadam.apps.continual.protocols import PROTOCOLS, LearnerConfig, make_strategy
 from datadam.apps.continual.record_kinds import RESULTS
+from datadam.apps.continual.settings import ContinualSettings
 from datadam.augment import DSA, preset_for
 from datadam.data import as_image_dataset
 from datadam.data.base import ImageDataset
@@ -40,12 +41,13 @@ from datadam.distill.base import derive_seed, resolve_device
 from datadam.errors import ConfigError, UnknownNameError
 from datadam.files import write_json
 from datadam.progress import progress_bar
+from datadam.settings import check_bounds
 
 NO_REPLAY = "none"  # fine-tuning without memory, the replay protocol's lower bound
 
 
 @dataclass(frozen=True)
-class ContinualConfig:
+class ContinualConfig(ContinualSettings):
     """Every setting of a comparison; ``None`` means the protocol's default.
 
     Attributes:
@@ -65,22 +67,10 @@ class ContinualConfig:
             (a seeded, class-balanced draw; None: all).
         distill: options of the distilled memories (``iterations``, ``batch_real``...).
         seed: fixes class orders, initial weights, augmentation and distillation.
-    """
 
-    buffers: tuple[str, ...] = ("random", "herding", "dm", "datadam")
-    ipc: int = 10
-    orders: int = 3
-    protocol: str = "retrain"
-    experiences: int | None = None
-    model: str = "convnet3"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    epochs: int | None = None
-    batch: int | None = None
-    lr: float = 0.01
-    train_per_class: int | None = None
-    test_per_class: int | None = None
-    distill: dict[str, Any] = field(default_factory=lambda: {"iterations": 200})
-    seed: int = 0
+    Its fields, each with its help and bounds, are
+    :class:`~datadam.apps.continual.settings.ContinualSettings`'s.
+    """
 
     def learner(self) -> LearnerConfig:
         retrain = self.protocol == "retrain"
@@ -101,6 +91,7 @@ class ContinualConfig:
                               f"image for each of {train.num_classes} classes")
         if self.orders < 1:
             raise ConfigError("orders must be at least 1")
+        check_bounds(self)  # experiences, epochs, batch, lr, train_per_class, test_per_class
         smallest = min(train.class_counts().items(), key=lambda kv: kv[1])
         if smallest[1] < self.ipc:
             raise ConfigError(f"ipc={self.ipc} is larger than class {smallest[0]!r}, which has "
