@@ -130,3 +130,86 @@ def test_missing_nni_names_the_extra(mnist_idx_root, tmp_path, monkeypatch):
     r = run("nas", "search", "mnist", "--proxy", "random", "--out", tmp_path / "o", "--root", mnist_idx_root)
     assert r.exit_code == 1, r.output
     assert "pip install 'datadam[nas]'" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def _nas_options(command: str) -> dict:
+    import typer.main
+
+    return {p.name: p for p in typer.main.get_command(app).commands["nas"].commands[command].params}
+
+
+@pytest.mark.parametrize("command, config", [
+    ("search", "SearchSettings"), ("search", "TrialSettings"), ("study", "StudySettings"),
+    ("study", "TrialSettings"), ("distill", "ProxySettings"),
+])
+def test_the_options_of_a_nas_command_are_its_settings(command, config):
+    """A setting is written once, in its field of datadam.apps.nas.settings: the option's
+    default, help, placeholder, names and bounds come from there."""
+    import dataclasses
+
+    from datadam.apps.nas import settings
+    from datadam.settings import setting_of
+
+    options = _nas_options(command)
+    for field in dataclasses.fields(getattr(settings, config)):
+        option, record = options[field.name], setting_of(field)
+        assert (option.default, option.help, option.metavar) == (field.default, record.help, record.metavar)
+        assert option.opts == list(record.flags or ["--" + field.name.replace("_", "-")]), field.name
+        assert option.show_default == (record.show_default or True), field.name
+        bounds = record.bounds
+        if bounds is not None and bounds.low_allowed:  # a whole number: Typer's own range
+            assert option.min == bounds.low, field.name
+            assert option.max == (None if bounds.high is None else bounds.high - 1), field.name
+
+
+def test_the_nas_commands_defaults_are_the_librarys():
+    """The commands' defaults and the functions' are the same values, so they cannot drift."""
+    import inspect
+
+    from datadam.apps import nas
+    from datadam.apps.nas import cli
+    from datadam.apps.nas.proxy import PROXY_NETWORKS
+    from datadam.apps.nas.settings import RANDOM_IPC, TRIALS
+    from datadam.training import TrainConfig
+
+    search, study = _nas_options("search"), _nas_options("study")
+    distill_options = _nas_options("distill")
+
+    def defaults(function) -> dict:
+        return {name: p.default for name, p in inspect.signature(function).parameters.items()}
+
+    # the search space: the options' lists are SearchSpace()'s, in every command
+    for options in (search, study, distill_options):
+        space = cli._space(*(options[n].default for n in ("depths", "widths", "norms", "activations",
+                                                          "poolings")))
+        assert space == nas.SearchSpace()
+    # nas.search and the NNI strategy
+    api = defaults(nas.search)
+    for name in ("strategy", "population", "sample_size", "engine", "port", "reports", "validation"):
+        assert search[name].default == api[name], name
+    assert search["trials"].default is None  # TRIALS, or the whole space with grid
+    assert search["trials"].show_default == str(TRIALS) and api["trials"] == TRIALS
+    assert api["ipc"] == RANDOM_IPC and search["ipc"].show_default.endswith(f"else {RANDOM_IPC}")
+    assert search["strategy"].default in nas.STRATEGIES
+    strategy = defaults(nas.make_strategy)
+    assert (strategy["population"], strategy["sample_size"]) == (api["population"], api["sample_size"])
+    task = nas.Task("mnist")
+    assert (task.validation, task.ipc, task.reports) == (api["validation"], api["ipc"], api["reports"])
+    # the budgets: nas.study trains with PROXY_TRAIN and FULL_TRAIN unless told otherwise
+    proxy, full = nas.PROXY_TRAIN, nas.FULL_TRAIN
+    assert (study["epochs"].default, study["batch"].default) == (proxy.epochs, proxy.batch)
+    assert (study["full_epochs"].default, study["full_batch"].default) == (full.epochs, full.batch)
+    assert search["lr"].default == study["lr"].default == proxy.lr == full.lr
+    assert search["epochs"].default is None and search["batch"].default is None
+    assert search["epochs"].show_default == f"{proxy.epochs} on a small proxy, {full.epochs} on the full data"
+    assert search["batch"].show_default == f"{proxy.batch} on a small proxy, {full.batch} on the full data"
+    assert search["precision"].default == study["precision"].default == TrainConfig().precision
+    # nas.study
+    api = defaults(nas.study)
+    for name in ("archs", "top_k", "validation", "ipc"):
+        assert study[name].default == api[name], name
+    # nas.distill_proxy
+    api = defaults(nas.distill_proxy)
+    for name in ("ipc", "iterations", "networks", "validation"):
+        assert distill_options[name].default == api[name], name
+    assert api["networks"] == PROXY_NETWORKS[0]

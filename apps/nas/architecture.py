@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from datadam import models
+from datadam.apps.nas.settings import SpaceSettings
 from datadam.errors import ConfigError
 
 #: The keys of an architecture, in the order of :meth:`SearchSpace.key`.
@@ -24,19 +25,16 @@ Architecture = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class SearchSpace:
+class SearchSpace(SpaceSettings):
     """Candidate values of each ConvNet option, in the spirit of the DC paper's space.
 
     The defaults keep widths small: on MNIST a wide ConvNet reaches about 99% whatever
     the other choices, so the ground-truth ranking would be noise (docs/nas.md says how
     the defaults were chosen). 3 x 3 x 3 x 3 x 2 = 162 architectures.
-    """
 
-    depth: tuple[int, ...] = (1, 2, 3)
-    width: tuple[int, ...] = (8, 16, 32)
-    norm: tuple[str, ...] = ("batchnorm", "instancenorm", "none")
-    activation: tuple[str, ...] = ("relu", "gelu", "sigmoid")
-    pooling: tuple[str, ...] = ("avgpooling", "maxpooling")
+    Its fields (``depth``, ``width``, ``norm``, ``activation``, ``pooling``), each with
+    its default and help, are :class:`~datadam.apps.nas.settings.SpaceSettings`'s.
+    """
 
     def __post_init__(self) -> None:
         for name, allowed in (("norm", models.NORMS), ("activation", models.ACTIVATIONS),

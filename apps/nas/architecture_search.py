@@ -27,11 +27,11 @@ from datadam.apps.nas.evaluator import (
 )
 from datadam.apps.nas.proxy import Proxy, Split, note_validation_overlap
 from datadam.apps.nas.record_kinds import SEARCH, JsonRecord
+from datadam.apps.nas.settings import ENGINES, RANDOM_IPC, STRATEGIES, TRIALS, SearchSettings, TrialSettings
 from datadam.errors import ConfigError, UnknownNameError
 from datadam.training import TrainConfig
 
-STRATEGIES = ("random", "evolution", "grid")
-ENGINES = ("sequential", "ts")  # those of datadam.apps.nas.experiment, which imports NNI
+OnTrial = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -47,8 +47,8 @@ class SearchResult(JsonRecord):
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def make_strategy(name: str, seed: int, population: int = 10, sample_size: int = 3,
-                  mutation_prob: float = 0.2):
+def make_strategy(name: str, seed: int, population: int = SearchSettings.population,
+                  sample_size: int = SearchSettings.sample_size, mutation_prob: float = 0.2):
     """An NNI strategy by name: ``random``, ``evolution`` (regularized evolution) or ``grid``."""
     import_nni()
     from nni.nas import strategy
@@ -65,7 +65,7 @@ def make_strategy(name: str, seed: int, population: int = 10, sample_size: int =
 
 
 @contextmanager
-def _listening(callback: Callable[[dict[str, Any]], None] | None):
+def _listening(callback: OnTrial | None):
     if callback is not None:
         TRIAL_LISTENERS.append(callback)
     try:
@@ -75,13 +75,13 @@ def _listening(callback: Callable[[dict[str, Any]], None] | None):
             TRIAL_LISTENERS.remove(callback)
 
 
-def search(dataset: Any, proxy: str, out_dir: str | Path, *, strategy: str = "evolution",
-           trials: int | None = 30, space: SearchSpace | None = None, train: dict[str, Any] | None = None,
-           validation: int = 5000, ipc: int = 10, reports: int = 4, seed: int = 0,
-           root: str | Path | None = None, dataset_options: dict[str, Any] | None = None,
-           device: str = "cpu", engine: str = "sequential", port: int = 8080,
-           population: int = 10, sample_size: int = 3,
-           on_trial: Callable[[dict[str, Any]], None] | None = None) -> SearchResult:
+def search(dataset: Any, proxy: str, out_dir: str | Path, *, strategy: str = SearchSettings.strategy,
+           trials: int | None = TRIALS, space: SearchSpace | None = None, train: dict[str, Any] | None = None,
+           validation: int = TrialSettings.validation, ipc: int = RANDOM_IPC, seed: int = 0,
+           reports: int = SearchSettings.reports, root: str | Path | None = None, device: str = "cpu",
+           dataset_options: dict[str, Any] | None = None, engine: str = SearchSettings.engine,
+           port: int = SearchSettings.port, population: int = SearchSettings.population,
+           sample_size: int = SearchSettings.sample_size, on_trial: OnTrial | None = None) -> SearchResult:
     """Search ``space`` for the architecture with the best real validation accuracy after
     training on ``proxy`` (a synthetic set's path, ``random`` or ``full``).
 
@@ -185,8 +185,7 @@ def _task(dataset: Any, proxy: str | Path, train: dict[str, Any] | None, root: s
                 validation=validation, ipc=ipc, seed=seed, reports=reports, device=device)
 
 
-def _run(experiment: Any, trials: int, port: int,
-         on_trial: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
+def _run(experiment: Any, trials: int, port: int, on_trial: OnTrial | None) -> list[dict[str, Any]]:
     """Run ``experiment``; every trial's record (trained in this process) with NNI's
     metrics, in NNI's ranking (best first)."""
     from nni.runtime.log import silence_stdout

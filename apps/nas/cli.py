@@ -11,12 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from datadam.apps.nas.budgets import FULL_BUDGET, PROXY_BUDGET
+from datadam.apps.nas.settings import (
+    PROXY_NETWORKS,
+    RANDOM_IPC,
+    STRATEGIES,
+    TRIALS,
+    ProxySettings,
+    SearchSettings,
+    SpaceSettings,
+    StudySettings,
+    TrialSettings,
+)
 from datadam.cli.options import (
     CheckpointEvery,
     Device,
@@ -31,7 +42,7 @@ from datadam.cli.options import (
     dataset_options,
     load_data,
     parse_list,
-    positive,
+    setting_option,
 )
 from datadam.errors import ConfigError
 from datadam.outputs import (
@@ -42,46 +53,54 @@ from datadam.outputs import (
     holds_provenance,
     stamp_provenance,
 )
+from datadam.settings import settings_of
+from datadam.training_settings import TrainSettings
 
 app = typer.Typer(help="Neural architecture search with NNI, a condensed set as the proxy.",
                   no_args_is_help=True)
 
-_DATASET = typer.Argument(..., help="Dataset to search on: mnist, mhist or folder.")
-_DEPTHS = typer.Option("1,2,3", "--depths", metavar="DEPTHS", help="Comma-separated ConvNet depths to search.")
-_WIDTHS = typer.Option("8,16,32", "--widths", metavar="WIDTHS", help="Comma-separated ConvNet widths (channels) to search.")
-_NORMS = typer.Option("batchnorm,instancenorm,none", "--norms", metavar="NAMES",
-                      help="Normalisations to search: batchnorm, instancenorm, groupnorm, layernorm, none.")
-_ACTS = typer.Option("relu,gelu,sigmoid", "--activations", metavar="NAMES",
-                     help="Activations to search: relu, leakyrelu, sigmoid, gelu.")
-_POOLS = typer.Option("avgpooling,maxpooling", "--poolings", metavar="NAMES",
-                      help="Poolings to search: avgpooling, maxpooling, none.")
-_EPOCHS = typer.Option(PROXY_BUDGET["epochs"], "--epochs", metavar="N", min=1, help="Training epochs of every network on a small proxy.")
-_FULL_EPOCHS = typer.Option(FULL_BUDGET["epochs"], "--full-epochs", metavar="N", min=1,
-                            help="Training epochs of every network on the full data.")
-_BATCH = typer.Option(PROXY_BUDGET["batch"], "--batch", metavar="N", min=1,
-                      help="Training minibatch of every network on a small proxy.")
-_FULL_BATCH = typer.Option(FULL_BUDGET["batch"], "--full-batch", metavar="N", min=1,
-                           help="Training minibatch of every network on the full data.")
-_LR = typer.Option(0.01, "--lr", metavar="LR", parser=positive, help="SGD learning rate (cosine annealing to 0).")
-_VALIDATION = typer.Option(5000, "--validation", metavar="N", min=1,
-                           help="Real training images held out to score every network.")
-_IPC = typer.Option(None, "--ipc", metavar="N", min=1, help="Images per class of the random proxy.",
-                    show_default="as many as the synthetic proxy, else 10")
+# Every option of a setting takes its default, bounds, help and placeholder from the
+# setting's field (datadam.apps.nas.settings), where the library takes its defaults.
+Dataset = Annotated[str, typer.Argument(help="Dataset to search on: mnist, mhist or folder.")]
+Validation = setting_option(TrialSettings, "validation")
+Ipc = setting_option(TrialSettings, "ipc")
+Lr = setting_option(TrialSettings, "lr")
+
+
+def _choice_option(name: str) -> Any:
+    """The option of the search space's choice ``name`` (a field of SpaceSettings): its
+    values comma-separated."""
+    record = settings_of(SpaceSettings)[name]
+    return Annotated[str, typer.Option(*record.flags, metavar=record.metavar, help=record.help)]
+
+
+def _listed(values: tuple[Any, ...]) -> str:
+    return ",".join(map(str, values))
+
+
+Depths, Widths, Norms = _choice_option("depth"), _choice_option("width"), _choice_option("norm")
+Activations, Poolings = _choice_option("activation"), _choice_option("pooling")
+DEPTHS, WIDTHS, NORMS = _listed(SpaceSettings.depth), _listed(SpaceSettings.width), _listed(SpaceSettings.norm)
+ACTIVATIONS, POOLINGS = _listed(SpaceSettings.activation), _listed(SpaceSettings.pooling)
 
 # Options of the search alone
-_SEARCH_PROXY = typer.Option(..., "--proxy", metavar="PROXY",
-                             help="What every candidate trains on: a synthetic set (.safetensors), "
-                                  "'random' or 'random:K' (real images, --ipc per class; K picks another "
-                                  "draw) or 'full'.")
-_ENGINE = typer.Option("sequential", "--engine", metavar="ENGINE",
-                       help="sequential (trials in this process) or ts (NNI manager and web portal "
-                            "on 127.0.0.1:PORT, trials in subprocesses).")
-_SEARCH_EPOCHS = typer.Option(None, "--epochs", metavar="N", min=1, help="Training epochs of every candidate.",
-                              show_default=f"{PROXY_BUDGET['epochs']} on a small proxy, "
-                                           f"{FULL_BUDGET['epochs']} on the full data")
-_SEARCH_BATCH = typer.Option(None, "--batch", metavar="N", min=1, help="Training minibatch of every candidate.",
-                             show_default=f"{PROXY_BUDGET['batch']} on a small proxy, "
-                                          f"{FULL_BUDGET['batch']} on the full data")
+_search = partial(setting_option, SearchSettings)
+Strategy, Trials, Engine, Reports = _search("strategy"), _search("trials"), _search("engine"), _search("reports")
+Population, SampleSize = _search("population"), _search("sample_size")
+SearchEpochs, SearchBatch = _search("epochs"), _search("batch")
+_port = settings_of(SearchSettings)["port"]
+# Typer's range for a whole number (its upper bound is exclusive in the setting)
+Port = Annotated[int, typer.Option("--port", metavar=_port.metavar, min=int(_port.bounds.low),
+                                   max=int(_port.bounds.high) - 1, help=_port.help)]
+
+# Options of the study alone
+_study = partial(setting_option, StudySettings)
+Archs, TopK = _study("archs"), _study("top_k")
+Epochs, FullEpochs, Batch, FullBatch = _study("epochs"), _study("full_epochs"), _study("batch"), _study("full_batch")
+
+# Options of the proxy's distillation alone
+_proxy = partial(setting_option, ProxySettings)
+ProxyIpc, Iterations, Networks = _proxy("ipc"), _proxy("iterations"), _proxy("networks")
 
 
 def _space(depths: str, widths: str, norms: str, activations: str, poolings: str):
@@ -104,19 +123,14 @@ def _percent(x: float | None) -> str:
 
 @app.command("distill")
 def distill_command(
-    dataset: str = typer.Argument(..., help="Dataset to condense: mnist, mhist or folder."),
-    out: Path = typer.Option(..., "--out", "-o", metavar="PATH", help="Proxy to write (.safetensors)."),
-    ipc: int = typer.Option(10, "--ipc", metavar="N", min=1, help="Synthetic images per class."),
-    iterations: int = typer.Option(1000, "--iterations", "-n", metavar="N", min=0,
-                                   help="Image updates (a proxy needs a ranking, not top accuracy: the "
-                                        "studies in docs/nas.md used 1,000)."),
-    networks: str = typer.Option("convnet", "--networks", metavar="WHICH",
-                                 help="Each iteration's random network: 'convnet' (the published "
-                                      "method's ConvNet-3) or 'space' (drawn from the search space "
-                                      "below; it ranked MNIST architectures worse, see docs/nas.md)."),
-    validation: int = _VALIDATION,
-    depths: str = _DEPTHS, widths: str = _WIDTHS, norms: str = _NORMS, activations: str = _ACTS,
-    poolings: str = _POOLS,
+    dataset: Annotated[str, typer.Argument(help="Dataset to condense: mnist, mhist or folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="PATH", help="Proxy to write (.safetensors).")],
+    ipc: ProxyIpc = ProxySettings.ipc,
+    iterations: Iterations = ProxySettings.iterations,
+    networks: Networks = ProxySettings.networks,
+    validation: Validation = TrialSettings.validation,
+    depths: Depths = DEPTHS, widths: Widths = WIDTHS, norms: Norms = NORMS, activations: Activations = ACTIVATIONS,
+    poolings: Poolings = POOLINGS,
     checkpoint_every: CheckpointEvery = 500,
     resume: Resume = False,
     root: Root = None,
@@ -130,10 +144,10 @@ def distill_command(
 
     DataDAM on the training images left after the validation split (the same --validation and --seed as the search or study that uses it), so the proxy never sees an image candidates are scored on. A checkpoint (OUT with .ckpt before the suffix) is written every --checkpoint-every iterations and on Ctrl-C; --resume continues from it.
     """
-    from datadam.apps.nas.proxy import PROXY_NETWORKS, distill_proxy
-
     if networks not in PROXY_NETWORKS:  # before any data is read
         raise ConfigError(f"--networks must be {' or '.join(PROXY_NETWORKS)}, not {networks!r}")
+    from datadam.apps.nas.proxy import distill_proxy
+
     space = _space(depths, widths, norms, activations, poolings)
     checkpoint = checkpoint_path(out)
     _check_proxy_outputs(out, checkpoint, force=force, resume=resume)
@@ -171,29 +185,24 @@ def _check_results_folder(ctx: typer.Context, out: Path, name: str, force: bool)
 @app.command("search")
 def search_command(
     ctx: typer.Context,
-    dataset: str = _DATASET,
-    proxy: str = _SEARCH_PROXY,
-    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output folder (search.json and NNI's files)."),
-    strategy: str = typer.Option("evolution", "--strategy", "-s", metavar="NAME",
-                                 help="NNI strategy: random, evolution (regularized evolution) or grid."),
-    trials: int | None = typer.Option(None, "--trials", metavar="N", min=1,
-                                      help="Architectures to try (grid: the whole space).",
-                                      show_default="30"),
-    population: int = typer.Option(10, "--population", metavar="N", min=2, help="Evolution: population size."),
-    sample_size: int = typer.Option(3, "--sample-size", metavar="N", min=1, help="Evolution: tournament size."),
-    engine: str = _ENGINE,
-    port: int = typer.Option(8080, "--port", metavar="PORT", min=1, max=65535,
-                             help="Port of NNI's web portal (--engine ts)."),
-    epochs: int | None = _SEARCH_EPOCHS,
-    batch: int | None = _SEARCH_BATCH,
-    lr: float = _LR,
-    precision: TrainPrecision = "fp32",
-    reports: int = typer.Option(4, "--reports", metavar="N", min=1,
-                                help="Validation accuracies per trial reported to NNI (the last is final)."),
-    validation: int = _VALIDATION,
-    ipc: int | None = _IPC,
-    depths: str = _DEPTHS, widths: str = _WIDTHS, norms: str = _NORMS, activations: str = _ACTS,
-    poolings: str = _POOLS,
+    dataset: Dataset,
+    proxy: Annotated[str, typer.Option("--proxy", metavar="PROXY", help="What every candidate trains on: a synthetic set (.safetensors), 'random' or 'random:K' (real images, --ipc per class; K picks another draw) or 'full'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Output folder (search.json and NNI's files).")],
+    strategy: Strategy = SearchSettings.strategy,
+    trials: Trials = SearchSettings.trials,
+    population: Population = SearchSettings.population,
+    sample_size: SampleSize = SearchSettings.sample_size,
+    engine: Engine = SearchSettings.engine,
+    port: Port = SearchSettings.port,
+    epochs: SearchEpochs = SearchSettings.epochs,
+    batch: SearchBatch = SearchSettings.batch,
+    lr: Lr = TrialSettings.lr,
+    precision: TrainPrecision = TrainSettings.precision,
+    reports: Reports = SearchSettings.reports,
+    validation: Validation = TrialSettings.validation,
+    ipc: Ipc = TrialSettings.ipc,
+    depths: Depths = DEPTHS, widths: Widths = WIDTHS, norms: Norms = NORMS, activations: Activations = ACTIVATIONS,
+    poolings: Poolings = POOLINGS,
     root: Root = None,
     image_size: ImageSize = None,
     device: Device = "auto",
@@ -206,18 +215,18 @@ def search_command(
     from datadam.apps.nas._nni import import_nni
 
     import_nni()
-    from datadam.apps.nas.architecture_search import STRATEGIES, search
+    from datadam.apps.nas.architecture_search import search
 
     if strategy not in STRATEGIES:  # before any data is read
         raise ConfigError(f"unknown strategy {strategy!r}; available: {', '.join(STRATEGIES)}")
     space = _space(depths, widths, norms, activations, poolings)
     if trials is None and strategy != "grid":
-        trials = 30
+        trials = TRIALS
     typer.echo(f"space: {space.describe()}")
     with _trial_progress(progress, strategy, trials or space.size) as on_trial:
         result = search(dataset, proxy, out, strategy=strategy, trials=trials, space=space,
                         train=_search_training(lr, precision, epochs, batch), validation=validation,
-                        ipc=ipc or 10, reports=reports, seed=seed, root=root,
+                        ipc=ipc or RANDOM_IPC, reports=reports, seed=seed, root=root,
                         dataset_options=dataset_options(image_size), device=device, engine=engine,
                         port=port, population=population, sample_size=sample_size, on_trial=on_trial)
     stamp_provenance(out / "search.json", token)
@@ -262,27 +271,22 @@ def _trial_progress(progress: bool | None, strategy: str, total: int) -> Iterato
 @app.command("study")
 def study_command(
     ctx: typer.Context,
-    dataset: str = _DATASET,
-    proxies: str = typer.Option(..., "--proxies", metavar="PROXIES",
-                                help="Comma-separated proxies to judge: synthetic sets (.safetensors) "
-                                     "and/or 'random' (real images, as many per class; random:K is the "
-                                     "K-th further random draw, to see how much random subsets vary)."),
-    out: Path = typer.Option(..., "--out", "-o", metavar="DIR",
-                             help="Output folder: study.json, study.md, study_scatter.png."),
-    archs: int = typer.Option(20, "--archs", "-k", metavar="N", min=2, help="Architectures sampled from the space."),
-    cache: Path | None = typer.Option(None, "--cache", metavar="PATH", help="Full-data results file, reused across "
-                                      "studies.", show_default="OUT/full_data_cache.json"),
-    top_k: int = typer.Option(5, "--top-k", metavar="K", min=1, help="Size of the top sets compared."),
-    epochs: int = _EPOCHS,
-    full_epochs: int = _FULL_EPOCHS,
-    batch: int = _BATCH,
-    full_batch: int = _FULL_BATCH,
-    lr: float = _LR,
-    precision: TrainPrecision = "fp32",
-    validation: int = _VALIDATION,
-    ipc: int | None = _IPC,
-    depths: str = _DEPTHS, widths: str = _WIDTHS, norms: str = _NORMS, activations: str = _ACTS,
-    poolings: str = _POOLS,
+    dataset: Dataset,
+    proxies: Annotated[str, typer.Option("--proxies", metavar="PROXIES", help="Comma-separated proxies to judge: synthetic sets (.safetensors) and/or 'random' (real images, as many per class; random:K is the K-th further random draw, to see how much random subsets vary).")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Output folder: study.json, study.md, study_scatter.png.")],
+    archs: Archs = StudySettings.archs,
+    cache: Annotated[Path | None, typer.Option("--cache", metavar="PATH", show_default="OUT/full_data_cache.json", help="Full-data results file, reused across studies.")] = None,
+    top_k: TopK = StudySettings.top_k,
+    epochs: Epochs = StudySettings.epochs,
+    full_epochs: FullEpochs = StudySettings.full_epochs,
+    batch: Batch = StudySettings.batch,
+    full_batch: FullBatch = StudySettings.full_batch,
+    lr: Lr = TrialSettings.lr,
+    precision: TrainPrecision = TrainSettings.precision,
+    validation: Validation = TrialSettings.validation,
+    ipc: Ipc = TrialSettings.ipc,
+    depths: Depths = DEPTHS, widths: Widths = WIDTHS, norms: Norms = NORMS, activations: Activations = ACTIVATIONS,
+    poolings: Poolings = POOLINGS,
     root: Root = None,
     image_size: ImageSize = None,
     device: Device = "auto",

@@ -29,6 +29,7 @@ from datadam.apps.nas import taskdata
 from datadam.apps.nas.architecture import Architecture, arch_code, arch_key, build_network, key_code
 from datadam.apps.nas.budgets import FULL_BUDGET, PROXY_BUDGET
 from datadam.apps.nas.proxy import FULL, RANDOM, Proxy, Split, make_proxy, split_validation
+from datadam.apps.nas.settings import RANDOM_IPC, SearchSettings, TrialSettings
 from datadam.augment import DSA
 from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed, resolve_device
@@ -76,10 +77,10 @@ class Task:
     train: dict[str, Any] | None = None
     root: str | None = None
     dataset_options: dict[str, Any] | None = None
-    validation: int = 5000
-    ipc: int = 10
+    validation: int = TrialSettings.validation
+    ipc: int = RANDOM_IPC
     seed: int = 0
-    reports: int = 4
+    reports: int = SearchSettings.reports
     device: str = "cpu"
     data: Any = None
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from datadam.apps.nas._nni import import_nni
 from datadam.apps.nas.evaluator import Task, evaluate_trial, load_training_data
+from datadam.apps.nas.settings import ENGINES, SearchSettings
 from datadam.errors import DatadamError, UnknownNameError
 
 import_nni()
@@ -44,14 +45,13 @@ from nni.nas.space import ModelStatus  # noqa: E402
 from nni.tools.nnictl.config_utils import Experiments  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
-ENGINES = ("sequential", "ts")
 
 
 class TrialsFailedError(DatadamError):
     """Every trial of an experiment failed; the message is the first failed trial's error."""
 
 
-def experiment_config(out_dir: str | Path, *, engine: str = "sequential", trials: int | None = None,
+def experiment_config(out_dir: str | Path, *, engine: str = SearchSettings.engine, trials: int | None = None,
                       name: str | None = None) -> NasExperimentConfig:
     """NNI's configuration of an experiment that writes under ``out_dir/nni``.
 

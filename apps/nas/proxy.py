@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from datadam.apps.nas.architecture import SearchSpace, distill_family
+from datadam.apps.nas.settings import PROXY_NETWORKS, ProxySettings, TrialSettings
 from datadam.data import as_image_dataset
 from datadam.data import load as load_dataset
 from datadam.data.base import ImageDataset
@@ -150,19 +151,12 @@ def note_validation_overlap(proxy: Proxy, split: Split) -> None:
         warnings.warn(reason, ValidationOverlapWarning, stacklevel=2)
 
 
-#: What each iteration's network of :func:`distill_proxy` is: the published method's
-#: ConvNet-3 (``convnet``), or drawn from the search space (``space``). On MNIST the
-#: space-drawn proxy ranked 96 architectures worse (Spearman 0.864 against 0.915,
-#: docs/nas.md), so it is not the default.
-PROXY_NETWORKS = ("convnet", "space")
-
-
-def distill_proxy(dataset: str | None = None, *, data: Any = None, ipc: int = 10, iterations: int = 1000,
-                  space: SearchSpace | None = None,
-                  networks: str = "convnet", validation: int = 5000, seed: int = 0,
-                  root: str | Path | None = None, dataset_options: dict[str, Any] | None = None,
-                  device: str = "cpu", progress: bool | None = None, checkpoint: str | Path | None = None,
-                  resume: bool = False, **options: Any) -> SyntheticSet:
+def distill_proxy(dataset: str | None = None, *, data: Any = None, ipc: int = ProxySettings.ipc,
+                  iterations: int = ProxySettings.iterations, space: SearchSpace | None = None,
+                  networks: str = ProxySettings.networks, validation: int = TrialSettings.validation,
+                  seed: int = 0, root: str | Path | None = None, device: str = "cpu",
+                  dataset_options: dict[str, Any] | None = None, progress: bool | None = None,
+                  checkpoint: str | Path | None = None, resume: bool = False, **options: Any) -> SyntheticSet:
     """A DataDAM set made to rank the architectures of ``space``.
 
     It is condensed from the training images left after the validation split of

@@ -35,6 +35,7 @@ from datadam.apps.nas.proxy import (
 )
 from datadam.apps.nas.ranking import random_draws_summary, rank_quality
 from datadam.apps.nas.record_kinds import STUDY, JsonRecord
+from datadam.apps.nas.settings import RANDOM_IPC, StudySettings, TrialSettings
 from datadam.data.base import ImageDataset
 from datadam.distill.base import derive_seed
 from datadam.errors import ConfigError
@@ -79,9 +80,10 @@ def sample_architectures(space: SearchSpace, count: int, seed: int, channel: int
     return list(chosen.values())
 
 
-def study(dataset: Any, proxies: list[str], *, archs: int = 20, space: SearchSpace | None = None,
-          proxy_train: dict[str, Any] | None = None, full_train: dict[str, Any] | None = None,
-          validation: int = 5000, ipc: int | None = None, top_k: int = 5, seed: int = 0,
+def study(dataset: Any, proxies: list[str], *, archs: int = StudySettings.archs,
+          space: SearchSpace | None = None, proxy_train: dict[str, Any] | None = None,
+          full_train: dict[str, Any] | None = None, validation: int = TrialSettings.validation,
+          ipc: int | None = TrialSettings.ipc, top_k: int = StudySettings.top_k, seed: int = 0,
           root: str | Path | None = None, dataset_options: dict[str, Any] | None = None,
           device: str = "cpu", cache: str | Path | None = None, on_step: OnStep | None = None) -> StudyResult:
     """Measure how well each proxy ranks ``archs`` sampled architectures.
@@ -110,7 +112,7 @@ def study(dataset: Any, proxies: list[str], *, archs: int = 20, space: SearchSpa
     train, name, fingerprint = _training_data(dataset, root, dataset_options)
     space.check_image_size(train.image_size)
     split = split_validation(train, validation, seed)
-    ipc = ipc or matching_ipc(proxies, split.train, 10)
+    ipc = ipc or matching_ipc(proxies, split.train, RANDOM_IPC)
     made = _made_proxies(proxies, split, ipc, seed)
     full = make_proxy(FULL, split.train, ipc, seed)
     rows = [{"arch": a, "key": arch_key(a)} for a in
