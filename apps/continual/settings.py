@@ -1,5 +1,5 @@
 """The settings of a continual-learning comparison, without torch: the fields of
-:class:`datadam.apps.continual.ContinualConfig`, which adds what needs torch and Avalanche.
+:class:`datadam.apps.continual.experiment.ContinualConfig`, which adds what needs torch and Avalanche.
 ``datadam continual`` reads them (help, bounds, options) when the command line starts,
 before either is imported."""
 
@@ -14,7 +14,7 @@ from datadam.settings import setting
 @dataclass(frozen=True)
 class ContinualSettings:
     """Every setting of a comparison, field by field (see
-    :class:`~datadam.apps.continual.ContinualConfig`, whose attributes they are)."""
+    :class:`~datadam.apps.continual.experiment.ContinualConfig`, whose attributes they are)."""
 
     buffers: tuple[str, ...] = setting(
         ("random", "herding", "dm", "datadam"), flags=("--buffers", "-b"), metavar="NAMES",
