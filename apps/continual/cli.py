@@ -25,23 +25,13 @@ from datadam.cli.options import (
 )
 from datadam.errors import ConfigError
 from datadam.outputs import Output, check_outputs
-from datadam.settings import settings_of
 
 _DEFAULT = ContinualSettings()
 
 
-def _given_as(name: str, **option: Any) -> Any:
-    """The option of the setting ``name`` (its names, placeholder, help and lower bound) for
-    a value the command turns into the field's itself; ``option``: the rest of it."""
-    record = settings_of(ContinualSettings)[name]
-    low = {"min": record.bounds.low} if record.bounds else {}
-    return typer.Option(*(record.flags or ["--" + name.replace("_", "-")]), metavar=record.metavar,
-                        help=record.help, **low, **option)
-
-
 # the options of ContinualSettings' fields: names, defaults, bounds and help are the fields'
-Buffers = Annotated[str, _given_as("buffers")]  # comma-separated
-Ipc = Annotated[int | None, _given_as("ipc", show_default=str(_DEFAULT.ipc))]  # None: --memory decides
+Buffers = setting_option(ContinualSettings, "buffers", str)  # comma-separated
+Ipc = setting_option(ContinualSettings, "ipc", int | None, show_default=str(_DEFAULT.ipc))  # None: --memory decides
 Orders = setting_option(ContinualSettings, "orders")
 Protocol = setting_option(ContinualSettings, "protocol")
 Experiences = setting_option(ContinualSettings, "experiences")

@@ -53,7 +53,6 @@ from datadam.outputs import (
     holds_provenance,
     stamp_provenance,
 )
-from datadam.settings import settings_of
 from datadam.training_settings import TrainSettings
 
 app = typer.Typer(help="Neural architecture search with NNI, a condensed set as the proxy.",
@@ -67,19 +66,14 @@ Ipc = setting_option(TrialSettings, "ipc")
 Lr = setting_option(TrialSettings, "lr")
 
 
-def _choice_option(name: str) -> Any:
-    """The option of the search space's choice ``name`` (a field of SpaceSettings): its
-    values comma-separated."""
-    record = settings_of(SpaceSettings)[name]
-    return Annotated[str, typer.Option(*record.flags, metavar=record.metavar, help=record.help)]
-
-
 def _listed(values: tuple[Any, ...]) -> str:
     return ",".join(map(str, values))
 
 
-Depths, Widths, Norms = _choice_option("depth"), _choice_option("width"), _choice_option("norm")
-Activations, Poolings = _choice_option("activation"), _choice_option("pooling")
+# the search space's choices, each given as a comma-separated list
+_choices = partial(setting_option, SpaceSettings, given_as=str)
+Depths, Widths, Norms = _choices("depth"), _choices("width"), _choices("norm")
+Activations, Poolings = _choices("activation"), _choices("pooling")
 DEPTHS, WIDTHS, NORMS = _listed(SpaceSettings.depth), _listed(SpaceSettings.width), _listed(SpaceSettings.norm)
 ACTIVATIONS, POOLINGS = _listed(SpaceSettings.activation), _listed(SpaceSettings.pooling)
 
@@ -88,10 +82,7 @@ _search = partial(setting_option, SearchSettings)
 Strategy, Trials, Engine, Reports = _search("strategy"), _search("trials"), _search("engine"), _search("reports")
 Population, SampleSize = _search("population"), _search("sample_size")
 SearchEpochs, SearchBatch = _search("epochs"), _search("batch")
-_port = settings_of(SearchSettings)["port"]
-# Typer's range for a whole number (its upper bound is exclusive in the setting)
-Port = Annotated[int, typer.Option("--port", metavar=_port.metavar, min=int(_port.bounds.low),
-                                   max=int(_port.bounds.high) - 1, help=_port.help)]
+Port = _search("port")
 
 # Options of the study alone
 _study = partial(setting_option, StudySettings)

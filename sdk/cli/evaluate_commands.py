@@ -75,7 +75,7 @@ def evaluate_command(
     device: Device = "auto",
     force: Force = False,
     model_option: Annotated[list[str] | None, typer.Option("--model-option", metavar="OPTION=VALUE", rich_help_panel=TRAINING_PANEL, show_default="the registry's network", help="Constructor option of every evaluated network, e.g. first_padding=3 (repeatable).")] = None,
-    full_data: Annotated[bool, typer.Option("--full-data", metavar="", rich_help_panel=TRAINING_PANEL, help="Also train on the whole training split (SGD, cosine, 20 epochs) for the upper bound and cost.")] = False,
+    full_data: Annotated[bool, typer.Option("--full-data", metavar="", rich_help_panel=TRAINING_PANEL, help=f"Also train on the whole training split (SGD, cosine, {FULL_DATA_TRAINING['epochs']} epochs) for the upper bound and cost.")] = False,
     full_epochs: Annotated[int, typer.Option("--full-epochs", min=1, metavar="N", rich_help_panel=TRAINING_PANEL, help="Epochs of the full-data run.")] = FULL_DATA_TRAINING["epochs"],
     dataset: Annotated[str | None, typer.Option("--dataset", metavar="NAME", rich_help_panel=DATA_PANEL, show_default="the set's own", help="Test dataset.")] = None,
     root: Root = None,

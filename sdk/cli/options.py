@@ -25,6 +25,7 @@ from datadam.settings import (  # noqa: F401 (the panels are this module's names
     RUN_PANEL,
     TRAINING_PANEL,
     Bounds,
+    Setting,
     setting_of,
 )
 from datadam.training_settings import TrainSettings
@@ -151,23 +152,38 @@ def _setting_option(config_field: Field, kind: Any) -> tuple[inspect.Parameter, 
     record = setting_of(config_field)
     default = (config_field.default if config_field.default_factory is MISSING
                else config_field.default_factory())
-    show_default: str | bool = record.show_default or True
     convert: Callable[[Any], Any] = _unchanged
+    extra: dict[str, Any] = {}
     if _is_items(kind):
         drawn = typing.get_origin(typing.get_args(kind)[1]) is list  # OPTION=VALUES: one is drawn
-        show_default = record.show_default or ", ".join(f"{k}={v}" for k, v in default.items())
+        extra["show_default"] = record.show_default or ", ".join(f"{k}={v}" for k, v in default.items())
         fixed = default  # the options an item overrides
         convert = ((lambda items: parse_choices(items or [])) if drawn
                    else (lambda items: {**fixed, **parse_options(items or [])}))
         kind, default = list[str] | None, None
-    bounds = record.bounds
-    numbers = ({} if bounds is None else {"min": bounds.low} if bounds.high is None and bounds.low_allowed
-               else {"parser": bounded(bounds)})
-    option = typer.Option(*(record.flags or ["--" + config_field.name.replace("_", "-")]),
-                          help=record.help, metavar=record.metavar, rich_help_panel=record.panel,
-                          show_default=show_default, **numbers)
+    option = _typer_option(config_field.name, kind, record, **extra)
     return inspect.Parameter(config_field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                              annotation=Annotated[kind, option]), convert
+
+
+def _typer_option(name: str, kind: Any, record: Setting, **extra: Any) -> Any:
+    """The ``typer.Option`` of the setting ``name`` described by ``record``, its value given
+    as ``kind``: its names, help, placeholder, panel, default words and bounds (Typer's own
+    range for whole numbers and a closed lower end, else :func:`bounded`); ``extra``
+    overrides any of them."""
+    bounds = record.bounds
+    whole = int in (kind, *typing.get_args(kind)) and float not in (kind, *typing.get_args(kind))
+    numbers: dict[str, Any] = {}
+    closed_low = bounds is not None and bounds.low is not None and bounds.low_allowed
+    if closed_low and bounds.high is None:
+        numbers = {"min": bounds.low}
+    elif closed_low and whole:  # a whole number below ``high`` is one up to ``high - 1``
+        numbers = {"min": int(bounds.low), "max": int(bounds.high) - 1}
+    elif bounds is not None:
+        numbers = {"parser": bounded(bounds)}
+    options = {"help": record.help, "metavar": record.metavar, "rich_help_panel": record.panel,
+               "show_default": record.show_default or True, **numbers, **extra}
+    return typer.Option(*(record.flags or ["--" + name.replace("_", "-")]), **options)
 
 
 def setting_options(config: type) -> dict[str, tuple[inspect.Parameter, Callable[[Any], Any]]]:
@@ -177,9 +193,18 @@ def setting_options(config: type) -> dict[str, tuple[inspect.Parameter, Callable
     return {f.name: _setting_option(f, kinds[f.name]) for f in fields(config) if setting_of(f).help}
 
 
-def setting_option(config: type, name: str) -> Any:
-    """The ``Annotated`` type of one setting's option, for a command that declares it itself."""
-    return setting_options(config)[name][0].annotation
+def setting_option(config: type, name: str, given_as: Any = None, **option: Any) -> Any:
+    """The ``Annotated`` type of one setting's option, for a command that declares it itself.
+
+    ``given_as``: the type the command line gives the value as where the command turns it
+    into the field's value itself (``str`` for a comma-separated tuple; ``int | None`` for
+    a default the command resolves); ``option``: ``typer.Option`` arguments that differ
+    from the setting's (e.g. ``show_default``).
+    """
+    if given_as is None and not option:
+        return setting_options(config)[name][0].annotation
+    config_field = next(f for f in fields(config) if f.name == name)
+    return Annotated[given_as, _typer_option(name, given_as, setting_of(config_field), **option)]
 
 
 def with_settings(config: type, into: str) -> Callable[[Callable], Callable]:
